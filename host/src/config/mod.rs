@@ -1,0 +1,362 @@
+//! The TOML scenario file: a machine, named strategy instances, and steps.
+//!
+//! Names follow DESIGN section 5. Unknown keys are refused, and every error carries the
+//! file, line and column so a user can jump straight to it.
+
+pub mod size;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use size::{format_size, parse_size, Size};
+
+/// Files larger than this are refused before parsing (a scenario is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A config problem, located in its file where possible.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}", location_prefix(path, *line_col))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column.
+    pub line_col: Option<(usize, usize)>,
+    pub message: String,
+}
+
+fn location_prefix(path: &Path, line_col: Option<(usize, usize)>) -> String {
+    match line_col {
+        Some((line, col)) => format!("{}:{line}:{col}: ", path.display()),
+        None => format!("{}: ", path.display()),
+    }
+}
+
+impl ConfigError {
+    /// An error about the file as a whole.
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
+        ConfigError { path: path.to_path_buf(), line_col: None, message: message.into() }
+    }
+
+    /// An error at a byte span of `text`.
+    pub fn at(path: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.to_path_buf(), line_col: Some(line_col(text, span.start)), message: message.into() }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub machine: Spanned<MachineConfig>,
+    #[serde(default)]
+    pub strategy: Vec<Spanned<StrategyConfig>>,
+    #[serde(default)]
+    pub step: Vec<Spanned<StepConfig>>,
+    /// Run the System RAM steps once per named strategy and show the results side by side.
+    #[serde(default)]
+    pub compare: Option<Spanned<Vec<String>>>,
+}
+
+/// `auto_online_blocks`: what happens to new memory blocks right after a hot-add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoOnline {
+    Offline,
+    Online,
+    OnlineKernel,
+    OnlineMovable,
+}
+
+impl AutoOnline {
+    /// The kernel's sysfs text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoOnline::Offline => "offline",
+            AutoOnline::Online => "online",
+            AutoOnline::OnlineKernel => "online_kernel",
+            AutoOnline::OnlineMovable => "online_movable",
+        }
+    }
+}
+
+/// `memory_hotplug.online_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnlinePolicy {
+    ContigZones,
+    AutoMovable,
+}
+
+/// `memory_block_size`: a size, or the kernel's x86_64 boot probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockSizeConfig {
+    Auto,
+    Bytes(u64),
+}
+
+impl<'de> Deserialize<'de> for BlockSizeConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a size or \"auto\""))? {
+            Raw::Text(t) if t == "auto" => Ok(BlockSizeConfig::Auto),
+            Raw::Text(t) => parse_size(&t).map(BlockSizeConfig::Bytes).map_err(serde::de::Error::custom),
+            Raw::Int(v) => u64::try_from(v).map(BlockSizeConfig::Bytes).map_err(|_| serde::de::Error::custom(format!("negative size {v}"))),
+        }
+    }
+}
+
+/// `[machine]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// Boot state from a captured real machine (part 2 of the model).
+    pub from: Option<Spanned<String>>,
+    pub arch: Option<Spanned<String>>,
+    pub page_size: Option<Spanned<Size>>,
+    pub struct_page_size: Option<Spanned<Size>>,
+    pub section_size: Option<Spanned<Size>>,
+    pub subsection_size: Option<Spanned<Size>>,
+    pub memory_block_size: Option<Spanned<BlockSizeConfig>>,
+    pub pmd_size: Option<Spanned<Size>>,
+    pub pageblock_pages: Option<Spanned<u64>>,
+    pub max_phys_bits: Option<Spanned<u32>>,
+    /// Whether the probe sees a hypervisor (for `memory_block_size = "auto"`).
+    pub hypervisor: Option<bool>,
+    pub auto_online_blocks: Option<AutoOnline>,
+    pub online_policy: Option<OnlinePolicy>,
+    pub auto_movable_ratio: Option<u32>,
+    pub auto_movable_numa_aware: Option<bool>,
+    pub movable_node: Option<bool>,
+    /// The free-memory reserve a memmap allocation may not dip into.
+    pub min_free: Option<Spanned<Size>>,
+    #[serde(default)]
+    pub plugin_dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub node: Vec<Spanned<NodeConfig>>,
+}
+
+/// `[[machine.node]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: u32,
+    #[serde(default)]
+    pub boot: Vec<Spanned<RangeConfig>>,
+    /// Pages free after boot, for memmap of hot-added memory (default: all managed pages).
+    pub free: Option<Spanned<Size>>,
+    /// Boot memory the kernel holds back (kernel image, crash kernel, ...): present, not managed.
+    pub reserved: Option<Spanned<Size>>,
+}
+
+/// `{ start = ..., size = ... }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeConfig {
+    pub start: Size,
+    pub size: Size,
+}
+
+/// `[[strategy]]`: a named plugin instance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    pub name: Spanned<String>,
+    pub plugin: Spanned<String>,
+    pub options: Option<Spanned<toml::Table>>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Online,
+    Offline,
+    Remove,
+    Memremap,
+    Memunmap,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::Online => "online",
+            Op::Offline => "offline",
+            Op::Remove => "remove",
+            Op::Memremap => "memremap",
+            Op::Memunmap => "memunmap",
+        }
+    }
+}
+
+/// How a block is onlined (the sysfs `state` words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineType {
+    Online,
+    OnlineKernel,
+    OnlineMovable,
+}
+
+impl OnlineType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlineType::Online => "online",
+            OnlineType::OnlineKernel => "online_kernel",
+            OnlineType::OnlineMovable => "online_movable",
+        }
+    }
+}
+
+/// `[[step]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    pub op: Op,
+    pub start: Option<Spanned<Size>>,
+    pub size: Option<Spanned<Size>>,
+    #[serde(default)]
+    pub node: u32,
+    pub strategy: Option<Spanned<String>>,
+    pub driver: Option<Spanned<String>>,
+    /// `online` steps: online, online_kernel or online_movable (default online).
+    pub online_type: Option<OnlineType>,
+    /// `offline` steps: the range holds unmovable pages, so offlining fails with EBUSY.
+    #[serde(default)]
+    pub unmovable: bool,
+    /// "ok" or an errno name.
+    pub expect: Option<Spanned<String>>,
+    /// A label for the report.
+    pub name: Option<String>,
+}
+
+/// A config file as read, with its text kept for locating later errors.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+    pub file: ConfigFile,
+}
+
+impl Loaded {
+    /// Directory the config's relative paths are relative to.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// An error located at `span` of this file.
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(&self.path, &self.text, span, message)
+    }
+}
+
+/// Read and parse a config file: size and encoding checks first, then TOML with spans.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?;
+    if meta.is_dir() {
+        return Err(ConfigError::file(path, "is a directory, not a config file"));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::file(path, format!("config is {} bytes; the limit is {} (1 MiB)", meta.len(), MAX_CONFIG_BYTES)));
+    }
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ConfigError::file(path, "config is empty: it needs at least a [machine] table"));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&e.as_bytes()[..offset]).unwrap_or("");
+        let (line, col) = line_col(valid, offset);
+        ConfigError { path: path.to_path_buf(), line_col: Some((line, col)), message: "config is not valid UTF-8".into() }
+    })?;
+    parse(path, text)
+}
+
+/// Parse config text already in memory (`path` is only for messages).
+pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let message = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => ConfigError::at(path, &text, span, message),
+            None => ConfigError::file(path, message),
+        }
+    })?;
+    Ok(Loaded { path: path.to_path_buf(), text, file })
+}
+
+/// The part of an I/O error a user needs.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Loaded, ConfigError> {
+        parse(Path::new("t.toml"), text.to_string())
+    }
+
+    #[test]
+    fn machine_only_is_valid() {
+        let loaded = parse_str("[machine]\n").unwrap();
+        assert!(loaded.file.step.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = parse_str("[machine]\npage_size = \"4KiB\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(err.line_col, Some((3, 1)));
+        assert!(err.to_string().starts_with("t.toml:3:1: unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn bad_size_is_located_at_its_value() {
+        let err = parse_str("[machine]\nsection_size = \"12XB\"\n").unwrap_err();
+        assert_eq!(err.line_col, Some((2, 16)));
+        assert!(err.message.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn missing_machine_is_an_error() {
+        let err = parse_str("[[step]]\nop = \"add\"\n").unwrap_err();
+        assert!(err.message.contains("machine"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,297 @@
+//! Finding and loading strategy plugins.
+//!
+//! A plain `libloading` probe reads the contract-version symbol first, so the common
+//! failures (missing file, not a plugin, built for another contract) each get one short
+//! line; only then does abi_stable check layouts, and its long dump goes to debug logs.
+
+mod services;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::RStr;
+use hotplug_core::abi::{MemmapOps_TO, PluginBox, PluginModRef};
+use hotplug_core::{
+    ContractVersion, Geometry, PluginError, PluginInfo, Request, RequestKind, RequestKinds, Restrictions, CONTRACT_VERSION_SYMBOL,
+};
+
+use crate::model::ops::{ModelOps, StrategyHandle};
+pub use services::HostServicesImpl;
+
+/// Why a plugin could not be loaded: one line, naming the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin \"{name}\" not found; searched: {searched} (build them with cargo build --workspace)")]
+    NotFound { name: String, searched: String },
+    #[error("{path}: cannot open: {reason}")]
+    CannotOpen { path: String, reason: String },
+    #[error("{path}: not a hotplug-lab plugin: {reason}")]
+    NotAPlugin { path: String, reason: String },
+    #[error("{path}: built for contract {plugin}, this host speaks contract {host}")]
+    Incompatible { path: String, plugin: String, host: String },
+    #[error("{path}: layout check failed (contract {plugin}): {reason} (RUST_LOG=debug shows abi_stable's report)")]
+    Layout { path: String, plugin: String, reason: String },
+    #[error("{path}: plugin {plugin} does not handle {kind} requests (it handles: {handles})")]
+    UnhandledKind { path: String, plugin: String, kind: String, handles: String },
+    #[error("{path}: refusing to load: {reason} (pass --allow-unsafe-plugin-path to load it anyway)")]
+    UnsafePath { path: String, reason: String },
+}
+
+/// The file name a plugin name maps to: `memmap-on-memory` -> `libmemmap_on_memory.so`.
+pub fn library_file_name(name: &str) -> String {
+    format!("{}{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX)
+}
+
+/// Whether `spec` names a file rather than a plugin to search for.
+pub fn is_path(spec: &str) -> bool {
+    spec.contains('/') || spec.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+/// The directory holding the running `host` binary (plugins are searched there last).
+pub fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// Resolve a plugin name or path to a file: a path is taken as is; a name is searched
+/// in `dirs` in order, then next to the `host` binary. The current directory is never
+/// searched implicitly.
+pub fn resolve(spec: &str, dirs: &[PathBuf]) -> Result<PathBuf, LoadError> {
+    if is_path(spec) {
+        return Ok(PathBuf::from(spec));
+    }
+    let file = library_file_name(spec);
+    let mut searched = Vec::new();
+    let mut all: Vec<PathBuf> = dirs.to_vec();
+    if let Some(d) = exe_dir() {
+        if !all.contains(&d) {
+            all.push(d);
+        }
+    }
+    for dir in &all {
+        let candidate = dir.join(&file);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        searched.push(dir.display().to_string());
+    }
+    Err(LoadError::NotFound { name: spec.to_string(), searched: if searched.is_empty() { "nowhere".into() } else { searched.join(", ") } })
+}
+
+/// Read a library's contract version with plain `libloading`, without abi_stable.
+pub fn probe(path: &Path) -> Result<ContractVersion, LoadError> {
+    let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(LoadError::CannotOpen { path: shown, reason: "no such file".into() });
+    }
+    // SAFETY: loading a library runs its initialisers; a plugin is trusted code by design
+    // (the conformance suite isolates untrusted ones in child processes).
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: short_dl_error(&e.to_string()) })?;
+    // SAFETY: the symbol, when present, is the `ContractVersion` static the export macro emits;
+    // the magic field guards against an unrelated symbol of the same name.
+    let version = unsafe {
+        let sym: libloading::Symbol<'_, *const ContractVersion> =
+            lib.get(CONTRACT_VERSION_SYMBOL.as_bytes()).map_err(|_| LoadError::NotAPlugin {
+                path: shown.clone(),
+                reason: format!("no {CONTRACT_VERSION_SYMBOL} symbol (was it built with hotplug_core::export_plugin!?)"),
+            })?;
+        std::ptr::read(*sym)
+    };
+    if version.magic != hotplug_core::CONTRACT_MAGIC {
+        return Err(LoadError::NotAPlugin { path: shown, reason: format!("{CONTRACT_VERSION_SYMBOL} has the wrong magic") });
+    }
+    if !ContractVersion::CURRENT.accepts(&version) {
+        return Err(LoadError::Incompatible { path: shown, plugin: version.to_string(), host: ContractVersion::CURRENT.to_string() });
+    }
+    Ok(version)
+}
+
+fn short_dl_error(text: &str) -> String {
+    text.rsplit(": ").next().unwrap_or(text).trim().to_string()
+}
+
+/// The part of abi_stable's layout report a user needs (it can run to 1,600 lines).
+fn short_library_error(e: &LibraryError) -> String {
+    let full = e.to_string();
+    log::debug!("abi_stable report:\n{full}");
+    match e {
+        LibraryError::GetSymbolError { .. } => "no root module (abi_stable's library header symbol is missing)".into(),
+        LibraryError::OpenError { .. } => short_dl_error(full.lines().next().unwrap_or(&full)),
+        _ => {
+            let tail = full.rsplit("Error:").next().unwrap_or(&full);
+            tail.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
+        }
+    }
+}
+
+/// A loaded plugin library.
+#[derive(Clone)]
+pub struct LoadedLibrary {
+    pub path: PathBuf,
+    pub contract: ContractVersion,
+    module: PluginModRef,
+}
+
+impl std::fmt::Debug for LoadedLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedLibrary").field("path", &self.path).field("contract", &self.contract).finish()
+    }
+}
+
+impl LoadedLibrary {
+    /// Build an instance with `options` (TOML text).
+    pub fn instantiate(&self, options: &str, geometry: Geometry) -> Result<PluginBox, PluginError> {
+        let host = HostServicesImpl::boxed(geometry);
+        (self.module.new())(RStr::from(options), host).into_result()
+    }
+}
+
+/// Loads each library once per path (abi_stable's own per-type cache would return the
+/// first plugin for every path; see ABI-NOTES pitfall 3).
+#[derive(Default)]
+pub struct Loader {
+    loaded: HashMap<PathBuf, LoadedLibrary>,
+    /// Load files that are world-writable or owned by another user.
+    pub allow_unsafe_path: bool,
+}
+
+impl Loader {
+    pub fn new(allow_unsafe_path: bool) -> Self {
+        Loader { loaded: HashMap::new(), allow_unsafe_path }
+    }
+
+    /// Load the library at `path` (probe, then abi_stable).
+    pub fn load(&mut self, path: &Path) -> Result<LoadedLibrary, LoadError> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if let Some(l) = self.loaded.get(&key) {
+            return Ok(l.clone());
+        }
+        if !self.allow_unsafe_path {
+            check_path_safety(path)?;
+        }
+        let contract = probe(path)?;
+        let shown = path.display().to_string();
+        let header = lib_header_from_path(path).map_err(|e| match e {
+            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: shown.clone(), reason: short_library_error(&e) },
+            _ => LoadError::Layout { path: shown.clone(), plugin: contract.to_string(), reason: short_library_error(&e) },
+        })?;
+        let module = header.init_root_module::<PluginModRef>().map_err(|e| LoadError::Layout {
+            path: shown.clone(),
+            plugin: contract.to_string(),
+            reason: short_library_error(&e),
+        })?;
+        log::info!("loaded plugin {} (contract {contract})", key.display());
+        let lib = LoadedLibrary { path: key.clone(), contract, module };
+        self.loaded.insert(key, lib.clone());
+        Ok(lib)
+    }
+}
+
+/// Refuse a plugin file others could have replaced (world-writable, or owned by another user).
+#[cfg(unix)]
+pub fn check_path_safety(path: &Path) -> Result<(), LoadError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+    let shown = path.display().to_string();
+    if meta.mode() & 0o002 != 0 {
+        return Err(LoadError::UnsafePath {
+            path: shown,
+            reason: "the file is world-writable, so any user could replace the code it runs".into(),
+        });
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc_geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(LoadError::UnsafePath {
+            path: shown,
+            reason: format!("the file is owned by uid {}, not by you (uid {me})", meta.uid()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[cfg(not(unix))]
+pub fn check_path_safety(_path: &Path) -> Result<(), LoadError> {
+    Ok(())
+}
+
+/// Names of the request kinds in a mask.
+pub fn kinds_text(kinds: RequestKinds) -> String {
+    let names: Vec<&str> =
+        [RequestKind::SYSTEM_RAM, RequestKind::DEVICE].into_iter().filter(|k| kinds.contains(*k)).map(RequestKind::name).collect();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A `[[strategy]]` instance: a plugin instance with its name.
+pub struct StrategyInstance {
+    pub name: String,
+    pub info: PluginInfo,
+    pub path: PathBuf,
+    obj: PluginBox,
+}
+
+impl StrategyInstance {
+    /// Instantiate `lib` as strategy `name`, checking that it handles `needs`.
+    pub fn new(name: &str, lib: &LoadedLibrary, options: &str, geometry: Geometry, needs: &[RequestKind]) -> Result<Self, InstanceError> {
+        let obj = lib.instantiate(options, geometry).map_err(InstanceError::Options)?;
+        let info = obj.info();
+        for kind in needs {
+            if !info.kinds.contains(*kind) {
+                return Err(InstanceError::Load(LoadError::UnhandledKind {
+                    path: lib.path.display().to_string(),
+                    plugin: info.name.to_string(),
+                    kind: kind.name().to_string(),
+                    handles: kinds_text(info.kinds),
+                }));
+            }
+        }
+        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), obj })
+    }
+}
+
+/// Why an instance could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("{}", .0.message)]
+    Options(PluginError),
+    #[error(transparent)]
+    Load(LoadError),
+}
+
+impl StrategyHandle for StrategyInstance {
+    fn instance_name(&self) -> &str {
+        &self.name
+    }
+
+    fn plugin_name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn kinds(&self) -> RequestKinds {
+        self.info.kinds
+    }
+
+    fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
+        self.obj.set_up(request).into_result()
+    }
+
+    fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
+        self.obj.construct(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+    }
+
+    fn tear_down(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
+        self.obj.tear_down(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+    }
+}

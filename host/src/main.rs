@@ -1,0 +1,150 @@
+//! The `host` binary: run a scenario, list plugins. Errors print as one line and exit 2.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use hotplug_host::loader::{self, Loader};
+use hotplug_host::runner::{self, RunOptions, Strategies};
+use hotplug_host::{config, report, scenario};
+
+/// Model Linux memory hot-add and hot-remove, with the memmap strategy loaded as a plugin.
+#[derive(Debug, Parser)]
+#[command(name = "host", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// The scenario to run (a path, or the name of a shipped config such as small-vm.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Run every add step with this [[strategy]] instead of the one it names.
+    #[arg(long, value_name = "NAME")]
+    strategy: Option<String>,
+    /// Check the model's invariants after every step (always on in debug builds).
+    #[arg(long)]
+    check_invariants: bool,
+    /// Load plugin files that are world-writable or owned by another user.
+    #[arg(long)]
+    allow_unsafe_plugin_path: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the plugins found in directories, with their versions or why they fail to load.
+    Plugins {
+        /// A directory to search (repeatable; default: next to the host binary).
+        #[arg(long = "dir", value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Plugins { dirs }) => list_plugins(dirs, cli.allow_unsafe_plugin_path),
+        None => match &cli.config {
+            Some(path) => run_config(&cli, path),
+            None => Err(anyhow::anyhow!("nothing to do: give --config FILE, or a command (see host --help)")),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("host: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Find a config: the path as given, else a shipped config of that name.
+fn find_config(path: &Path) -> PathBuf {
+    if path.exists() || path.components().count() > 1 {
+        return path.to_path_buf();
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
+    if shipped.exists() {
+        return shipped;
+    }
+    path.to_path_buf()
+}
+
+fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
+    let path = find_config(path);
+    let loaded = config::load(&path)?;
+    let scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
+    let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
+    let strategies = Strategies::load(&scenario, &mut loader)?;
+    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false };
+    let names: Vec<Option<String>> = match (&scenario.compare, &cli.strategy) {
+        (Some(list), None) => list.iter().cloned().map(Some).collect(),
+        (_, s) => vec![s.clone()],
+    };
+    let mut runs = Vec::new();
+    for name in &names {
+        runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);
+    }
+    let shown = path.display().to_string();
+    match cli.format {
+        Format::Json => println!("{}", report::json(&shown, &runs)),
+        Format::Text => {
+            for (i, run) in runs.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", report::text(&shown, run));
+            }
+        }
+    }
+    Ok(if runs.iter().all(runner::RunReport::all_matched) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn list_plugins(dirs: &[PathBuf], allow_unsafe: bool) -> anyhow::Result<ExitCode> {
+    let dirs: Vec<PathBuf> = if dirs.is_empty() { loader::exe_dir().into_iter().collect() } else { dirs.to_vec() };
+    let mut loader = Loader::new(allow_unsafe);
+    let geometry = hotplug_host::model::geometry::preset(hotplug_core::Arch::X86_64);
+    for dir in &dirs {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(std::env::consts::DLL_PREFIX) && n.ends_with(std::env::consts::DLL_SUFFIX))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            let line = match loader.load(&file) {
+                Ok(lib) => match lib.instantiate("", geometry) {
+                    Ok(obj) => {
+                        let info = obj.info();
+                        format!(
+                            "{:<24} {:<8} contract {:<6} handles {:<20} {}",
+                            info.name.as_str(),
+                            info.version.as_str(),
+                            info.contract.to_string(),
+                            loader::kinds_text(info.kinds),
+                            file.display()
+                        )
+                    }
+                    Err(e) => format!("{}: constructor failed with empty options: {}", file.display(), e.message),
+                },
+                Err(e) => e.to_string(),
+            };
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

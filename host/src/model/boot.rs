@@ -1,0 +1,286 @@
+//! Building the boot state: what the kernel has after `free_area_init()` and
+//! `memblock_free_all()` on the configured machine.
+
+use hotplug_core::Geometry;
+
+use super::block::{BlockState, MemoryBlock};
+use super::geometry::MachineGeometry;
+use super::journal::{JCell, JMap};
+use super::node::Node;
+use super::sections::{MemmapHome, Section, SectionTable};
+use super::zone::{Zone, ZoneType};
+use super::{Counters, Model, Policy};
+use crate::config::{AutoOnline, OnlinePolicy};
+
+/// One node as configured (bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub id: u32,
+    /// Boot RAM `(start, size)` in bytes, page-aligned.
+    pub boot: Vec<(u64, u64)>,
+    /// Bytes free after boot for memmap (None: all managed pages).
+    pub free: Option<u64>,
+    /// Boot bytes the kernel holds back (present, not managed).
+    pub reserved: u64,
+}
+
+/// The machine as configured, resolved (block size probed, defaults filled in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    pub geometry: Geometry,
+    pub auto_online_blocks: AutoOnline,
+    pub online_policy: OnlinePolicy,
+    pub auto_movable_ratio: u32,
+    pub auto_movable_numa_aware: bool,
+    pub movable_node: bool,
+    /// Bytes; None: the kernel's min_free_kbytes formula.
+    pub min_free: Option<u64>,
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// The kernel's default `min_free_kbytes` (mm/page_alloc.c calculate_min_free_kbytes):
+/// sqrt(lowmem_kbytes * 16), clamped to [128, 262144].
+pub fn default_min_free_kbytes(managed_kbytes: u64) -> u64 {
+    (managed_kbytes.saturating_mul(16)).isqrt().clamp(128, 262_144)
+}
+
+/// The kernel's zone limits on x86_64: `[start, end)` pfns of DMA, DMA32, Normal.
+fn zone_limits(g: &MachineGeometry) -> [(ZoneType, u64, u64); 3] {
+    [
+        (ZoneType::Dma, 0, g.dma_end_pfn()),
+        (ZoneType::Dma32, g.dma_end_pfn(), g.dma32_end_pfn()),
+        (ZoneType::Normal, g.dma32_end_pfn(), u64::MAX),
+    ]
+}
+
+/// The boot zone a pfn belongs to.
+pub fn boot_zone_of(g: &MachineGeometry, pfn: u64) -> ZoneType {
+    zone_limits(g).into_iter().find(|&(_, s, e)| pfn >= s && pfn < e).map_or(ZoneType::Normal, |(z, _, _)| z)
+}
+
+fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
+    let s = a.0.max(b.0);
+    let e = a.1.min(b.1);
+    e.saturating_sub(s)
+}
+
+impl Model {
+    /// The machine right after boot.
+    pub fn boot(spec: &MachineSpec) -> Result<Model, String> {
+        let geometry = MachineGeometry::new(spec.geometry)?;
+        let g = &geometry;
+        let page = g.page_size();
+        let mut model = Model {
+            geometry,
+            policy: Policy {
+                auto_online_blocks: spec.auto_online_blocks,
+                online_policy: spec.online_policy,
+                auto_movable_ratio: spec.auto_movable_ratio,
+                auto_movable_numa_aware: spec.auto_movable_numa_aware,
+                movable_node: spec.movable_node,
+                min_free_pages: 0,
+            },
+            sections: SectionTable::default(),
+            nodes: JMap::default(),
+            blocks: JMap::default(),
+            resources: Default::default(),
+            pages: Default::default(),
+            adds: JMap::default(),
+            reservations: JMap::default(),
+            counters: JCell::new(Counters::default()),
+            in_txn: false,
+        };
+
+        let mut all_ranges: Vec<(u64, u64, u32)> = Vec::new();
+        for n in &spec.nodes {
+            if model.nodes.get(&n.id).is_some() {
+                return Err(format!("node {} is listed twice", n.id));
+            }
+            let mut ranges = Vec::new();
+            for &(start, size) in &n.boot {
+                if size == 0 {
+                    return Err(format!("node {}: a boot range has size 0", n.id));
+                }
+                if start % page != 0 || size % page != 0 {
+                    return Err(format!("node {}: boot range {start:#x}+{size:#x} is not page-aligned", n.id));
+                }
+                let end = start
+                    .checked_add(size)
+                    .filter(|&e| e - 1 <= g.physmem_end())
+                    .ok_or_else(|| format!("node {}: boot range {start:#x}+{size:#x} ends beyond the physical address space", n.id))?;
+                ranges.push((start / page, end / page));
+                all_ranges.push((start / page, end / page, n.id));
+            }
+            ranges.sort_unstable();
+            model.nodes.insert(
+                n.id,
+                Node {
+                    id: n.id,
+                    boot_ranges: ranges,
+                    zones: [Zone::default(); 5],
+                    boot_free: 0,
+                    onlined_since_boot: 0,
+                    memmap_taken: 0,
+                    online: !n.boot.is_empty(),
+                },
+            );
+        }
+        all_ranges.sort_unstable();
+        for w in all_ranges.windows(2) {
+            if w[1].0 < w[0].1 {
+                return Err(format!("boot ranges overlap at {:#x} (nodes {} and {})", w[1].0 * page, w[0].2, w[1].2));
+            }
+        }
+
+        // Sections, their boot memmap, and zones per node.
+        let pps = g.pages_per_section();
+        let pp_sub = g.pages_per_subsection();
+        let section_memmap = g.memmap_pages(pps);
+        for n in &spec.nodes {
+            let node = model.nodes.get(&n.id).cloned().expect("node just inserted");
+            let mut memmap_pages = 0u64;
+            for &(s, e) in &node.boot_ranges {
+                for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
+                    let sec_start = g.section_to_pfn(nr);
+                    let mut map = 0u64;
+                    for i in 0..g.subsections_per_section() {
+                        let sub = (sec_start + i * pp_sub, sec_start + (i + 1) * pp_sub);
+                        if overlap(sub, (s, e)) > 0 {
+                            map |= 1 << i;
+                        }
+                    }
+                    match model.sections.get(nr).copied() {
+                        Some(mut sec) => {
+                            sec.subsection_map |= map;
+                            model.sections.set(nr, Some(sec));
+                        }
+                        None => {
+                            memmap_pages += section_memmap;
+                            model.sections.set(
+                                nr,
+                                Some(Section {
+                                    nid: n.id,
+                                    subsection_map: map,
+                                    online: true,
+                                    early: true,
+                                    memmap: MemmapHome::Boot { nid: n.id, pages: section_memmap },
+                                }),
+                            );
+                        }
+                    }
+                }
+            }
+            let mut node = node;
+            if let (Some(first), Some(last)) = (node.boot_ranges.first(), node.boot_ranges.last()) {
+                let span = (first.0, last.1);
+                for (z, zs, ze) in zone_limits(g) {
+                    let start = span.0.max(zs);
+                    let end = span.1.min(ze);
+                    if start < end {
+                        let present: u64 = node.boot_ranges.iter().map(|&r| overlap(r, (zs, ze))).sum();
+                        let zone = node.zone_mut(z);
+                        zone.start_pfn = start;
+                        zone.spanned = end - start;
+                        zone.present = present;
+                        zone.present_early = present;
+                        zone.managed = present;
+                    }
+                }
+            }
+            // memblock hands out the boot memmap and the kernel's own reservations top-down:
+            // take them from the highest zones first.
+            let reserved_pages = n.reserved.div_ceil(page);
+            let mut to_take = memmap_pages + reserved_pages;
+            for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
+                let zone = node.zone_mut(z);
+                let take = to_take.min(zone.managed);
+                zone.managed -= take;
+                to_take -= take;
+            }
+            if to_take > 0 {
+                return Err(format!(
+                    "node {}: boot memory is too small for its own memmap and the {} reserved",
+                    n.id,
+                    crate::config::format_size(n.reserved)
+                ));
+            }
+            node.boot_free = match n.free {
+                Some(bytes) => bytes / page,
+                None => node.managed_pages(),
+            };
+            model.nodes.insert(n.id, node);
+        }
+
+        // Memory blocks for boot memory: online, in their zone (None when spanning zones).
+        let present: Vec<(u64, u32)> = model.sections.iter().map(|(nr, s)| (nr, s.nid)).collect();
+        for (nr, nid) in present {
+            let id = nr / g.sections_per_block();
+            if model.blocks.get(&id).is_some() {
+                continue;
+            }
+            let bs = g.block_to_pfn(id);
+            let be = bs + g.pages_per_block();
+            let node = model.nodes.get(&nid).expect("section node exists");
+            let mut zones = node
+                .boot_ranges
+                .iter()
+                .filter(|&&r| overlap(r, (bs, be)) > 0)
+                .flat_map(|&(s, e)| {
+                    let s = s.max(bs);
+                    let e = e.min(be);
+                    zone_limits(g).into_iter().filter(move |&(_, zs, ze)| overlap((s, e), (zs, ze)) > 0).map(|(z, _, _)| z)
+                })
+                .collect::<Vec<_>>();
+            zones.sort_unstable();
+            zones.dedup();
+            let zone = if zones.len() == 1 { Some(zones[0]) } else { None };
+            model.blocks.insert(
+                id,
+                MemoryBlock {
+                    id,
+                    nid,
+                    state: BlockState::Online,
+                    zone,
+                    early: true,
+                    group_id: 0,
+                    altmap: None,
+                    vmemmap_pages: 0,
+                    strategy: None,
+                    add_id: 0,
+                },
+            );
+        }
+
+        // Boot RAM in /proc/iomem.
+        for n in model.nodes.values().cloned().collect::<Vec<_>>() {
+            for &(s, e) in &n.boot_ranges {
+                model
+                    .resources
+                    .request(s * page, e * page - 1, "System RAM", true)
+                    .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", s * page, c.name, c.start, c.end))?;
+            }
+        }
+
+        let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
+        model.counters.get_mut().max_pfn = max_pfn;
+
+        let total_managed_kb = model.total_managed() * page / 1024;
+        let min_free_bytes = spec.min_free.unwrap_or_else(|| default_min_free_kbytes(total_managed_kb) * 1024);
+        model.policy.min_free_pages = min_free_bytes.div_ceil(page);
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_free_kbytes_formula() {
+        // 1 GiB guest: MemTotal 922,456 kB (KERNEL-FACTS 8) -> sqrt(922456 * 16) = 3841.
+        assert_eq!(default_min_free_kbytes(922_456), 3841);
+        // Tiny machines clamp to 128 kB; huge ones to 256 MiB.
+        assert_eq!(default_min_free_kbytes(100), 128);
+        assert_eq!(default_min_free_kbytes(1 << 40), 262_144);
+    }
+}

@@ -1,0 +1,706 @@
+//! The hotplug operations: add (add_memory_resource), online/offline (memory_block_online,
+//! memory_block_offline), and remove (try_remove_memory), with the kernel's checks in the
+//! kernel's order. Each public operation is one transaction.
+
+use hotplug_core::{errno, Altmap, Driver, PfnRange, RestrictionFlags, Restrictions};
+use serde::Serialize;
+
+use super::altmap;
+use super::block::{BlockState, MemoryBlock};
+use super::error::StepError;
+use super::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use super::sections::{MemmapHome, Section};
+use super::zone::ZoneType;
+use super::{AddRecord, Model, PageState};
+use crate::config::{format_size, AutoOnline, OnlineType};
+
+/// A System RAM hot-add, in bytes.
+#[derive(Debug, Clone)]
+pub struct AddParams {
+    pub start: u64,
+    pub size: u64,
+    pub nid: u32,
+    pub driver: Driver,
+    pub group_id: u64,
+}
+
+/// What a successful hot-add did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddOutcome {
+    pub add_id: u64,
+    pub blocks: Vec<u64>,
+    /// Pages of memmap taken from node memory, and from which node.
+    pub memmap_node_pages: u64,
+    pub memmap_nid: u32,
+    /// Pages of memmap placed inside the range through altmaps.
+    pub memmap_altmap_pages: u64,
+    /// The strategy's note (why it placed the memmap where it did).
+    pub note: String,
+    /// Blocks auto-onlined, with their zones.
+    pub onlined: Vec<(u64, ZoneType)>,
+    /// Why auto-onlining stopped early (the kernel does not report this to the adder).
+    pub online_error: Option<StepError>,
+}
+
+/// What an online or offline step did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlocksOutcome {
+    pub blocks: Vec<(u64, Option<ZoneType>)>,
+    pub present_delta: i64,
+    pub managed_delta: i64,
+}
+
+/// What a remove step did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoveOutcome {
+    pub blocks: Vec<u64>,
+    pub memmap_freed_node_pages: u64,
+    pub memmap_freed_altmap_pages: u64,
+}
+
+/// The resource name each driver uses.
+pub fn resource_name(driver: Driver) -> &'static str {
+    match driver {
+        Driver::VIRTIO_MEM => "System RAM (virtio_mem)",
+        Driver::DAX_KMEM => "System RAM (kmem)",
+        _ => "System RAM",
+    }
+}
+
+impl Model {
+    /// Hot-add System RAM through `strategy`, then auto-online as configured.
+    pub fn add_memory(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
+        let mut outcome = self.transaction(|m| m.add_memory_resource(p, strategy))?;
+        let online_type = match self.policy.auto_online_blocks {
+            AutoOnline::Offline => None,
+            AutoOnline::Online => Some(OnlineType::Online),
+            AutoOnline::OnlineKernel => Some(OnlineType::OnlineKernel),
+            AutoOnline::OnlineMovable => Some(OnlineType::OnlineMovable),
+        };
+        if let Some(t) = online_type {
+            for &id in &outcome.blocks {
+                match self.transaction(|m| m.online_block(id, t)) {
+                    Ok(zone) => outcome.onlined.push((id, zone)),
+                    Err(e) => {
+                        outcome.online_error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
+        let g = self.geometry;
+        let page = g.page_size();
+        // 1. Inside the pluggable range and non-empty (mhp_range_allowed): E2BIG.
+        let end = p.start.checked_add(p.size);
+        let inside = matches!(end, Some(e) if p.size > 0 && e - 1 <= g.physmem_end());
+        if !inside {
+            return Err(StepError::kernel(
+                errno::E2BIG,
+                format!("range {:#x}+{:#x} is empty or outside the pluggable range [0, {:#x}]", p.start, p.size, g.physmem_end()),
+            ));
+        }
+        let end = p.start + p.size;
+        // 2. The iomem resource: EEXIST on conflict.
+        let name = resource_name(p.driver);
+        let resource_id = self.resources.request(p.start, end - 1, name, true).map_err(|c| {
+            StepError::kernel(
+                errno::EEXIST,
+                format!("{:#x}-{:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", p.start, end - 1, c.name, c.start, c.end),
+            )
+        })?;
+        // 3. Block alignment (check_hotplug_memory_range): EINVAL.
+        let bs = g.g.memory_block_size;
+        if p.start % bs != 0 || p.size % bs != 0 {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("range {:#x}+{:#x} is not aligned to the memory block size {}", p.start, p.size, format_size(bs)),
+            ));
+        }
+        // 4. The node must exist.
+        if self.nodes.get(&p.nid).is_none() {
+            return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
+        }
+        let start_pfn = p.start / page;
+        let nr_pages = p.size / page;
+
+        // The strategy decides the memmap placement.
+        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, p.group_id);
+        let restrictions = request.with(|r| strategy.set_up(r)).map_err(|e| StepError::plugin(strategy.plugin_name(), "set_up", &e))?;
+        self.validate_system_ram_restrictions(&restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
+
+        let per_block = restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
+        let memmap_nid = restrictions.memmap_nid.into_option().unwrap_or(p.nid);
+        let mut first_altmap: Option<Altmap> = None;
+        let mut memmap_node_pages = 0;
+        let mut memmap_altmap_pages = 0;
+        let mut block_altmaps = Vec::new();
+
+        // arch_add_memory: per block with per-block altmaps, else the whole range at once.
+        let chunks: Vec<(u64, u64)> = if per_block {
+            (start_pfn..start_pfn + nr_pages).step_by(g.pages_per_block() as usize).map(|s| (s, g.pages_per_block())).collect()
+        } else {
+            vec![(start_pfn, nr_pages)]
+        };
+        for (chunk_start, chunk_pages) in chunks {
+            let mut altmap = restrictions.altmap.into_option().map(|a| Altmap {
+                base_pfn: chunk_start,
+                end_pfn: chunk_start + chunk_pages - 1,
+                align: 0,
+                alloc: 0,
+                ..a
+            });
+            if let Some(a) = &altmap {
+                altmap::check_for_add(a, chunk_start, chunk_pages)
+                    .map_err(|e| StepError::validator(strategy.plugin_name(), format!("invalid altmap: {e}")))?;
+            }
+            let (node_pages, alt_pages) = self.add_sections(chunk_start, chunk_pages, p.nid, memmap_nid, altmap.as_mut())?;
+            memmap_node_pages += node_pages;
+            memmap_altmap_pages += alt_pages;
+            if first_altmap.is_none() {
+                first_altmap = altmap;
+            }
+            block_altmaps.push((chunk_start, altmap));
+        }
+
+        // Memory-block devices, offline.
+        let add_id = {
+            let c = self.counters.get_mut();
+            c.next_add_id += 1;
+            c.next_add_id
+        };
+        let mut blocks = Vec::new();
+        if restrictions.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
+            for b in g.pfn_to_block(start_pfn)..g.pfn_to_block(start_pfn + nr_pages) {
+                let altmap = block_altmaps.iter().find(|(s, _)| *s == g.block_to_pfn(b)).and_then(|(_, a)| *a);
+                self.blocks.insert(
+                    b,
+                    MemoryBlock {
+                        id: b,
+                        nid: p.nid,
+                        state: BlockState::Offline,
+                        zone: None,
+                        early: false,
+                        group_id: p.group_id,
+                        altmap,
+                        vmemmap_pages: altmap.map_or(0, |a| a.free),
+                        strategy: Some(strategy.instance_name().to_string()),
+                        add_id,
+                    },
+                );
+                blocks.push(b);
+            }
+        }
+        self.nodes.update(&p.nid, |n| n.online = true);
+        let counters = self.counters.get_mut();
+        counters.max_pfn = counters.max_pfn.max(start_pfn + nr_pages);
+
+        // construct(): the strategy marks what it owns, through checked callbacks.
+        let mut given = restrictions.clone();
+        given.altmap = first_altmap.into();
+        let range = PfnRange::new(start_pfn, nr_pages);
+        let mut ops = ModelOps::new(self, range, first_altmap);
+        let result = request.with(|r| strategy.construct(r, &given, &mut ops));
+        let violation = ops.violation.take();
+        if let Some(v) = violation {
+            return Err(StepError::validator(strategy.plugin_name(), v));
+        }
+        result.map_err(|e| StepError::plugin(strategy.plugin_name(), "construct", &e))?;
+        self.validate_vmemmap_marks(start_pfn, nr_pages, &block_altmaps, strategy.plugin_name())?;
+
+        self.adds.insert(
+            add_id,
+            AddRecord {
+                id: add_id,
+                start_pfn,
+                nr_pages,
+                nid: p.nid,
+                driver: p.driver,
+                group_id: p.group_id,
+                strategy: strategy.instance_name().to_string(),
+                restrictions: given,
+                resource_id,
+            },
+        );
+        Ok(AddOutcome {
+            add_id,
+            blocks,
+            memmap_node_pages,
+            memmap_nid,
+            memmap_altmap_pages,
+            note: restrictions.note.to_string(),
+            onlined: Vec::new(),
+            online_error: None,
+        })
+    }
+
+    /// What the validator demands of a System RAM `set_up` result.
+    fn validate_system_ram_restrictions(&self, r: &Restrictions, start_pfn: u64, nr_pages: u64, plugin: &str) -> Result<(), StepError> {
+        let unknown = r.flags.0 & !hotplug_core::RestrictionFlags::ALL.0;
+        if unknown != 0 {
+            return Err(StepError::validator(
+                plugin,
+                format!("flags {:#x} has bits contract 1.0.0 does not define ({unknown:#x})", r.flags.0),
+            ));
+        }
+        if r.flags.contains(RestrictionFlags::NO_DIRECT_MAP) {
+            return Err(StepError::validator(plugin, "NO_DIRECT_MAP is only for device memory, not System RAM"));
+        }
+        if let Some(nid) = r.memmap_nid.into_option() {
+            if self.nodes.get(&nid).is_none() {
+                return Err(StepError::validator(plugin, format!("memmap_nid {nid} names a node that does not exist")));
+            }
+        }
+        let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
+        match (r.altmap.into_option(), per_block) {
+            (None, true) => Err(StepError::validator(plugin, "MEMMAP_ON_MEMORY without an altmap")),
+            (Some(a), true) => {
+                let ppb = self.geometry.pages_per_block();
+                if a.base_pfn != start_pfn {
+                    return Err(StepError::validator(
+                        plugin,
+                        format!("invalid altmap: base_pfn {:#x} is not the range's first pfn {start_pfn:#x}", a.base_pfn),
+                    ));
+                }
+                match a.reserve.checked_add(a.free) {
+                    Some(n) if n < ppb => Ok(()),
+                    _ => Err(StepError::validator(
+                        plugin,
+                        format!("invalid altmap: reserve {} + free {} must be less than a memory block ({ppb} pages)", a.reserve, a.free),
+                    )),
+                }
+            }
+            (Some(a), false) => {
+                altmap::check_for_add(&a, start_pfn, nr_pages).map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))
+            }
+            (None, false) => Ok(()),
+        }
+    }
+
+    /// Every page marked as vmemmap must lie in an altmap's memmap area.
+    fn validate_vmemmap_marks(&self, start: u64, nr: u64, altmaps: &[(u64, Option<Altmap>)], plugin: &str) -> Result<(), StepError> {
+        for (s, e, v) in self.pages.overlapping(start, start + nr) {
+            if v != PageState::Vmemmap {
+                continue;
+            }
+            let inside =
+                altmaps.iter().filter_map(|(_, a)| *a).any(|a| s >= a.base_pfn + a.reserve && e <= a.base_pfn + altmap::offset(&a));
+            if !inside {
+                return Err(StepError::validator(
+                    plugin,
+                    format!("construct marked pfns {s:#x}-{:#x} as vmemmap outside the altmap's memmap area", e - 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The PMDs of vmemmap covering pfns `[start, end)`, as `[first, last)` PMD indices.
+    fn vmemmap_pmds(&self, start: u64, end: u64) -> (u64, u64) {
+        let sps = self.geometry.g.struct_page_size as u128;
+        let pmd = self.geometry.g.pmd_size as u128;
+        let first = (start as u128 * sps) / pmd;
+        let last = (end as u128 * sps).div_ceil(pmd);
+        (first as u64, last as u64)
+    }
+
+    /// Whether PMD `i` is also used by a present section outside `[skip_first, skip_last]`.
+    fn pmd_used_by_other_sections(&self, i: u64, skip_first: u64, skip_last: u64) -> bool {
+        let sps = self.geometry.g.struct_page_size as u128;
+        let pmd = self.geometry.g.pmd_size as u128;
+        let first_pfn = ((i as u128 * pmd) / sps) as u64;
+        let last_pfn = (((i as u128 + 1) * pmd).div_ceil(sps) as u64).saturating_sub(1);
+        let g = self.geometry;
+        self.sections.iter_range(g.pfn_to_section(first_pfn), g.pfn_to_section(last_pfn)).any(|(nr, _)| nr < skip_first || nr > skip_last)
+    }
+
+    /// sparse_add_section for each section of `[start, start + nr)`: allocate its memmap
+    /// (PMD by PMD, from the altmap if given, else from `memmap_nid`'s free memory) and
+    /// mark it present. Returns (node pages, altmap pages) allocated.
+    fn add_sections(
+        &mut self,
+        start: u64,
+        nr: u64,
+        nid: u32,
+        memmap_nid: u32,
+        mut altmap: Option<&mut Altmap>,
+    ) -> Result<(u64, u64), StepError> {
+        let g = self.geometry;
+        let pps = g.pages_per_section();
+        let pmd_pages = g.pmd_pages();
+        let first_sec = g.pfn_to_section(start);
+        let last_sec = g.pfn_to_section(start + nr - 1);
+        let total = last_sec - first_sec + 1;
+        let (mut node_pages, mut alt_pages) = (0u64, 0u64);
+        for nr_sec in first_sec..=last_sec {
+            let s_start = g.section_to_pfn(nr_sec);
+            let (first, last) = self.vmemmap_pmds(s_start, s_start + pps);
+            let new_pmds = (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr_sec, nr_sec)).count() as u64;
+            let need = new_pmds * pmd_pages;
+            let home = if let Some(a) = altmap.as_deref_mut() {
+                for _ in 0..new_pmds {
+                    if altmap::alloc(a, pmd_pages).is_none() {
+                        return Err(StepError::kernel(
+                            errno::ENOMEM,
+                            format!(
+                                "altmap exhausted at section {nr_sec:#x}: {} of {} pages free, a PMD of memmap needs {pmd_pages}",
+                                altmap::nr_free(a),
+                                a.free
+                            ),
+                        ));
+                    }
+                }
+                alt_pages += need;
+                MemmapHome::Altmap { pages: need }
+            } else {
+                let available = self.allocatable(memmap_nid);
+                if need > available {
+                    let n = self.nodes.get(&memmap_nid).expect("memmap node checked");
+                    let done = nr_sec - first_sec;
+                    return Err(StepError::kernel(
+                        errno::ENOMEM,
+                        format!(
+                            "memmap for section {} of {total} (pfn {s_start:#x}) needs {need} pages ({}) from node {memmap_nid}, \
+                             which has {available} allocatable: free {} (boot free {} + onlined {} - memmap {}) - min_free {}; \
+                             {done} sections' memmap ({}) fit",
+                            done + 1,
+                            format_size(need * g.page_size()),
+                            n.free_pages(),
+                            n.boot_free,
+                            n.onlined_since_boot,
+                            n.memmap_taken,
+                            self.min_free_share(memmap_nid),
+                            format_size(node_pages * g.page_size()),
+                        ),
+                    ));
+                }
+                self.nodes.update(&memmap_nid, |n| n.memmap_taken += need);
+                node_pages += need;
+                MemmapHome::Node { nid: memmap_nid, pages: need }
+            };
+            self.sections.set(
+                nr_sec,
+                Some(Section {
+                    nid,
+                    subsection_map: if g.subsections_per_section() == 64 { u64::MAX } else { (1u64 << g.subsections_per_section()) - 1 },
+                    online: false,
+                    early: false,
+                    memmap: home,
+                }),
+            );
+        }
+        Ok((node_pages, alt_pages))
+    }
+
+    /// The blocks covering `[start, start + size)` bytes, which must all exist.
+    pub fn blocks_in(&self, start: u64, size: u64) -> Result<Vec<u64>, StepError> {
+        let g = self.geometry;
+        let bs = g.g.memory_block_size;
+        if size == 0 || start % bs != 0 || size % bs != 0 {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("range {start:#x}+{size:#x} is not a whole number of memory blocks ({})", format_size(bs)),
+            ));
+        }
+        let first = start / bs;
+        let count = size / bs;
+        let ids: Vec<u64> = (first..first.saturating_add(count)).collect();
+        if let Some(missing) = ids.iter().find(|id| self.blocks.get(id).is_none()) {
+            return Err(StepError::kernel(errno::ENOENT, format!("memory block memory{missing} does not exist")));
+        }
+        Ok(ids)
+    }
+
+    /// Online every block of the range (one transaction: all or none).
+    pub fn online_range(&mut self, start: u64, size: u64, t: OnlineType) -> Result<BlocksOutcome, StepError> {
+        self.transaction(|m| {
+            let before = m.totals();
+            let mut out = Vec::new();
+            for id in m.blocks_in(start, size)? {
+                out.push((id, Some(m.online_block(id, t)?)));
+            }
+            let after = m.totals();
+            Ok(BlocksOutcome {
+                blocks: out,
+                present_delta: after.0 as i64 - before.0 as i64,
+                managed_delta: after.1 as i64 - before.1 as i64,
+            })
+        })
+    }
+
+    /// Offline every block of the range (one transaction).
+    pub fn offline_range(&mut self, start: u64, size: u64, unmovable: bool) -> Result<BlocksOutcome, StepError> {
+        self.transaction(|m| {
+            let before = m.totals();
+            let mut out = Vec::new();
+            for id in m.blocks_in(start, size)? {
+                m.offline_block(id, unmovable)?;
+                out.push((id, None));
+            }
+            let after = m.totals();
+            Ok(BlocksOutcome {
+                blocks: out,
+                present_delta: after.0 as i64 - before.0 as i64,
+                managed_delta: after.1 as i64 - before.1 as i64,
+            })
+        })
+    }
+
+    /// (present, managed) over the machine.
+    pub fn totals(&self) -> (u64, u64) {
+        self.nodes.values().fold((0, 0), |(p, m), n| (p + n.present_pages(), m + n.managed_pages()))
+    }
+
+    /// default_kernel_zone_for_pfn: the first of DMA, DMA32 whose span intersects, else Normal.
+    pub fn default_kernel_zone(&self, nid: u32, start: u64, nr: u64) -> ZoneType {
+        let node = self.nodes.get(&nid).expect("node exists");
+        [ZoneType::Dma, ZoneType::Dma32].into_iter().find(|&z| node.zone(z).intersects(start, nr)).unwrap_or(ZoneType::Normal)
+    }
+
+    /// zone_for_pfn_range under the contig-zones policy.
+    pub fn zone_for_range(&self, nid: u32, start: u64, nr: u64, t: OnlineType) -> ZoneType {
+        let kernel = self.default_kernel_zone(nid, start, nr);
+        match t {
+            OnlineType::OnlineKernel => kernel,
+            OnlineType::OnlineMovable => ZoneType::Movable,
+            OnlineType::Online => {
+                let node = self.nodes.get(&nid).expect("node exists");
+                let in_kernel = node.zone(kernel).intersects(start, nr);
+                let in_movable = node.zone(ZoneType::Movable).intersects(start, nr);
+                match (in_kernel, in_movable) {
+                    (true, false) => kernel,
+                    (false, true) => ZoneType::Movable,
+                    _ if self.policy.movable_node => ZoneType::Movable,
+                    _ => kernel,
+                }
+            }
+        }
+    }
+
+    /// Pages of `[start, start + nr)` a strategy holds back (present, never managed).
+    fn reserved_pages_in(&self, start: u64, nr: u64) -> u64 {
+        self.pages.count(start, start + nr, |v| matches!(v, PageState::Reserved { .. }))
+    }
+
+    /// memory_block_online for one block (inside the caller's transaction).
+    pub fn online_block(&mut self, id: u64, t: OnlineType) -> Result<ZoneType, StepError> {
+        let g = self.geometry;
+        let block = self.blocks.get(&id).cloned().ok_or_else(|| StepError::kernel(errno::ENOENT, format!("memory{id} does not exist")))?;
+        if block.state == BlockState::Online {
+            return Err(StepError::kernel(errno::EINVAL, format!("memory{id} is already online")));
+        }
+        let start = g.block_to_pfn(id);
+        let nr = g.pages_per_block();
+        let zone = self.zone_for_range(block.nid, start, nr, t);
+        let held = block.vmemmap_pages + self.reserved_pages_in(start, nr);
+        let managed = nr - held.min(nr);
+        self.nodes.update(&block.nid, |n| {
+            let z = n.zone_mut(zone);
+            z.grow_span(start, start + nr);
+            z.present += nr;
+            z.managed += managed;
+            n.onlined_since_boot += managed as i64;
+            n.online = true;
+        });
+        for nr_sec in g.pfn_to_section(start)..g.pfn_to_section(start + nr) {
+            self.sections.update(nr_sec, |s| s.online = true);
+        }
+        self.blocks.update(&id, |b| {
+            b.state = BlockState::Online;
+            b.zone = Some(zone);
+        });
+        Ok(zone)
+    }
+
+    /// memory_block_offline for one block (inside the caller's transaction).
+    pub fn offline_block(&mut self, id: u64, unmovable: bool) -> Result<(), StepError> {
+        let g = self.geometry;
+        let block = self.blocks.get(&id).cloned().ok_or_else(|| StepError::kernel(errno::ENOENT, format!("memory{id} does not exist")))?;
+        if block.state == BlockState::Offline {
+            return Err(StepError::kernel(errno::EINVAL, format!("memory{id} is already offline")));
+        }
+        let Some(zone) = block.zone else {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("memory{id} spans several zones (valid_zones \"none\"): offline_pages refuses it"),
+            ));
+        };
+        let start = g.block_to_pfn(id);
+        let nr = g.pages_per_block();
+        if unmovable {
+            return Err(StepError::kernel(
+                errno::EBUSY,
+                format!("memory{id} holds unmovable pages (the step says so): isolation fails, offline_pages returns EBUSY"),
+            ));
+        }
+        let held = block.vmemmap_pages + self.reserved_pages_in(start, nr);
+        let managed = nr - held.min(nr);
+        self.nodes.update(&block.nid, |n| {
+            let z = n.zone_mut(zone);
+            z.present -= nr.min(z.present);
+            z.managed -= managed.min(z.managed);
+            n.onlined_since_boot -= managed as i64;
+        });
+        for nr_sec in g.pfn_to_section(start)..g.pfn_to_section(start + nr) {
+            self.sections.update(nr_sec, |s| s.online = false);
+        }
+        self.blocks.update(&id, |b| {
+            b.state = BlockState::Offline;
+            b.zone = None;
+        });
+        self.shrink_zone_span(block.nid, zone, start, start + nr);
+        Ok(())
+    }
+
+    /// shrink_zone_span: when `[start, end)` touches the zone's start or end, move that
+    /// edge to the nearest remaining online memory of the zone; a middle hole changes
+    /// nothing. The model finds that memory by memory block, not page by page.
+    fn shrink_zone_span(&mut self, nid: u32, zone: ZoneType, start: u64, end: u64) {
+        let g = self.geometry;
+        let Some(z) = self.nodes.get(&nid).map(|n| *n.zone(zone)) else { return };
+        if z.is_empty() {
+            return;
+        }
+        let in_zone = |b: &MemoryBlock| b.nid == nid && b.state == BlockState::Online && b.zone == Some(zone);
+        let (zs, ze) = (z.start_pfn, z.end_pfn());
+        let mut new = (zs, ze);
+        if start <= zs {
+            let first = self
+                .blocks
+                .range(g.pfn_to_block(end)..)
+                .map(|(_, b)| b)
+                .find(|b| in_zone(b) && g.block_to_pfn(b.id) < ze)
+                .map(|b| g.block_to_pfn(b.id).max(zs));
+            new = match first {
+                Some(f) => (f, ze),
+                None => (0, 0),
+            };
+        } else if end >= ze {
+            let last = self
+                .blocks
+                .range(..g.pfn_to_block(start))
+                .rev()
+                .map(|(_, b)| b)
+                .find(|b| in_zone(b) && g.block_to_pfn(b.id) + g.pages_per_block() > zs)
+                .map(|b| (g.block_to_pfn(b.id) + g.pages_per_block()).min(ze));
+            new = match last {
+                Some(l) => (zs, l),
+                None => (0, 0),
+            };
+        }
+        self.nodes.update(&nid, |n| {
+            let z = n.zone_mut(zone);
+            z.start_pfn = new.0;
+            z.spanned = new.1 - new.0;
+        });
+    }
+
+    /// try_remove_memory for `[start, start + size)`: only offline memory, only whole
+    /// hot-adds; the strategy's `tear_down` runs before the sections go.
+    pub fn remove_memory(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
+        self.transaction(|m| m.remove_memory_locked(start, size, lookup))
+    }
+
+    fn remove_memory_locked(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
+        let g = self.geometry;
+        let page = g.page_size();
+        let ids = self.blocks_in(start, size)?;
+        if let Some(b) = ids.iter().filter_map(|id| self.blocks.get(id)).find(|b| b.state == BlockState::Online) {
+            return Err(StepError::kernel(errno::EBUSY, format!("memory{} is online: offline it before removing", b.id)));
+        }
+        let with_altmap = ids.iter().filter(|id| self.blocks.get(id).is_some_and(|b| b.altmap.is_some())).count();
+        if with_altmap != 0 && with_altmap != ids.len() {
+            return Err(StepError::kernel(errno::EINVAL, "the range mixes blocks with and without memmap on memory"));
+        }
+        let (s_pfn, e_pfn) = (start / page, (start + size) / page);
+        let adds: Vec<AddRecord> =
+            self.adds.values().filter(|a| a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn).cloned().collect();
+        if let Some(b) = ids.iter().filter_map(|id| self.blocks.get(id)).find(|b| b.early) {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("memory{} is boot memory; the model removes only hot-added memory", b.id),
+            ));
+        }
+        if let Some(a) = adds.iter().find(|a| a.start_pfn < s_pfn || a.start_pfn + a.nr_pages > e_pfn) {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("range splits the hot-add at {:#x}+{:#x}; the model removes whole hot-adds", a.start_pfn * page, a.nr_pages * page),
+            ));
+        }
+        let (mut freed_node, mut freed_alt) = (0, 0);
+        let mut removed_blocks = Vec::new();
+        for add in adds {
+            let strategy = lookup.strategy(&add.strategy).ok_or_else(|| {
+                StepError::kernel(errno::EINVAL, format!("strategy \"{}\" that added this memory is not loaded", add.strategy))
+            })?;
+            let request = RequestData::system_ram(self, add.start_pfn, add.nr_pages, add.nid, add.driver, add.group_id);
+            let range = PfnRange::new(add.start_pfn, add.nr_pages);
+            let mut ops = ModelOps::new(self, range, add.restrictions.altmap.into_option());
+            let result = request.with(|r| strategy.tear_down(r, &add.restrictions, &mut ops));
+            if let Some(v) = ops.violation.take() {
+                return Err(StepError::validator(strategy.plugin_name(), v));
+            }
+            result.map_err(|e| StepError::plugin(strategy.plugin_name(), "tear_down", &e))?;
+            // Marks the strategy leaves behind are cleared with the memmap that held them;
+            // reservations are the strategy's to release and stay in the table if it leaks.
+            let leftover: Vec<(u64, u64)> = self
+                .pages
+                .overlapping(add.start_pfn, add.start_pfn + add.nr_pages)
+                .into_iter()
+                .filter(|(_, _, v)| !matches!(v, PageState::Reserved { .. }))
+                .map(|(s, e, _)| (s, e))
+                .collect();
+            for (s, e) in leftover {
+                self.pages.set(s, e, None);
+            }
+            let (n, a) = self.remove_sections(add.start_pfn, add.nr_pages);
+            freed_node += n;
+            freed_alt += a;
+            for b in g.pfn_to_block(add.start_pfn)..g.pfn_to_block(add.start_pfn + add.nr_pages) {
+                if self.blocks.remove(&b).is_some() {
+                    removed_blocks.push(b);
+                }
+            }
+            self.resources.release(add.resource_id);
+            self.adds.remove(&add.id);
+            self.try_offline_node(add.nid);
+        }
+        Ok(RemoveOutcome { blocks: removed_blocks, memmap_freed_node_pages: freed_node, memmap_freed_altmap_pages: freed_alt })
+    }
+
+    /// Free the memmap of `[start, start + nr)` and drop its sections.
+    fn remove_sections(&mut self, start: u64, nr: u64) -> (u64, u64) {
+        let g = self.geometry;
+        let first = g.pfn_to_section(start);
+        let last = g.pfn_to_section(start + nr - 1);
+        let (mut node, mut alt) = (0, 0);
+        for nr_sec in (first..=last).rev() {
+            let Some(sec) = self.sections.get(nr_sec).copied() else { continue };
+            let s_start = g.section_to_pfn(nr_sec);
+            let (pf, pl) = self.vmemmap_pmds(s_start, s_start + g.pages_per_section());
+            let freed = (pf..pl).filter(|&i| !self.pmd_used_by_other_sections(i, nr_sec, nr_sec)).count() as u64 * g.pmd_pages();
+            match sec.memmap {
+                MemmapHome::Node { nid, .. } | MemmapHome::Boot { nid, .. } => {
+                    self.nodes.update(&nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(freed));
+                    node += freed;
+                }
+                MemmapHome::Altmap { .. } => alt += freed,
+            }
+            self.sections.set(nr_sec, None);
+        }
+        (node, alt)
+    }
+
+    /// try_offline_node: a node that spans nothing and has no block devices goes offline.
+    fn try_offline_node(&mut self, nid: u32) {
+        let spans = self.nodes.get(&nid).is_some_and(|n| n.span().is_some());
+        let has_blocks = self.blocks.values().any(|b| b.nid == nid);
+        let has_boot = self.nodes.get(&nid).is_some_and(|n| !n.boot_ranges.is_empty());
+        if !spans && !has_blocks && !has_boot {
+            self.nodes.update(&nid, |n| n.online = false);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The kernel-faithful model of sparse memory: sections, memory blocks, zones, nodes,
+//! the resource tree, memmap placement, and the hotplug operations on them.
+//!
+//! Every mutable piece of state sits in a journaled container, so a step is a
+//! transaction: [`Model::begin`], then [`Model::commit`] or [`Model::rollback`].
+
+pub mod altmap;
+pub mod block;
+pub mod boot;
+pub mod error;
+pub mod geometry;
+pub mod hotplug;
+pub mod invariants;
+pub mod journal;
+pub mod node;
+pub mod ops;
+pub mod pages;
+pub mod resource;
+pub mod sections;
+pub mod zone;
+
+use hotplug_core::Restrictions;
+use serde::Serialize;
+
+use crate::config::{AutoOnline, OnlinePolicy};
+pub use block::{BlockState, MemoryBlock};
+pub use error::{FailureSource, StepError};
+pub use geometry::MachineGeometry;
+use journal::{JCell, JMap};
+pub use node::Node;
+use pages::RangeMap;
+use resource::ResourceTree;
+use sections::SectionTable;
+pub use zone::{Zone, ZoneType};
+
+/// The kernel-wide knobs the model follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub auto_online_blocks: AutoOnline,
+    pub online_policy: OnlinePolicy,
+    pub auto_movable_ratio: u32,
+    pub auto_movable_numa_aware: bool,
+    pub movable_node: bool,
+    /// Pages of free memory a memmap allocation may not dip into (machine-wide).
+    pub min_free_pages: u64,
+}
+
+/// What a page is, where it is special; pages without a run are ordinary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PageState {
+    /// Holds memmap (marked by a strategy's `construct`).
+    Vmemmap,
+    /// A ZONE_DEVICE page.
+    Device { nid: u32, pgmap_id: u64, compound_order: u32, refcount: u32 },
+    /// Held back from the buddy allocator by a strategy.
+    Reserved { handle: u64 },
+}
+
+/// One hot-add as the model remembers it, so remove can undo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddRecord {
+    pub id: u64,
+    pub start_pfn: u64,
+    pub nr_pages: u64,
+    pub nid: u32,
+    pub driver: hotplug_core::Driver,
+    pub group_id: u64,
+    pub strategy: String,
+    pub restrictions: Restrictions,
+    pub resource_id: u64,
+}
+
+/// Scalars that change with steps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub next_add_id: u64,
+    pub next_handle: u64,
+    /// max_pfn: one past the highest System RAM pfn ever added.
+    pub max_pfn: u64,
+}
+
+/// The whole machine.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub geometry: MachineGeometry,
+    pub policy: Policy,
+    pub sections: SectionTable,
+    pub nodes: JMap<u32, Node>,
+    pub blocks: JMap<u64, MemoryBlock>,
+    pub resources: ResourceTree,
+    pub pages: RangeMap<PageState>,
+    pub adds: JMap<u64, AddRecord>,
+    /// Reservations made through MemmapOps: handle -> (start pfn, count).
+    pub reservations: JMap<u64, (u64, u64)>,
+    pub counters: JCell<Counters>,
+    in_txn: bool,
+}
+
+impl PartialEq for Model {
+    /// Snapshot equality: the same machine state (open journals and id numbering aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.geometry == other.geometry
+            && self.policy == other.policy
+            && self.sections == other.sections
+            && self.nodes.same_contents(&other.nodes)
+            && self.blocks.same_contents(&other.blocks)
+            && self.resources.same_contents(&other.resources)
+            && self.pages.iter().eq(other.pages.iter())
+            && self.adds.same_contents(&other.adds)
+            && self.reservations.same_contents(&other.reservations)
+            && self.counters.get() == other.counters.get()
+    }
+}
+
+impl Model {
+    /// Start a transaction: every write from here on can be undone.
+    pub fn begin(&mut self) {
+        debug_assert!(!self.in_txn, "nested transaction");
+        self.in_txn = true;
+        self.sections.begin();
+        self.nodes.begin();
+        self.blocks.begin();
+        self.resources.begin();
+        self.pages.begin();
+        self.adds.begin();
+        self.reservations.begin();
+        self.counters.begin();
+    }
+
+    /// Keep the transaction's changes.
+    pub fn commit(&mut self) {
+        self.in_txn = false;
+        self.sections.commit();
+        self.nodes.commit();
+        self.blocks.commit();
+        self.resources.commit();
+        self.pages.commit();
+        self.adds.commit();
+        self.reservations.commit();
+        self.counters.commit();
+    }
+
+    /// Drop the transaction's changes: the model is exactly as it was at `begin`.
+    pub fn rollback(&mut self) {
+        self.in_txn = false;
+        self.sections.rollback();
+        self.nodes.rollback();
+        self.blocks.rollback();
+        self.resources.rollback();
+        self.pages.rollback();
+        self.adds.rollback();
+        self.reservations.rollback();
+        self.counters.rollback();
+    }
+
+    /// Run `f` as one transaction: commit on `Ok`, roll back on `Err`.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&mut Model) -> Result<T, StepError>) -> Result<T, StepError> {
+        self.begin();
+        let result = f(self);
+        match result {
+            Ok(_) => self.commit(),
+            Err(_) => self.rollback(),
+        }
+        result
+    }
+
+    /// Sum of managed pages over all zones (MemTotal in pages).
+    pub fn total_managed(&self) -> u64 {
+        self.nodes.values().map(Node::managed_pages).sum()
+    }
+
+    /// Node `nid`'s share of the machine-wide min_free reserve (by managed pages, as the
+    /// kernel spreads min_free_kbytes over zones).
+    pub fn min_free_share(&self, nid: u32) -> u64 {
+        let total = self.total_managed();
+        let node = self.nodes.get(&nid).map_or(0, Node::managed_pages);
+        if total == 0 {
+            return self.policy.min_free_pages;
+        }
+        ((self.policy.min_free_pages as u128 * node as u128).div_ceil(total as u128)) as u64
+    }
+
+    /// Pages a memmap allocation on `nid` may use now: free minus the reserve.
+    pub fn allocatable(&self, nid: u32) -> u64 {
+        self.nodes.get(&nid).map_or(0, |n| n.free_pages().saturating_sub(self.min_free_share(nid)))
+    }
+}

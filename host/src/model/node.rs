@@ -1,0 +1,53 @@
+//! NUMA nodes: their zones and the free memory that memmap allocations draw on.
+
+use serde::Serialize;
+
+use super::zone::{Zone, ZoneType};
+
+/// One node (`pg_data_t`) and the model's free-memory account for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: u32,
+    /// Boot RAM, as pfn ranges `[start, end)`.
+    pub boot_ranges: Vec<(u64, u64)>,
+    pub zones: [Zone; 5],
+    /// Pages free after boot (config `free`; default: the boot managed pages).
+    pub boot_free: u64,
+    /// Pages onlined since boot (net of offlining): they join the free pool.
+    pub onlined_since_boot: i64,
+    /// Pages of node memory now holding memmap of hot-added memory.
+    pub memmap_taken: u64,
+    /// Whether the node is online (has memory or a CPU).
+    pub online: bool,
+}
+
+impl Node {
+    pub fn zone(&self, z: ZoneType) -> &Zone {
+        &self.zones[z.index()]
+    }
+
+    pub fn zone_mut(&mut self, z: ZoneType) -> &mut Zone {
+        &mut self.zones[z.index()]
+    }
+
+    /// Free pages by the model's rule: boot free + onlined since boot - memmap taken.
+    pub fn free_pages(&self) -> u64 {
+        (self.boot_free as i64 + self.onlined_since_boot - self.memmap_taken as i64).max(0) as u64
+    }
+
+    pub fn present_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.present).sum()
+    }
+
+    pub fn managed_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.managed).sum()
+    }
+
+    /// The node span: the union of its zone spans `[start, end)`, or `None` when empty.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        self.zones.iter().filter(|z| !z.is_empty()).fold(None, |acc, z| match acc {
+            None => Some((z.start_pfn, z.end_pfn())),
+            Some((s, e)) => Some((s.min(z.start_pfn), e.max(z.end_pfn()))),
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The host side of the plugin boundary: the strategy handle the model calls, the
+//! request it builds, and the MemmapOps callbacks that write into the open transaction.
+
+use abi_stable::std_types::{ROption, RResult, RSlice};
+use hotplug_core::abi::MemmapOps;
+use hotplug_core::{
+    Altmap, DevicePageInit, Driver, Geometry, NodeInfo, PfnRange, PgmapType, PluginError, Request, RequestKind, RequestKinds, Restrictions,
+};
+
+use super::{Model, PageState};
+
+/// A strategy instance as the model sees it: a loaded plugin, or a statically linked one.
+pub trait StrategyHandle {
+    /// The `[[strategy]]` name.
+    fn instance_name(&self) -> &str;
+    /// The plugin's name (for messages).
+    fn plugin_name(&self) -> &str;
+    fn kinds(&self) -> RequestKinds;
+    fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError>;
+    fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError>;
+    fn tear_down(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError>;
+}
+
+/// Finds the strategy instance that added some memory, for remove.
+pub trait StrategyLookup {
+    fn strategy(&self, instance: &str) -> Option<&dyn StrategyHandle>;
+}
+
+/// Everything a [`Request`] borrows, owned.
+#[derive(Debug, Clone)]
+pub struct RequestData {
+    pub kind: RequestKind,
+    pub start_pfn: u64,
+    pub nr_pages: u64,
+    pub nid: u32,
+    pub driver: Driver,
+    pub group_id: u64,
+    pub pgmap_type: PgmapType,
+    pub vmemmap_shift: u32,
+    pub pgmap_id: u64,
+    pub range_index: u32,
+    pub range_count: u32,
+    pub geometry: Geometry,
+    /// Per node: (id, free pages, present pages, boot ranges).
+    pub nodes: Vec<(u32, u64, u64, Vec<PfnRange>)>,
+}
+
+impl RequestData {
+    /// A System RAM request for `[start_pfn, start_pfn + nr_pages)` on `nid`.
+    pub fn system_ram(model: &Model, start_pfn: u64, nr_pages: u64, nid: u32, driver: Driver, group_id: u64) -> Self {
+        RequestData {
+            kind: RequestKind::SYSTEM_RAM,
+            start_pfn,
+            nr_pages,
+            nid,
+            driver,
+            group_id,
+            pgmap_type: PgmapType::NONE,
+            vmemmap_shift: 0,
+            pgmap_id: 0,
+            range_index: 0,
+            range_count: 1,
+            geometry: model.geometry.g,
+            nodes: model
+                .nodes
+                .values()
+                .map(|n| {
+                    let ranges = n.boot_ranges.iter().map(|&(s, e)| PfnRange::new(s, e - s)).collect();
+                    (n.id, model.allocatable(n.id), n.present_pages(), ranges)
+                })
+                .collect(),
+        }
+    }
+
+    /// Call `f` with the borrowed request.
+    pub fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
+        let nodes: Vec<NodeInfo<'_>> = self
+            .nodes
+            .iter()
+            .map(|(id, free, present, ranges)| NodeInfo {
+                id: *id,
+                boot_ranges: RSlice::from_slice(ranges),
+                free_pages: *free,
+                present_pages: *present,
+            })
+            .collect();
+        let request = Request {
+            kind: self.kind,
+            start_pfn: self.start_pfn,
+            nr_pages: self.nr_pages,
+            nid: self.nid,
+            driver: self.driver,
+            group_id: self.group_id,
+            pgmap_type: self.pgmap_type,
+            vmemmap_shift: self.vmemmap_shift,
+            pgmap_id: self.pgmap_id,
+            range_index: self.range_index,
+            range_count: self.range_count,
+            geometry: self.geometry,
+            nodes: RSlice::from_slice(&nodes),
+        };
+        f(&request)
+    }
+}
+
+/// The MemmapOps a strategy gets during `construct`/`tear_down`: every call is checked
+/// against the request's range and written into the model's open transaction.
+pub struct ModelOps<'m> {
+    pub model: &'m mut Model,
+    /// The pfns the strategy may touch.
+    pub range: PfnRange,
+    pub altmap: Option<Altmap>,
+    /// The first rule the strategy broke, if any (fails the step even if the plugin
+    /// ignores the error it was given).
+    pub violation: Option<String>,
+}
+
+impl<'m> ModelOps<'m> {
+    pub fn new(model: &'m mut Model, range: PfnRange, altmap: Option<Altmap>) -> Self {
+        ModelOps { model, range, altmap, violation: None }
+    }
+
+    fn check(&mut self, call: &str, range: PfnRange) -> Result<(u64, u64), PluginError> {
+        let inside = range.count > 0 && self.range.contains_range(&range);
+        if inside {
+            let end = range.start + range.count;
+            Ok((range.start, end))
+        } else {
+            let end = self.range.start.saturating_add(self.range.count);
+            let msg = format!(
+                "{call} on pfns {:#x}+{:#x}, outside the request's range {:#x}-{:#x}",
+                range.start, range.count, self.range.start, end
+            );
+            self.violation.get_or_insert(msg.clone());
+            Err(PluginError::msg(msg))
+        }
+    }
+}
+
+impl MemmapOps for ModelOps<'_> {
+    fn mark_vmemmap(&mut self, range: PfnRange) -> RResult<(), PluginError> {
+        self.check("mark_vmemmap", range).map(|(s, e)| self.model.pages.set(s, e, Some(PageState::Vmemmap))).into()
+    }
+
+    fn init_device_pages(&mut self, range: PfnRange, init: DevicePageInit) -> RResult<(), PluginError> {
+        self.check("init_device_pages", range)
+            .map(|(s, e)| {
+                let state = PageState::Device {
+                    nid: init.nid,
+                    pgmap_id: init.pgmap_id,
+                    compound_order: init.compound_order,
+                    refcount: init.refcount,
+                };
+                self.model.pages.set(s, e, Some(state))
+            })
+            .into()
+    }
+
+    fn clear_pages(&mut self, range: PfnRange) -> RResult<(), PluginError> {
+        self.check("clear_pages", range).map(|(s, e)| self.model.pages.set(s, e, None)).into()
+    }
+
+    fn reserve_pages(&mut self, range: PfnRange) -> RResult<u64, PluginError> {
+        self.check("reserve_pages", range)
+            .map(|(s, e)| {
+                let counters = self.model.counters.get_mut();
+                counters.next_handle += 1;
+                let handle = counters.next_handle;
+                self.model.reservations.insert(handle, (s, e - s));
+                self.model.pages.set(s, e, Some(PageState::Reserved { handle }));
+                handle
+            })
+            .into()
+    }
+
+    fn release_pages(&mut self, handle: u64) -> RResult<(), PluginError> {
+        match self.model.reservations.remove(&handle) {
+            Some((s, n)) => {
+                self.model.pages.set(s, s + n, None);
+                RResult::ROk(())
+            }
+            None => {
+                let msg = format!("release_pages of unknown handle {handle}");
+                self.violation.get_or_insert(msg.clone());
+                RResult::RErr(PluginError::msg(msg))
+            }
+        }
+    }
+
+    fn altmap(&self) -> ROption<Altmap> {
+        self.altmap.into()
+    }
+}

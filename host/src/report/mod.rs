@@ -1,0 +1,271 @@
+//! Reports: the human summary (readable in ten seconds, then detail) and the JSON form
+//! (`"schema_version": 1`, fields in docs/report-json.md).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::format_size;
+use crate::model::sections::MemmapHome;
+use crate::model::{Model, ZoneType};
+use crate::runner::{Outcome, RunReport, StepResult};
+
+/// The JSON schema version; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One zone's counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ZoneRow {
+    pub node: u32,
+    pub zone: ZoneType,
+    pub start_pfn: u64,
+    pub spanned: u64,
+    pub present: u64,
+    pub managed: u64,
+}
+
+/// Where memmap lives, in pages.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct MemmapSummary {
+    pub boot_pages: u64,
+    pub node_pages: u64,
+    pub altmap_pages: u64,
+}
+
+/// Per-node free-memory account (the memmap allocation rule).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NodeAccount {
+    pub node: u32,
+    pub boot_free: u64,
+    pub onlined_since_boot: i64,
+    pub memmap_taken: u64,
+    pub free: u64,
+    pub min_free_share: u64,
+}
+
+/// The machine state at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateReport {
+    pub zones: Vec<ZoneRow>,
+    pub mem_total_kb: u64,
+    pub mem_free_kb: u64,
+    pub memmap: MemmapSummary,
+    pub nodes: Vec<NodeAccount>,
+    pub memory_blocks: usize,
+    pub online_blocks: usize,
+}
+
+/// Everything `--format json` prints.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    pub schema_version: u32,
+    pub config: String,
+    pub runs: Vec<JsonRun<'a>>,
+    pub all_matched: bool,
+}
+
+/// One run (one strategy, for `compare`).
+#[derive(Debug, Serialize)]
+pub struct JsonRun<'a> {
+    pub strategy: Option<&'a str>,
+    pub steps: &'a [StepResult],
+    pub state: StateReport,
+}
+
+/// Summarise the model's state.
+pub fn state(model: &Model) -> StateReport {
+    let page_kb = model.geometry.page_size() / 1024;
+    let mut zones = Vec::new();
+    let mut nodes = Vec::new();
+    for n in model.nodes.values() {
+        for z in ZoneType::ALL {
+            let c = n.zone(z);
+            zones.push(ZoneRow { node: n.id, zone: z, start_pfn: c.start_pfn, spanned: c.spanned, present: c.present, managed: c.managed });
+        }
+        nodes.push(NodeAccount {
+            node: n.id,
+            boot_free: n.boot_free,
+            onlined_since_boot: n.onlined_since_boot,
+            memmap_taken: n.memmap_taken,
+            free: n.free_pages(),
+            min_free_share: model.min_free_share(n.id),
+        });
+    }
+    let mut memmap = MemmapSummary::default();
+    for (_, s) in model.sections.iter() {
+        match s.memmap {
+            MemmapHome::Boot { pages, .. } => memmap.boot_pages += pages,
+            MemmapHome::Node { pages, .. } => memmap.node_pages += pages,
+            MemmapHome::Altmap { pages } => memmap.altmap_pages += pages,
+        }
+    }
+    StateReport {
+        zones,
+        mem_total_kb: model.total_managed() * page_kb,
+        mem_free_kb: model.nodes.values().map(|n| n.free_pages()).sum::<u64>() * page_kb,
+        memmap,
+        nodes,
+        memory_blocks: model.blocks.len(),
+        online_blocks: model.blocks.values().filter(|b| b.state == crate::model::BlockState::Online).count(),
+    }
+}
+
+/// The JSON report of one or more runs.
+pub fn json(config: &str, runs: &[RunReport]) -> String {
+    let report = JsonReport {
+        schema_version: SCHEMA_VERSION,
+        config: config.to_string(),
+        runs: runs.iter().map(|r| JsonRun { strategy: r.strategy.as_deref(), steps: &r.steps, state: state(&r.model) }).collect(),
+        all_matched: runs.iter().all(RunReport::all_matched),
+    };
+    serde_json::to_string_pretty(&report).expect("report serialises")
+}
+
+fn range_text(start: u64, size: u64) -> String {
+    if size == 0 {
+        return format!("{start:#x}");
+    }
+    format!("{start:#x}-{:#x}", start.saturating_add(size - 1))
+}
+
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line describing what a step did.
+pub fn step_line(model_page: u64, s: &StepResult) -> String {
+    let mut line =
+        format!("#{:<3} {:<8} {:<27} {:>9}  node {}", s.index, s.op.as_str(), range_text(s.start, s.size), format_size(s.size), s.node);
+    if let Some(st) = &s.strategy {
+        let _ = write!(line, "  [{st}]");
+    }
+    if let Some(t) = s.online_type {
+        let _ = write!(line, "  {}", t.as_str());
+    }
+    let detail = match &s.outcome {
+        Outcome::Added(a) => {
+            let mut d = format!("ok: {} block(s)", a.blocks.len());
+            if a.memmap_node_pages > 0 {
+                let _ = write!(d, "; memmap {} from node {}", format_size(a.memmap_node_pages * model_page), a.memmap_nid);
+            }
+            if a.memmap_altmap_pages > 0 {
+                let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
+            }
+            if !a.onlined.is_empty() {
+                let mut zones: Vec<&str> = a.onlined.iter().map(|(_, z)| z.name()).collect();
+                zones.dedup();
+                let _ = write!(d, "; onlined {} ({})", a.onlined.len(), zones.join(", "));
+            }
+            if let Some(e) = &a.online_error {
+                let _ = write!(d, "; auto-online stopped: {e}");
+            }
+            if !a.note.is_empty() {
+                let _ = write!(d, "; {}", a.note);
+            }
+            d
+        }
+        Outcome::Blocks(b) => {
+            let mut zones: Vec<&str> = b.blocks.iter().filter_map(|(_, z)| z.map(ZoneType::name)).collect();
+            zones.dedup();
+            let zones = if zones.is_empty() { String::new() } else { format!(" -> {}", zones.join(", ")) };
+            format!("ok: {} block(s){zones}; present {:+}, managed {:+} pages", b.blocks.len(), b.present_delta, b.managed_delta)
+        }
+        Outcome::Removed(r) => format!(
+            "ok: {} block(s) removed; memmap freed {} node, {} altmap",
+            r.blocks.len(),
+            format_size(r.memmap_freed_node_pages * model_page),
+            format_size(r.memmap_freed_altmap_pages * model_page)
+        ),
+        Outcome::Failed(e) => format!("{}: {}", e.code, e.reason),
+    };
+    let mark = if s.matched {
+        if matches!(s.outcome, Outcome::Failed(_)) {
+            " (as expected)"
+        } else {
+            ""
+        }
+    } else {
+        " << expected "
+    };
+    if s.matched {
+        format!("{line}  {detail}{mark}")
+    } else {
+        format!("{line}  {detail}{mark}{}", s.expect)
+    }
+}
+
+/// The human report of one run.
+pub fn text(config: &str, run: &RunReport) -> String {
+    let m = &run.model;
+    let g = m.geometry.g;
+    let page = g.page_size;
+    let mut out = String::new();
+    let matched = run.steps.iter().filter(|s| s.matched).count();
+    let _ = writeln!(
+        out,
+        "{config}{}: {} step(s), {matched} as expected{}",
+        run.strategy.as_ref().map(|s| format!(" [strategy {s}]")).unwrap_or_default(),
+        run.steps.len(),
+        if matched == run.steps.len() { "" } else { " -- MISMATCH" }
+    );
+    let st = state(m);
+    let _ = writeln!(
+        out,
+        "machine: {}, {} pages, {} sections, {} blocks, {} node(s); MemTotal {} kB; min_free {} pages",
+        g.arch.name(),
+        format_size(g.page_size),
+        format_size(g.section_size),
+        format_size(g.memory_block_size),
+        m.nodes.len(),
+        thousands(st.mem_total_kb),
+        thousands(m.policy.min_free_pages),
+    );
+    out.push('\n');
+    for s in &run.steps {
+        let _ = writeln!(out, "{}", step_line(page, s));
+    }
+    if !run.steps.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14}", "node", "zone", "start_pfn", "spanned", "present", "managed");
+    for z in st.zones.iter().filter(|z| z.spanned > 0) {
+        let _ = writeln!(
+            out,
+            "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14}",
+            z.node,
+            z.zone.name(),
+            format!("{:#x}", z.start_pfn),
+            thousands(z.spanned),
+            thousands(z.present),
+            thousands(z.managed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "memmap: boot {}, hot-added in node memory {}, inside hot-added ranges {}",
+        format_size(st.memmap.boot_pages * page),
+        format_size(st.memmap.node_pages * page),
+        format_size(st.memmap.altmap_pages * page)
+    );
+    for n in &st.nodes {
+        let _ = writeln!(
+            out,
+            "node {} free for memmap: {} pages = boot free {} + onlined {} - memmap {} (min_free share {})",
+            n.node,
+            thousands(n.free),
+            thousands(n.boot_free),
+            n.onlined_since_boot,
+            thousands(n.memmap_taken),
+            thousands(n.min_free_share)
+        );
+    }
+    out
+}

@@ -1,0 +1,193 @@
+//! Running a scenario: load the plugins, boot the model, run each step as a transaction,
+//! and collect what happened for the report.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{OnlineType, Op};
+use crate::loader::{InstanceError, LoadError, Loader, StrategyInstance};
+use crate::model::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
+use crate::model::ops::{StrategyHandle, StrategyLookup};
+use crate::model::{Model, StepError};
+use crate::scenario::{Expect, Scenario, StepSpec};
+
+/// A run that could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{path}:{line}: strategy \"{strategy}\" (plugin {plugin}): {message}")]
+    Options { path: String, line: usize, strategy: String, plugin: String, message: String },
+    #[error("{0}")]
+    Boot(String),
+    #[error("invariant broken after step {step}: {message} (a bug in the host; please report it)")]
+    Invariant { step: usize, message: String },
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Added(AddOutcome),
+    Blocks(BlocksOutcome),
+    Removed(RemoveOutcome),
+    Failed(StepError),
+}
+
+impl Outcome {
+    /// "ok" or the error code.
+    pub fn code(&self) -> &str {
+        match self {
+            Outcome::Failed(e) => &e.code,
+            _ => "ok",
+        }
+    }
+}
+
+/// One step's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub index: usize,
+    pub op: Op,
+    pub name: Option<String>,
+    pub start: u64,
+    pub size: u64,
+    pub node: u32,
+    pub strategy: Option<String>,
+    pub online_type: Option<OnlineType>,
+    pub expect: String,
+    pub outcome: Outcome,
+    pub matched: bool,
+}
+
+/// A whole run: the steps and the final model.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The strategy forced on add steps (`--strategy` or a `compare` entry), if any.
+    pub strategy: Option<String>,
+    pub steps: Vec<StepResult>,
+    pub model: Model,
+    /// The model after each step (index 0 = boot), kept only when asked for.
+    pub history: Vec<Model>,
+}
+
+impl RunReport {
+    /// Whether every step matched its `expect`.
+    pub fn all_matched(&self) -> bool {
+        self.steps.iter().all(|s| s.matched)
+    }
+}
+
+/// Knobs of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Check the invariants after every step (always on in debug builds).
+    pub check_invariants: bool,
+    /// Keep the model after each step (for `--view-after`).
+    pub keep_history: bool,
+}
+
+/// The loaded strategy instances of a scenario, by name.
+pub struct Strategies {
+    pub instances: BTreeMap<String, StrategyInstance>,
+}
+
+impl Strategies {
+    /// Load and instantiate every strategy a scenario defines.
+    pub fn load(scenario: &Scenario, loader: &mut Loader) -> Result<Strategies, RunError> {
+        let mut instances = BTreeMap::new();
+        for s in &scenario.strategies {
+            let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs)?;
+            let lib = loader.load(&path)?;
+            let instance = StrategyInstance::new(&s.name, &lib, &s.options, scenario.machine.geometry, &s.needs).map_err(|e| match e {
+                InstanceError::Load(l) => RunError::Load(l),
+                InstanceError::Options(p) => RunError::Options {
+                    path: scenario.path.display().to_string(),
+                    line: s.line,
+                    strategy: s.name.clone(),
+                    plugin: s.plugin.clone(),
+                    message: p.message.to_string(),
+                },
+            })?;
+            log::info!("strategy \"{}\": plugin {} {} from {}", s.name, instance.info.name, instance.info.version, lib.path.display());
+            instances.insert(s.name.clone(), instance);
+        }
+        Ok(Strategies { instances })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn StrategyHandle> {
+        self.instances.get(name).map(|s| s as &dyn StrategyHandle)
+    }
+}
+
+impl StrategyLookup for Strategies {
+    fn strategy(&self, instance: &str) -> Option<&dyn StrategyHandle> {
+        self.get(instance)
+    }
+}
+
+/// Run the scenario's steps; `strategy` forces the strategy of every add step.
+pub fn run(scenario: &Scenario, strategies: &Strategies, strategy: Option<&str>, options: &RunOptions) -> Result<RunReport, RunError> {
+    let mut model = Model::boot(&scenario.machine).map_err(RunError::Boot)?;
+    let check = options.check_invariants || cfg!(debug_assertions);
+    let mut history = Vec::new();
+    if options.keep_history {
+        history.push(model.clone());
+    }
+    let mut steps = Vec::new();
+    for step in &scenario.steps {
+        let forced = if step.op == Op::Add { strategy.map(str::to_string) } else { None };
+        let strategy_name = forced.or_else(|| step.strategy.clone());
+        log::debug!("step {}: {} {:#x}+{:#x} node {}", step.index, step.op.as_str(), step.start, step.size, step.node);
+        let outcome = run_step(&mut model, step, strategy_name.as_deref(), strategies);
+        match &outcome {
+            Outcome::Failed(e) => log::debug!("step {} failed: {e}", step.index),
+            _ => log::debug!("step {} ok", step.index),
+        }
+        if check {
+            model.check_invariants().map_err(|message| RunError::Invariant { step: step.index, message })?;
+        }
+        let matched = match &step.expect {
+            Expect::Ok => outcome.code() == "ok",
+            Expect::Error(code) => outcome.code() == code,
+        };
+        steps.push(StepResult {
+            index: step.index,
+            op: step.op,
+            name: step.name.clone(),
+            start: step.start,
+            size: step.size,
+            node: step.node,
+            strategy: strategy_name,
+            online_type: (step.op == Op::Online).then_some(step.online_type),
+            expect: step.expect.as_str().to_string(),
+            outcome,
+            matched,
+        });
+        if options.keep_history {
+            history.push(model.clone());
+        }
+    }
+    Ok(RunReport { strategy: strategy.map(str::to_string), steps, model, history })
+}
+
+fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategies: &Strategies) -> Outcome {
+    let result = match step.op {
+        Op::Add => {
+            let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
+            match strategies.get(name) {
+                Some(s) => {
+                    let params = AddParams { start: step.start, size: step.size, nid: step.node, driver: step.driver, group_id: 0 };
+                    model.add_memory(&params, s).map(Outcome::Added)
+                }
+                None => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
+            }
+        }
+        Op::Online => model.online_range(step.start, step.size, step.online_type).map(Outcome::Blocks),
+        Op::Offline => model.offline_range(step.start, step.size, step.unmovable).map(Outcome::Blocks),
+        Op::Remove => model.remove_memory(step.start, step.size, strategies).map(Outcome::Removed),
+        Op::Memremap | Op::Memunmap => Err(StepError::kernel(hotplug_core::errno::EOPNOTSUPP, "ZONE_DEVICE steps are not modelled yet")),
+    };
+    result.unwrap_or_else(Outcome::Failed)
+}

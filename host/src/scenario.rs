@@ -1,0 +1,321 @@
+//! From a parsed config to a checked scenario: geometry resolved, names cross-checked,
+//! every problem reported at its line and column.
+
+use std::path::PathBuf;
+
+use hotplug_core::{errno, Driver, RequestKind};
+
+use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
+use crate::model::boot::{MachineSpec, NodeSpec};
+use crate::model::error::EPLUGIN;
+use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
+
+/// The strategy used when a config names none: the baseline plugin.
+pub const DEFAULT_STRATEGY: &str = "system-ram";
+
+/// A `[[strategy]]` ready to load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategySpec {
+    pub name: String,
+    /// A plugin name (searched) or a path.
+    pub plugin: String,
+    /// The options table as TOML text.
+    pub options: String,
+    /// 1-based line of the `[[strategy]]` table, for option errors.
+    pub line: usize,
+    /// The request kinds its steps need.
+    pub needs: Vec<RequestKind>,
+}
+
+/// What a step expects: success or a specific error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Ok,
+    Error(String),
+}
+
+impl Expect {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Expect::Ok => "ok",
+            Expect::Error(e) => e,
+        }
+    }
+}
+
+/// One checked step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSpec {
+    /// 1-based position in the file.
+    pub index: usize,
+    pub op: Op,
+    pub start: u64,
+    pub size: u64,
+    pub node: u32,
+    pub strategy: Option<String>,
+    pub driver: Driver,
+    pub online_type: OnlineType,
+    pub unmovable: bool,
+    pub expect: Expect,
+    pub name: Option<String>,
+    pub line: usize,
+}
+
+/// A config, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub machine: MachineSpec,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub strategies: Vec<StrategySpec>,
+    pub steps: Vec<StepSpec>,
+    pub compare: Option<Vec<String>>,
+}
+
+fn driver_from_name(name: &str) -> Option<Driver> {
+    [Driver::NONE, Driver::ACPI_DIMM, Driver::VIRTIO_MEM, Driver::DAX_KMEM].into_iter().find(|d| d.name() == name)
+}
+
+/// Check `loaded` and resolve it. `strategy_override` (the CLI's `--strategy`) replaces
+/// the strategy of every add step.
+pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scenario, ConfigError> {
+    let file = &loaded.file;
+    let m = file.machine.get_ref();
+    let machine_span = file.machine.span();
+
+    // Geometry: the arch preset, then each key given.
+    let arch = match &m.arch {
+        Some(a) => arch_from_name(a.get_ref())
+            .ok_or_else(|| loaded.error_at(a.span(), format!("unknown arch \"{}\": use x86_64, arm64 or ppc64-radix", a.get_ref())))?,
+        None => hotplug_core::Arch::X86_64,
+    };
+    let mut g = preset(arch);
+    let set = |slot: &mut u64, v: &Option<toml::Spanned<config::Size>>| {
+        if let Some(v) = v {
+            *slot = v.get_ref().0;
+        }
+    };
+    set(&mut g.page_size, &m.page_size);
+    set(&mut g.struct_page_size, &m.struct_page_size);
+    set(&mut g.section_size, &m.section_size);
+    set(&mut g.subsection_size, &m.subsection_size);
+    set(&mut g.pmd_size, &m.pmd_size);
+    if let Some(p) = &m.pageblock_pages {
+        g.pageblock_pages = *p.get_ref();
+    }
+    if let Some(b) = &m.max_phys_bits {
+        g.max_phys_bits = *b.get_ref();
+    }
+
+    // Nodes (bytes); a machine with none gets node 0 with 1 GiB at 0.
+    let mut nodes = Vec::new();
+    for n in &m.node {
+        let nc = n.get_ref();
+        nodes.push(NodeSpec {
+            id: nc.id,
+            boot: nc.boot.iter().map(|r| (r.get_ref().start.0, r.get_ref().size.0)).collect(),
+            free: nc.free.as_ref().map(|f| f.get_ref().0),
+            reserved: nc.reserved.as_ref().map_or(0, |r| r.get_ref().0),
+        });
+    }
+    if nodes.is_empty() {
+        nodes.push(NodeSpec { id: 0, boot: vec![(0, 1 << 30)], free: None, reserved: 0 });
+    }
+    let boot_end = nodes.iter().flat_map(|n| n.boot.iter().map(|&(s, z)| s.saturating_add(z))).max().unwrap_or(0);
+    g.memory_block_size = match m.memory_block_size.as_ref().map(|b| *b.get_ref()) {
+        Some(BlockSizeConfig::Bytes(b)) => b,
+        Some(BlockSizeConfig::Auto) => probe_block_size(boot_end, g.section_size, m.hypervisor.unwrap_or(false)),
+        None => g.memory_block_size.max(g.section_size),
+    };
+    if let Err(e) = MachineGeometry::new(g) {
+        let span = [
+            m.memory_block_size.as_ref().map(|v| v.span()),
+            m.section_size.as_ref().map(|v| v.span()),
+            m.page_size.as_ref().map(|v| v.span()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or(machine_span.clone());
+        return Err(loaded.error_at(span, format!("invalid geometry: {e}")));
+    }
+
+    let machine = MachineSpec {
+        geometry: g,
+        auto_online_blocks: m.auto_online_blocks.unwrap_or(AutoOnline::Offline),
+        online_policy: m.online_policy.unwrap_or(OnlinePolicy::ContigZones),
+        auto_movable_ratio: m.auto_movable_ratio.unwrap_or(301),
+        auto_movable_numa_aware: m.auto_movable_numa_aware.unwrap_or(true),
+        movable_node: m.movable_node.unwrap_or(false),
+        min_free: m.min_free.as_ref().map(|v| v.get_ref().0),
+        nodes,
+    };
+    // Boot now, so a bad node layout is reported at the config's [machine] table.
+    if let Err(e) = crate::model::Model::boot(&machine) {
+        let span = m.node.first().map_or(machine_span.clone(), |n| n.span());
+        return Err(loaded.error_at(span, format!("invalid machine: {e}")));
+    }
+    if let Some(from) = &m.from {
+        return Err(loaded.error_at(from.span(), "`from` (booting from a captured machine) is not supported yet"));
+    }
+
+    let plugin_dirs = m.plugin_dirs.iter().map(|d| loaded.dir().join(d.get_ref())).collect();
+
+    // Strategies.
+    let mut strategies: Vec<StrategySpec> = Vec::new();
+    for s in &file.strategy {
+        let sc = s.get_ref();
+        let name = sc.name.get_ref().clone();
+        if strategies.iter().any(|x| x.name == name) {
+            return Err(loaded.error_at(sc.name.span(), format!("strategy \"{name}\" is defined twice")));
+        }
+        let options = match &sc.options {
+            Some(t) => toml::to_string(t.get_ref()).map_err(|e| loaded.error_at(t.span(), format!("options: {e}")))?,
+            None => String::new(),
+        };
+        strategies.push(StrategySpec {
+            name,
+            plugin: sc.plugin.get_ref().clone(),
+            options,
+            line: config::line_col(&loaded.text, s.span().start).0,
+            needs: Vec::new(),
+        });
+    }
+    if let Some(o) = strategy_override {
+        if !strategies.iter().any(|s| s.name == o) {
+            if o == DEFAULT_STRATEGY {
+                strategies.push(implicit_default());
+            } else {
+                let known: Vec<&str> = strategies.iter().map(|s| s.name.as_str()).collect();
+                return Err(ConfigError::file(
+                    &loaded.path,
+                    format!(
+                        "--strategy {o}: no [[strategy]] of that name (defined: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Steps.
+    let mut steps = Vec::new();
+    for (i, s) in file.step.iter().enumerate() {
+        let sc = s.get_ref();
+        let line = config::line_col(&loaded.text, s.span().start).0;
+        let need = |v: &Option<toml::Spanned<config::Size>>, key: &str| {
+            v.as_ref()
+                .map(|x| x.get_ref().0)
+                .ok_or_else(|| loaded.error_at(s.span(), format!("step {}: `{}` needs `{key}`", i + 1, sc.op.as_str())))
+        };
+        let (start, size) = match sc.op {
+            Op::Memremap | Op::Memunmap => {
+                return Err(
+                    loaded.error_at(s.span(), format!("step {}: op \"{}\" (ZONE_DEVICE) is not modelled yet", i + 1, sc.op.as_str()))
+                );
+            }
+            _ => (need(&sc.start, "start")?, need(&sc.size, "size")?),
+        };
+        let driver = match &sc.driver {
+            Some(d) => driver_from_name(d.get_ref()).ok_or_else(|| {
+                loaded.error_at(d.span(), format!("unknown driver \"{}\": use acpi-dimm, virtio-mem or dax-kmem", d.get_ref()))
+            })?,
+            None => Driver::NONE,
+        };
+        let expect = match &sc.expect {
+            None => Expect::Ok,
+            Some(e) if e.get_ref() == "ok" => Expect::Ok,
+            Some(e) if errno::from_name(e.get_ref()).is_some() || e.get_ref() == EPLUGIN => Expect::Error(e.get_ref().clone()),
+            Some(e) => {
+                return Err(loaded.error_at(
+                    e.span(),
+                    format!("unknown expect \"{}\": use \"ok\", an errno name such as \"ENOMEM\", or \"EPLUGIN\"", e.get_ref()),
+                ))
+            }
+        };
+        let strategy = if sc.op == Op::Add {
+            let named = match (strategy_override, &sc.strategy) {
+                (Some(o), _) => o.to_string(),
+                (None, Some(n)) => {
+                    if !strategies.iter().any(|x| &x.name == n.get_ref()) {
+                        let known: Vec<&str> = strategies.iter().map(|s| s.name.as_str()).collect();
+                        return Err(loaded.error_at(
+                            n.span(),
+                            format!(
+                                "unknown strategy \"{}\" (defined: {})",
+                                n.get_ref(),
+                                if known.is_empty() { "none".into() } else { known.join(", ") }
+                            ),
+                        ));
+                    }
+                    n.get_ref().clone()
+                }
+                (None, None) => match strategies.len() {
+                    0 => {
+                        strategies.push(implicit_default());
+                        DEFAULT_STRATEGY.to_string()
+                    }
+                    1 => strategies[0].name.clone(),
+                    _ if strategies.iter().any(|s| s.name == DEFAULT_STRATEGY) => DEFAULT_STRATEGY.to_string(),
+                    _ => {
+                        return Err(loaded.error_at(
+                            s.span(),
+                            format!("step {}: several strategies are defined; say which with `strategy = \"...\"`", i + 1),
+                        ))
+                    }
+                },
+            };
+            if let Some(st) = strategies.iter_mut().find(|x| x.name == named) {
+                if !st.needs.contains(&RequestKind::SYSTEM_RAM) {
+                    st.needs.push(RequestKind::SYSTEM_RAM);
+                }
+            }
+            Some(named)
+        } else {
+            None
+        };
+        steps.push(StepSpec {
+            index: i + 1,
+            op: sc.op,
+            start,
+            size,
+            node: sc.node,
+            strategy,
+            driver,
+            online_type: sc.online_type.unwrap_or(OnlineType::Online),
+            unmovable: sc.unmovable,
+            expect,
+            name: sc.name.clone(),
+            line,
+        });
+    }
+
+    let compare = match &file.compare {
+        Some(c) => {
+            for name in c.get_ref() {
+                if !strategies.iter().any(|s| &s.name == name) {
+                    return Err(loaded.error_at(c.span(), format!("compare names unknown strategy \"{name}\"")));
+                }
+            }
+            for st in strategies.iter_mut().filter(|s| c.get_ref().contains(&s.name)) {
+                if !st.needs.contains(&RequestKind::SYSTEM_RAM) {
+                    st.needs.push(RequestKind::SYSTEM_RAM);
+                }
+            }
+            Some(c.get_ref().clone())
+        }
+        None => None,
+    };
+
+    Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare })
+}
+
+fn implicit_default() -> StrategySpec {
+    StrategySpec {
+        name: DEFAULT_STRATEGY.into(),
+        plugin: DEFAULT_STRATEGY.into(),
+        options: String::new(),
+        line: 0,
+        needs: vec![RequestKind::SYSTEM_RAM],
+    }
+}
