@@ -8,6 +8,8 @@
 
 pub mod abi;
 pub mod export;
+#[cfg(feature = "options")]
+pub mod options;
 pub mod strategy;
 pub mod types;
 

@@ -309,7 +309,7 @@ impl Request<'_> {
 pub struct Altmap {
     /// First pfn the altmap covers: the start of the range.
     pub base_pfn: u64,
-    /// One past the last pfn (informational: the kernel does not allocate by it).
+    /// The last pfn, inclusive, as the kernel keeps it (informational: not used to allocate).
     pub end_pfn: u64,
     /// Head pages left untouched (an nvdimm info block).
     pub reserve: u64,

@@ -28,7 +28,7 @@ impl Strategy for SystemRam {
     const KINDS: RequestKinds = RequestKinds::SYSTEM_RAM;
 
     fn new(options: &str, _host: &Host) -> Result<Self, PluginError> {
-        let options: Options = toml::from_str(options).map_err(|e| PluginError::msg(format!("system-ram options: {}", e.message())))?;
+        let options: Options = hotplug_core::options::parse("system-ram", options)?;
         Ok(SystemRam { memmap_nid: options.memmap_nid })
     }
 

@@ -1,0 +1,105 @@
+//! Helpers for the end-to-end tests: build the workspace once, then run the real `host`
+//! binary against the real plugin libraries (never a mock).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Which build of the workspace a test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The target directory the running test binary was built into.
+fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        return if dir.is_absolute() { dir } else { workspace_root().join(dir) };
+    }
+    // <target>/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn build(profile: Profile) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = target_dir();
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args(["build", "--workspace", "--quiet", "--target-dir"]).arg(&target);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --workspace ({profile:?}) failed");
+    target.join(match profile {
+        Profile::Debug => "debug",
+        Profile::Release => "release",
+    })
+}
+
+/// The directory holding `host` and the plugin libraries, built on first use.
+pub fn artifacts(profile: Profile) -> &'static Path {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    match profile {
+        Profile::Debug => DEBUG.get_or_init(|| build(Profile::Debug)),
+        Profile::Release => RELEASE.get_or_init(|| build(Profile::Release)),
+    }
+}
+
+/// The `host` binary of a profile.
+pub fn host_exe(profile: Profile) -> PathBuf {
+    artifacts(profile).join("host")
+}
+
+/// A plugin library by plugin name (`system-ram` -> `libsystem_ram.so`).
+pub fn plugin_path(profile: Profile, name: &str) -> PathBuf {
+    artifacts(profile).join(format!("lib{}.so", name.replace('-', "_")))
+}
+
+/// A scratch directory unique to one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = target_dir().join("test-scratch").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Write `text` as a config in a scratch dir whose `plugin_dirs` resolve to `profile`'s artifacts.
+pub fn write_config(test: &str, profile: Profile, text: &str) -> PathBuf {
+    let dir = scratch(test);
+    let path = dir.join("scenario.toml");
+    let text = text.replace("@PLUGINS@", &artifacts(profile).display().to_string());
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// What a `host` run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run `host` with `args`.
+pub fn run_host(profile: Profile, args: &[&str]) -> Run {
+    Command::new(host_exe(profile)).args(args).env_remove("RUST_LOG").output().expect("run host").into()
+}
