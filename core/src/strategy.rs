@@ -41,7 +41,9 @@ pub struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(services: HostServicesBox) -> Self {
+    /// Wrap the host's services (the export macro does this; a host linking a strategy
+    /// statically does it too).
+    pub fn new(services: HostServicesBox) -> Self {
         Host { services }
     }
 
@@ -65,7 +67,8 @@ pub struct Ops<'a> {
 }
 
 impl<'a> Ops<'a> {
-    pub(crate) fn new<'p>(inner: &'a mut MemmapOps_TO<'_, RMut<'p, ()>>) -> Self
+    /// Wrap a borrowed MemmapOps object (the export macro does this for plugins).
+    pub fn new<'p>(inner: &'a mut MemmapOps_TO<'_, RMut<'p, ()>>) -> Self
     where
         'p: 'a,
     {

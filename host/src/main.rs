@@ -73,8 +73,8 @@ fn find_config(path: &Path) -> PathBuf {
         return path.to_path_buf();
     }
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
-    if shipped.exists() {
-        return shipped;
+    if let Ok(found) = shipped.canonicalize() {
+        return found;
     }
     path.to_path_buf()
 }

@@ -5,6 +5,7 @@
 //! line; only then does abi_stable check layouts, and its long dump goes to debug logs.
 
 mod services;
+mod static_strategy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use hotplug_core::{
 
 use crate::model::ops::{ModelOps, StrategyHandle};
 pub use services::HostServicesImpl;
+pub use static_strategy::StaticStrategy;
 
 /// Why a plugin could not be loaded: one line, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

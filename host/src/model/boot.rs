@@ -78,7 +78,7 @@ impl Model {
                 auto_movable_ratio: spec.auto_movable_ratio,
                 auto_movable_numa_aware: spec.auto_movable_numa_aware,
                 movable_node: spec.movable_node,
-                min_free_pages: 0,
+                min_free_fixed: spec.min_free.map(|b| b.div_ceil(g.page_size())),
             },
             sections: SectionTable::default(),
             nodes: JMap::default(),
@@ -263,10 +263,6 @@ impl Model {
 
         let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
         model.counters.get_mut().max_pfn = max_pfn;
-
-        let total_managed_kb = model.total_managed() * page / 1024;
-        let min_free_bytes = spec.min_free.unwrap_or_else(|| default_min_free_kbytes(total_managed_kb) * 1024);
-        model.policy.min_free_pages = min_free_bytes.div_ceil(page);
         Ok(model)
     }
 }

@@ -41,8 +41,9 @@ pub struct Policy {
     pub auto_movable_ratio: u32,
     pub auto_movable_numa_aware: bool,
     pub movable_node: bool,
-    /// Pages of free memory a memmap allocation may not dip into (machine-wide).
-    pub min_free_pages: u64,
+    /// `min_free` from the config, in pages; `None`: the kernel's min_free_kbytes formula,
+    /// recomputed as managed memory changes (online_pages calls init_per_zone_wmark_min).
+    pub min_free_fixed: Option<u64>,
 }
 
 /// What a page is, where it is special; pages without a run are ordinary.
@@ -100,20 +101,33 @@ pub struct Model {
 impl PartialEq for Model {
     /// Snapshot equality: the same machine state (open journals and id numbering aside).
     fn eq(&self, other: &Self) -> bool {
-        self.geometry == other.geometry
-            && self.policy == other.policy
-            && self.sections == other.sections
-            && self.nodes.same_contents(&other.nodes)
-            && self.blocks.same_contents(&other.blocks)
-            && self.resources.same_contents(&other.resources)
-            && self.pages.iter().eq(other.pages.iter())
-            && self.adds.same_contents(&other.adds)
-            && self.reservations.same_contents(&other.reservations)
-            && self.counters.get() == other.counters.get()
+        self.differences(other).is_empty()
     }
 }
 
 impl Model {
+    /// The parts of the state that differ from `other`, by name (id counters aside).
+    /// `max_pfn` is one the kernel itself leaves raised after a remove.
+    pub fn differences(&self, other: &Self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name, same: bool| {
+            if !same {
+                out.push(name);
+            }
+        };
+        check("geometry", self.geometry == other.geometry);
+        check("policy", self.policy == other.policy);
+        check("sections", self.sections == other.sections);
+        check("nodes", self.nodes.same_contents(&other.nodes));
+        check("memory_blocks", self.blocks.same_contents(&other.blocks));
+        check("resources", self.resources.same_contents(&other.resources));
+        check("page_marks", self.pages.iter().eq(other.pages.iter()));
+        check("hot_adds", self.adds.same_contents(&other.adds));
+        check("reservations", self.reservations.same_contents(&other.reservations));
+        check("max_pfn", self.counters.get().max_pfn == other.counters.get().max_pfn);
+        out
+    }
+
     /// Start a transaction: every write from here on can be undone.
     pub fn begin(&mut self) {
         debug_assert!(!self.in_txn, "nested transaction");
@@ -170,15 +184,24 @@ impl Model {
         self.nodes.values().map(Node::managed_pages).sum()
     }
 
+    /// Pages of free memory a memmap allocation may not dip into (machine-wide).
+    pub fn min_free_pages(&self) -> u64 {
+        let page = self.geometry.page_size();
+        self.policy.min_free_fixed.unwrap_or_else(|| {
+            let kb = boot::default_min_free_kbytes(self.total_managed() * page / 1024);
+            (kb * 1024).div_ceil(page)
+        })
+    }
+
     /// Node `nid`'s share of the machine-wide min_free reserve (by managed pages, as the
     /// kernel spreads min_free_kbytes over zones).
     pub fn min_free_share(&self, nid: u32) -> u64 {
         let total = self.total_managed();
         let node = self.nodes.get(&nid).map_or(0, Node::managed_pages);
         if total == 0 {
-            return self.policy.min_free_pages;
+            return self.min_free_pages();
         }
-        ((self.policy.min_free_pages as u128 * node as u128).div_ceil(total as u128)) as u64
+        ((self.min_free_pages() as u128 * node as u128).div_ceil(total as u128)) as u64
     }
 
     /// Pages a memmap allocation on `nid` may use now: free minus the reserve.

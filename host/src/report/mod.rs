@@ -226,7 +226,7 @@ pub fn text(config: &str, run: &RunReport) -> String {
         format_size(g.memory_block_size),
         m.nodes.len(),
         thousands(st.mem_total_kb),
-        thousands(m.policy.min_free_pages),
+        thousands(m.min_free_pages()),
     );
     out.push('\n');
     for s in &run.steps {

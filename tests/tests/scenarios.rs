@@ -1,0 +1,201 @@
+//! Scenarios run through the real `host` binary, with the expected numbers worked out by
+//! hand from the kernel rules (the reasoning beside each).
+
+use hotplug_tests::{run_host, write_config, Profile};
+use serde_json::Value;
+
+const P: Profile = Profile::Debug;
+
+fn run_json(test: &str, config: &str) -> (i32, Value) {
+    let cfg = write_config(test, P, config);
+    let run = run_host(P, &["--config", cfg.to_str().unwrap(), "--format", "json"]);
+    assert!(run.code == 0 || run.code == 1, "exit {}: {}", run.code, run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", run.stdout));
+    (run.code, v)
+}
+
+fn zone(v: &Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
+    let z = v["runs"][0]["state"]["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["node"] == node && z["zone"] == name)
+        .unwrap_or_else(|| panic!("no zone {name}"));
+    (z["start_pfn"].as_u64().unwrap(), z["spanned"].as_u64().unwrap(), z["present"].as_u64().unwrap(), z["managed"].as_u64().unwrap())
+}
+
+fn step(v: &Value, i: usize) -> &Value {
+    &v["runs"][0]["steps"][i]
+}
+
+const ONE_GIB_VM: &str = r#"
+[machine]
+auto_online_blocks = "online"
+plugin_dirs = ["@PLUGINS@"]
+
+[[machine.node]]
+id = 0
+boot = [{ start = "0", size = "1GiB" }]
+"#;
+
+#[test]
+fn small_vm_runs_out_of_memmap_at_the_predicted_section() {
+    // Boot: 1 GiB = 262,144 pages in 8 sections; their memmap (8 x 512 = 4,096 pages)
+    // comes from memblock, so managed = free = 258,048 pages.
+    // min_free_kbytes = isqrt(258,048 x 4 kB x 16) = isqrt(16,515,072) = 4,063 kB
+    //   = ceil(4,063 x 1024 / 4096) = 1,016 pages.
+    // Allocatable for memmap = 258,048 - 1,016 = 257,032 pages = 502 sections of 512
+    // (257,024), 8 pages over. 64 GiB = 512 sections: section 503 fails with ENOMEM.
+    let config = format!("{ONE_GIB_VM}\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n");
+    let (code, v) = run_json("small_vm", &config);
+    assert_eq!(code, 0);
+    assert_eq!(v["schema_version"], 1);
+    let s = step(&v, 0);
+    assert_eq!(s["outcome"]["result"], "failed");
+    assert_eq!(s["outcome"]["code"], "ENOMEM");
+    let reason = s["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("section 503 of 512"), "{reason}");
+    assert!(reason.contains("which has 8 allocatable"), "{reason}");
+    assert!(reason.contains("502 sections' memmap (1004 MiB) fit"), "{reason}");
+    // The failed add left nothing behind: memmap freed, no blocks, DMA32 as at boot.
+    assert_eq!(v["runs"][0]["state"]["memmap"]["node_pages"], 0);
+    assert_eq!(v["runs"][0]["state"]["memory_blocks"], 8);
+}
+
+#[test]
+fn one_gib_online_raises_present_and_managed() {
+    // 1 GiB at 4 GiB = pfns 0x100000..0x140000: 8 blocks auto-onlined (online) into the
+    // kernel zone: no DMA/DMA32 span intersects, no Movable span: Normal.
+    // Normal: start 0x100000, spanned = present = managed = 262,144 (memmap in node memory).
+    // MemTotal = (258,048 boot managed + 262,144) x 4 kB = 2,080,768 kB.
+    // Node free = 258,048 + 262,144 onlined - 4,096 memmap = 516,096 pages.
+    let config = format!("{ONE_GIB_VM}\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"1GiB\"\n");
+    let (code, v) = run_json("one_gib", &config);
+    assert_eq!(code, 0);
+    assert_eq!(zone(&v, 0, "Normal"), (0x100000, 262_144, 262_144, 262_144));
+    assert_eq!(v["runs"][0]["state"]["mem_total_kb"], 2_080_768);
+    assert_eq!(v["runs"][0]["state"]["nodes"][0]["free"], 516_096);
+    assert_eq!(step(&v, 0)["outcome"]["memmap_node_pages"], 4_096);
+}
+
+#[test]
+fn add_path_errnos_in_kernel_order() {
+    // E2BIG: 64 TiB is past 2^46 - 1 (max_phys_bits 46), checked first.
+    // EEXIST: [512 MiB, 640 MiB) overlaps boot System RAM (the resource comes before alignment).
+    // EINVAL: 4 GiB + 64 MiB is not a multiple of the 128 MiB block.
+    // EINVAL: node 3 does not exist (checked after alignment).
+    // E2BIG again: size 0 is an empty range.
+    let config = format!(
+        "{ONE_GIB_VM}
+[[step]]
+op = \"add\"
+start = \"64TiB\"
+size = \"128MiB\"
+expect = \"E2BIG\"
+
+[[step]]
+op = \"add\"
+start = \"512MiB\"
+size = \"128MiB\"
+expect = \"EEXIST\"
+
+[[step]]
+op = \"add\"
+start = \"0x104000000\"
+size = \"128MiB\"
+expect = \"EINVAL\"
+
+[[step]]
+op = \"add\"
+start = \"4GiB\"
+size = \"128MiB\"
+node = 3
+expect = \"EINVAL\"
+
+[[step]]
+op = \"add\"
+start = \"4GiB\"
+size = \"0\"
+expect = \"E2BIG\"
+"
+    );
+    let (code, v) = run_json("errnos", &config);
+    assert_eq!(code, 0, "{v}");
+    assert!(step(&v, 1)["outcome"]["reason"].as_str().unwrap().contains("conflicts with \"System RAM\" 0x0-0x3fffffff"));
+    assert!(step(&v, 3)["outcome"]["reason"].as_str().unwrap().contains("node 3 does not exist"));
+}
+
+#[test]
+fn online_movable_then_offline_remove_restores_counters() {
+    // 512 MiB at 4 GiB (4 blocks, left offline by auto_online_blocks = "offline"), then
+    // online_movable: Movable spans 0x100000 + 131,072 pages, present = managed = 131,072.
+    // Offline: present and managed drop to 0 and the span shrinks to nothing (no online
+    // memory left in the zone). Remove: the 4 x 512 memmap pages go back to node 0.
+    let config = r#"
+[machine]
+plugin_dirs = ["@PLUGINS@"]
+
+[[machine.node]]
+id = 0
+boot = [{ start = "0", size = "2GiB" }]
+
+[[step]]
+op = "add"
+start = "4GiB"
+size = "512MiB"
+
+[[step]]
+op = "online"
+online_type = "online_movable"
+start = "4GiB"
+size = "512MiB"
+
+[[step]]
+op = "remove"
+start = "4GiB"
+size = "512MiB"
+expect = "EBUSY"
+
+[[step]]
+op = "offline"
+start = "4GiB"
+size = "512MiB"
+
+[[step]]
+op = "offline"
+start = "4GiB"
+size = "128MiB"
+expect = "EINVAL"
+
+[[step]]
+op = "remove"
+start = "4GiB"
+size = "512MiB"
+"#;
+    let (code, v) = run_json("movable_cycle", config);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(step(&v, 1)["outcome"]["present_delta"], 131_072);
+    assert_eq!(step(&v, 3)["outcome"]["managed_delta"], -131_072);
+    assert_eq!(zone(&v, 0, "Movable"), (0, 0, 0, 0));
+    assert_eq!(step(&v, 5)["outcome"]["memmap_freed_node_pages"], 2_048);
+    assert_eq!(v["runs"][0]["state"]["memmap"]["node_pages"], 0);
+    // 2 GiB boot: 16 sections x 512 = 8,192 memmap pages; free back to 524,288 - 8,192.
+    assert_eq!(v["runs"][0]["state"]["nodes"][0]["free"], 516_096);
+}
+
+#[test]
+fn mismatched_expectation_exits_1_and_says_so() {
+    let config = format!("{ONE_GIB_VM}\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"64GiB\"\n");
+    let cfg = write_config("mismatch", P, &config);
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("ENOMEM") && run.stdout.contains("<< expected ok"), "{}", run.stdout);
+}
+
+#[test]
+fn shipped_configs_run_and_match_their_expectations() {
+    for name in ["system-ram.toml", "small-vm.toml"] {
+        let run = run_host(P, &["--config", name]);
+        assert_eq!(run.code, 0, "{name}: {}\n{}", run.stdout, run.stderr);
+    }
+}

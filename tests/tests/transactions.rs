@@ -1,0 +1,110 @@
+//! A failing step leaves the model exactly as it was: snapshot before, compare after.
+//! In-process, with the baseline strategy linked statically.
+
+use hotplug_core::Driver;
+use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType};
+use hotplug_host::loader::StaticStrategy;
+use hotplug_host::model::boot::{MachineSpec, NodeSpec};
+use hotplug_host::model::geometry::preset;
+use hotplug_host::model::hotplug::AddParams;
+use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
+use hotplug_host::model::Model;
+use system_ram::SystemRam;
+
+const GIB: u64 = 1 << 30;
+
+fn machine(boot: u64) -> Model {
+    Model::boot(&MachineSpec {
+        geometry: preset(hotplug_core::Arch::X86_64),
+        auto_online_blocks: AutoOnline::Online,
+        online_policy: OnlinePolicy::ContigZones,
+        auto_movable_ratio: 301,
+        auto_movable_numa_aware: true,
+        movable_node: false,
+        min_free: None,
+        nodes: vec![NodeSpec { id: 0, boot: vec![(0, boot)], free: None, reserved: 0 }],
+    })
+    .unwrap()
+}
+
+fn base() -> StaticStrategy<SystemRam> {
+    StaticStrategy::new("base", "system-ram", "", preset(hotplug_core::Arch::X86_64)).unwrap()
+}
+
+struct One<'a>(&'a dyn StrategyHandle);
+impl StrategyLookup for One<'_> {
+    fn strategy(&self, _: &str) -> Option<&dyn StrategyHandle> {
+        Some(self.0)
+    }
+}
+
+fn add(start: u64, size: u64) -> AddParams {
+    AddParams { start, size, nid: 0, driver: Driver::ACPI_DIMM, group_id: 0 }
+}
+
+#[test]
+fn each_failing_step_leaves_the_model_unchanged() {
+    let s = base();
+    let mut m = machine(GIB);
+    m.add_memory(&add(4 * GIB, GIB), &s).unwrap();
+    type Failing = Box<dyn Fn(&mut Model, &dyn StrategyHandle) -> bool>;
+    let cases: Vec<(&str, Failing)> = vec![
+        ("ENOMEM part-way through the sections", Box::new(|m, s| m.add_memory(&add(8 * GIB, 128 * GIB), s).is_err())),
+        ("E2BIG", Box::new(|m, s| m.add_memory(&add(1 << 46, GIB), s).is_err())),
+        ("EEXIST", Box::new(|m, s| m.add_memory(&add(4 * GIB, GIB), s).is_err())),
+        ("EINVAL misaligned", Box::new(|m, s| m.add_memory(&add(8 * GIB + (64 << 20), GIB), s).is_err())),
+        ("EINVAL online twice", Box::new(|m, _| m.online_range(4 * GIB, GIB, OnlineType::Online).is_err())),
+        ("EBUSY offline unmovable (after the first blocks succeed)", Box::new(|m, _| m.offline_range(4 * GIB, GIB, true).is_err())),
+        ("EBUSY remove online", Box::new(|m, s| m.remove_memory(4 * GIB, GIB, &One(s)).is_err())),
+        ("ENOENT online of a missing block", Box::new(|m, _| m.online_range(64 * GIB, GIB, OnlineType::Online).is_err())),
+    ];
+    for (name, case) in cases {
+        let before = m.clone();
+        assert!(case(&mut m, &s), "{name}: expected a failure");
+        assert!(m == before, "{name}: the model changed");
+    }
+}
+
+#[test]
+fn offline_range_failing_midway_rolls_back_the_blocks_already_offlined() {
+    let s = base();
+    let mut m = machine(GIB);
+    m.add_memory(&add(4 * GIB, GIB), &s).unwrap();
+    // Take one block back offline by itself so that the range offline fails on it
+    // after offlining the seven others (EINVAL: already offline).
+    m.offline_range(4 * GIB + 7 * (128 << 20), 128 << 20, false).unwrap();
+    let before = m.clone();
+    let err = m.offline_range(4 * GIB, GIB, false).unwrap_err();
+    assert_eq!(err.code, "EINVAL");
+    assert!(m == before);
+}
+
+#[test]
+fn add_then_remove_256_tib_costs_operations_not_pages() {
+    // 256 TiB is 2^36 pages: per-page storage would need hundreds of GiB. The model
+    // keeps sections (2 M of them) and blocks, never a slot per page.
+    let s = base();
+    let mut g = preset(hotplug_core::Arch::X86_64);
+    g.max_phys_bits = 52;
+    g.memory_block_size = 2 * GIB;
+    let mut m = Model::boot(&MachineSpec {
+        geometry: g,
+        auto_online_blocks: AutoOnline::Offline,
+        online_policy: OnlinePolicy::ContigZones,
+        auto_movable_ratio: 301,
+        auto_movable_numa_aware: true,
+        movable_node: false,
+        min_free: None,
+        // Enough boot free memory to hold 4 TiB of memmap (1/64 of 256 TiB).
+        nodes: vec![NodeSpec { id: 0, boot: vec![(0, 8 << 40)], free: None, reserved: 0 }],
+    })
+    .unwrap();
+    let before = m.clone();
+    let out = m.add_memory(&add(16 << 40, 256 << 40), &s).unwrap();
+    // 256 TiB / 2 GiB = 131,072 blocks; memmap 256 TiB / 64 = 4 TiB = 2^30 pages.
+    assert_eq!(out.blocks.len(), 131_072);
+    assert_eq!(out.memmap_node_pages, 1 << 30);
+    m.remove_memory(16 << 40, 256 << 40, &One(&s)).unwrap();
+    // Everything is as at boot except max_pfn, which x86_64 never lowers on remove.
+    assert_eq!(m.differences(&before), vec!["max_pfn"]);
+}
