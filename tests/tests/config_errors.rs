@@ -1,0 +1,84 @@
+//! Bad configs get one line with the file (and line and column where they apply), exit 2.
+
+use hotplug_tests::{run_host, scratch, write_config, Profile};
+
+const P: Profile = Profile::Debug;
+
+fn one_line_exit_2(run: &hotplug_tests::Run, needle: &str) {
+    assert_eq!(run.code, 2, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains(needle), "{needle:?} not in {}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn machine_only_config_boots_and_reports() {
+    let cfg = write_config("machine_only", P, "[machine]\n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Default machine: node 0 with 1 GiB at 0 -> DMA spans pfns 0..4096.
+    assert!(run.stdout.contains("0 step(s)"), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.starts_with("0     DMA ")), "{}", run.stdout);
+}
+
+#[test]
+fn unknown_key_has_line_and_column() {
+    let cfg = write_config("unknown_key", P, "[machine]\npage_size = \"4KiB\"\n  colour = 3\n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "scenario.toml:3:3: unknown field `colour`");
+}
+
+#[test]
+fn bad_size_has_line_and_column() {
+    let cfg = write_config("bad_size", P, "[machine]\n\n[[step]]\nop = \"add\"\nstart = \"4GB\"\nsize = \"1GiB\"\n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "scenario.toml:5:9: unknown unit \"GB\"");
+}
+
+#[test]
+fn unknown_strategy_in_a_step_is_located() {
+    let cfg =
+        write_config("unknown_strategy", P, "[machine]\n\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"1GiB\"\nstrategy = \"mom\"\n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "scenario.toml:7:12: unknown strategy \"mom\"");
+}
+
+#[test]
+fn empty_file_is_refused() {
+    let cfg = write_config("empty", P, "  \n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "config is empty");
+}
+
+#[test]
+fn file_over_one_mib_is_refused_before_parsing() {
+    let big = format!("[machine]\n#{}\n", "x".repeat(1 << 20));
+    let cfg = write_config("big", P, &big);
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "the limit is 1048576 (1 MiB)");
+}
+
+#[test]
+fn directory_and_missing_file() {
+    let dir = scratch("config_dir");
+    let run = run_host(P, &["--config", dir.to_str().unwrap()]);
+    one_line_exit_2(&run, "is a directory");
+    let run = run_host(P, &["--config", "/nonexistent/x.toml"]);
+    one_line_exit_2(&run, "/nonexistent/x.toml: cannot read config: no such file");
+}
+
+#[test]
+fn non_utf8_is_located() {
+    let dir = scratch("non_utf8");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, b"[machine]\nx = \"\xff\"\n").unwrap();
+    let run = run_host(P, &["--config", path.to_str().unwrap()]);
+    one_line_exit_2(&run, "bad.toml:2:6: config is not valid UTF-8");
+}
+
+#[test]
+fn invalid_geometry_is_explained() {
+    let cfg = write_config("geometry", P, "[machine]\nmemory_block_size = \"64MiB\"\n");
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    one_line_exit_2(&run, "scenario.toml:2:21: invalid geometry: memory_block_size must be a multiple of section_size");
+}
