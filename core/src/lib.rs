@@ -33,7 +33,6 @@ mod tests {
     /// plugin panic into a dead host.
     #[test]
     fn unwinding_is_on() {
-        assert!(cfg!(panic = "unwind"), "panic = \"abort\" is set: the plugin panic guard cannot work");
         let caught = std::panic::catch_unwind(|| panic!("probe"));
         assert!(caught.is_err());
     }
