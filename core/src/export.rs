@@ -158,7 +158,6 @@ pub extern "C" fn new_plugin<S: Strategy, M: PluginMeta>(options: RStr<'_>, host
     guarded("new", || {
         let strategy = S::new(options.as_str(), &host)?;
         log::debug!(target: M::NAME, "instance created");
-        let _ = host.services();
         Ok(RestrictionPlugin_TO::from_value(Adapter::<S, M> { strategy, _meta: PhantomData }, TD_Opaque))
     })
 }

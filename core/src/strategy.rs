@@ -52,10 +52,6 @@ impl Host {
         self.services.geometry()
     }
 
-    pub(crate) fn services(&self) -> &HostServicesBox {
-        &self.services
-    }
-
     pub(crate) fn log(&self, level: u8, target: &str, message: &str) {
         self.services.log(level, RStr::from(target), RStr::from(message));
     }

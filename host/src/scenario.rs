@@ -186,13 +186,9 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             if o == DEFAULT_STRATEGY {
                 strategies.push(implicit_default());
             } else {
-                let known: Vec<&str> = strategies.iter().map(|s| s.name.as_str()).collect();
                 return Err(ConfigError::file(
                     &loaded.path,
-                    format!(
-                        "--strategy {o}: no [[strategy]] of that name (defined: {})",
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
-                    ),
+                    format!("--strategy {o}: no [[strategy]] of that name (defined: {})", defined_names(&strategies)),
                 ));
             }
         }
@@ -238,14 +234,9 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 (Some(o), _) => o.to_string(),
                 (None, Some(n)) => {
                     if !strategies.iter().any(|x| &x.name == n.get_ref()) {
-                        let known: Vec<&str> = strategies.iter().map(|s| s.name.as_str()).collect();
                         return Err(loaded.error_at(
                             n.span(),
-                            format!(
-                                "unknown strategy \"{}\" (defined: {})",
-                                n.get_ref(),
-                                if known.is_empty() { "none".into() } else { known.join(", ") }
-                            ),
+                            format!("unknown strategy \"{}\" (defined: {})", n.get_ref(), defined_names(&strategies)),
                         ));
                     }
                     n.get_ref().clone()
@@ -317,5 +308,14 @@ fn implicit_default() -> StrategySpec {
         options: String::new(),
         line: 0,
         needs: vec![RequestKind::SYSTEM_RAM],
+    }
+}
+
+/// The defined strategy names, for "unknown strategy" messages.
+fn defined_names(strategies: &[StrategySpec]) -> String {
+    if strategies.is_empty() {
+        "none".into()
+    } else {
+        strategies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }

@@ -13,10 +13,11 @@ use system_ram::SystemRam;
 
 const GIB: u64 = 1 << 30;
 
-fn machine(boot: u64) -> Model {
+/// One node booted with `[0, boot)` on geometry `g`.
+fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) -> Model {
     Model::boot(&MachineSpec {
-        geometry: preset(hotplug_core::Arch::X86_64),
-        auto_online_blocks: AutoOnline::Online,
+        geometry: g,
+        auto_online_blocks,
         online_policy: OnlinePolicy::ContigZones,
         auto_movable_ratio: 301,
         auto_movable_numa_aware: true,
@@ -25,6 +26,10 @@ fn machine(boot: u64) -> Model {
         nodes: vec![NodeSpec { id: 0, boot: vec![(0, boot)], free: None, reserved: 0 }],
     })
     .unwrap()
+}
+
+fn machine(size: u64) -> Model {
+    boot(preset(hotplug_core::Arch::X86_64), size, AutoOnline::Online)
 }
 
 fn base() -> StaticStrategy<SystemRam> {
@@ -87,18 +92,8 @@ fn add_then_remove_256_tib_costs_operations_not_pages() {
     let mut g = preset(hotplug_core::Arch::X86_64);
     g.max_phys_bits = 52;
     g.memory_block_size = 2 * GIB;
-    let mut m = Model::boot(&MachineSpec {
-        geometry: g,
-        auto_online_blocks: AutoOnline::Offline,
-        online_policy: OnlinePolicy::ContigZones,
-        auto_movable_ratio: 301,
-        auto_movable_numa_aware: true,
-        movable_node: false,
-        min_free: None,
-        // Enough boot free memory to hold 4 TiB of memmap (1/64 of 256 TiB).
-        nodes: vec![NodeSpec { id: 0, boot: vec![(0, 8 << 40)], free: None, reserved: 0 }],
-    })
-    .unwrap();
+    // Enough boot memory (8 TiB) to hold 4 TiB of memmap (1/64 of 256 TiB).
+    let mut m = boot(g, 8 << 40, AutoOnline::Offline);
     let before = m.clone();
     let out = m.add_memory(&add(16 << 40, 256 << 40), &s).unwrap();
     // 256 TiB / 2 GiB = 131,072 blocks; memmap 256 TiB / 64 = 4 TiB = 2^30 pages.

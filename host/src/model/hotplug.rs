@@ -416,36 +416,30 @@ impl Model {
 
     /// Online every block of the range (one transaction: all or none).
     pub fn online_range(&mut self, start: u64, size: u64, t: OnlineType) -> Result<BlocksOutcome, StepError> {
-        self.transaction(|m| {
-            let before = m.totals();
-            let mut out = Vec::new();
-            for id in m.blocks_in(start, size)? {
-                out.push((id, Some(m.online_block(id, t)?)));
-            }
-            let after = m.totals();
-            Ok(BlocksOutcome {
-                blocks: out,
-                present_delta: after.0 as i64 - before.0 as i64,
-                managed_delta: after.1 as i64 - before.1 as i64,
-            })
-        })
+        self.each_block_in(start, size, |m, id| m.online_block(id, t).map(Some))
     }
 
     /// Offline every block of the range (one transaction).
     pub fn offline_range(&mut self, start: u64, size: u64, unmovable: bool) -> Result<BlocksOutcome, StepError> {
+        self.each_block_in(start, size, |m, id| m.offline_block(id, unmovable).map(|()| None))
+    }
+
+    /// Apply `op` to every block of the range in one transaction, measuring the change
+    /// in present and managed pages.
+    fn each_block_in(
+        &mut self,
+        start: u64,
+        size: u64,
+        mut op: impl FnMut(&mut Model, u64) -> Result<Option<ZoneType>, StepError>,
+    ) -> Result<BlocksOutcome, StepError> {
         self.transaction(|m| {
             let before = m.totals();
-            let mut out = Vec::new();
+            let mut blocks = Vec::new();
             for id in m.blocks_in(start, size)? {
-                m.offline_block(id, unmovable)?;
-                out.push((id, None));
+                blocks.push((id, op(m, id)?));
             }
             let after = m.totals();
-            Ok(BlocksOutcome {
-                blocks: out,
-                present_delta: after.0 as i64 - before.0 as i64,
-                managed_delta: after.1 as i64 - before.1 as i64,
-            })
+            Ok(BlocksOutcome { blocks, present_delta: after.0 as i64 - before.0 as i64, managed_delta: after.1 as i64 - before.1 as i64 })
         })
     }
 

@@ -35,10 +35,9 @@ impl<V: Clone + PartialEq> RangeMap<V> {
             return out;
         }
         // A run starting before `start` may reach into the range.
-        if let Some((&s, run)) = self.runs.range(..start).next_back() {
+        if let Some((_, run)) = self.runs.range(..start).next_back() {
             if run.end > start {
                 out.push((start, run.end.min(end), run.value.clone()));
-                let _ = s;
             }
         }
         for (&s, run) in self.runs.range(start..end) {
