@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotplug_host::loader::{self, Loader};
 use hotplug_host::runner::{self, RunOptions, Strategies};
+use hotplug_host::views::View;
 use hotplug_host::{config, report, scenario};
 
 /// Model Linux memory hot-add and hot-remove, with the memmap strategy loaded as a plugin.
@@ -25,6 +26,12 @@ struct Cli {
     /// Check the model's invariants after every step (always on in debug builds).
     #[arg(long)]
     check_invariants: bool,
+    /// Print this kernel file instead of the report (repeatable): zoneinfo, iomem, meminfo.
+    #[arg(long = "view", value_enum, value_name = "FILE")]
+    views: Vec<ViewArg>,
+    /// Show the views for the state after step N (0: right after boot; default: the end).
+    #[arg(long, value_name = "N", requires = "views")]
+    view_after: Option<usize>,
     /// Load plugin files that are world-writable or owned by another user.
     #[arg(long)]
     allow_unsafe_plugin_path: bool,
@@ -40,6 +47,24 @@ enum Command {
         #[arg(long = "dir", value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
+}
+
+/// The kernel files `--view` can print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewArg {
+    Zoneinfo,
+    Iomem,
+    Meminfo,
+}
+
+impl ViewArg {
+    fn view(self) -> View {
+        match self {
+            ViewArg::Zoneinfo => View::Zoneinfo,
+            ViewArg::Iomem => View::Iomem,
+            ViewArg::Meminfo => View::Meminfo,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,7 +110,12 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     let scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
     let strategies = Strategies::load(&scenario, &mut loader)?;
-    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false };
+    if let Some(n) = cli.view_after {
+        if n > scenario.steps.len() {
+            anyhow::bail!("--view-after {n}: {} has {} step(s) (0 is the boot state)", path.display(), scenario.steps.len());
+        }
+    }
+    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: cli.view_after };
     let names: Vec<Option<String>> = match (&scenario.compare, &cli.strategy) {
         (Some(list), None) => list.iter().cloned().map(Some).collect(),
         (_, s) => vec![s.clone()],
@@ -95,18 +125,47 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);
     }
     let shown = path.display().to_string();
-    match cli.format {
-        Format::Json => println!("{}", report::json(&shown, &runs)),
-        Format::Text => {
-            for (i, run) in runs.iter().enumerate() {
-                if i > 0 {
-                    println!();
+    if !cli.views.is_empty() {
+        print!("{}", render_views(&cli.views, &runs));
+        for run in &runs {
+            for s in run.steps.iter().filter(|s| !s.matched) {
+                eprintln!("host: step #{}: expected {}, got {}", s.index, s.expect, s.outcome.code());
+            }
+        }
+    } else {
+        match cli.format {
+            Format::Json => println!("{}", report::json(&shown, &runs)),
+            Format::Text => {
+                for (i, run) in runs.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print!("{}", report::text(&shown, run));
                 }
-                print!("{}", report::text(&shown, run));
             }
         }
     }
     Ok(if runs.iter().all(runner::RunReport::all_matched) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The asked-for views of each run; `==> NAME <==` headers (as `head` prints them) when
+/// there is more than one.
+fn render_views(views: &[ViewArg], runs: &[runner::RunReport]) -> String {
+    let mut sections = Vec::new();
+    for run in runs {
+        for v in views {
+            let view = v.view();
+            let name = match (&run.strategy, runs.len()) {
+                (Some(s), n) if n > 1 => format!("{} (strategy {s})", view.name()),
+                _ => view.name().to_string(),
+            };
+            sections.push((name, view.render(&run.model)));
+        }
+    }
+    if sections.len() == 1 {
+        return sections.pop().map(|(_, text)| text).unwrap_or_default();
+    }
+    sections.iter().map(|(name, text)| format!("==> {name} <==\n{text}")).collect::<Vec<_>>().join("\n")
 }
 
 fn list_plugins(dirs: &[PathBuf], allow_unsafe: bool) -> anyhow::Result<ExitCode> {

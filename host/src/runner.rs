@@ -84,8 +84,10 @@ impl RunReport {
 pub struct RunOptions {
     /// Check the invariants after every step (always on in debug builds).
     pub check_invariants: bool,
-    /// Keep the model after each step (for `--view-after`).
+    /// Keep the model after each step (index 0 = boot), for tests that compare states.
     pub keep_history: bool,
+    /// Stop after this step (0: run none), for `--view-after`.
+    pub stop_after: Option<usize>,
 }
 
 /// The loaded strategy instances of a scenario, by name.
@@ -127,8 +129,15 @@ impl StrategyLookup for Strategies {
     }
 }
 
-/// Run the scenario's steps; `strategy` forces the strategy of every add step.
-pub fn run(scenario: &Scenario, strategies: &Strategies, strategy: Option<&str>, options: &RunOptions) -> Result<RunReport, RunError> {
+/// Run the scenario's steps; `strategy` forces the strategy of every add step. The
+/// strategies are looked up by instance name: loaded plugins ([`Strategies`]) or, in
+/// tests, strategies linked in-process.
+pub fn run(
+    scenario: &Scenario,
+    strategies: &dyn StrategyLookup,
+    strategy: Option<&str>,
+    options: &RunOptions,
+) -> Result<RunReport, RunError> {
     let mut model = Model::boot(&scenario.machine).map_err(RunError::Boot)?;
     let check = options.check_invariants || cfg!(debug_assertions);
     let mut history = Vec::new();
@@ -136,7 +145,8 @@ pub fn run(scenario: &Scenario, strategies: &Strategies, strategy: Option<&str>,
         history.push(model.clone());
     }
     let mut steps = Vec::new();
-    for step in &scenario.steps {
+    let last = options.stop_after.unwrap_or(usize::MAX);
+    for step in scenario.steps.iter().take_while(|s| s.index <= last) {
         let forced = if step.op == Op::Add { strategy.map(str::to_string) } else { None };
         let strategy_name = forced.or_else(|| step.strategy.clone());
         log::debug!("step {}: {} {:#x}+{:#x} node {}", step.index, step.op.as_str(), step.start, step.size, step.node);
@@ -172,11 +182,11 @@ pub fn run(scenario: &Scenario, strategies: &Strategies, strategy: Option<&str>,
     Ok(RunReport { strategy: strategy.map(str::to_string), steps, model, history })
 }
 
-fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategies: &Strategies) -> Outcome {
+fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategies: &dyn StrategyLookup) -> Outcome {
     let result = match step.op {
         Op::Add => {
             let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
-            match strategies.get(name) {
+            match strategies.strategy(name) {
                 Some(s) => {
                     let params = AddParams { start: step.start, size: step.size, nid: step.node, driver: step.driver, group_id: 0 };
                     model.add_memory(&params, s).map(Outcome::Added)

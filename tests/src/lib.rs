@@ -103,3 +103,55 @@ impl From<Output> for Run {
 pub fn run_host(profile: Profile, args: &[&str]) -> Run {
     Command::new(host_exe(profile)).args(args).env_remove("RUST_LOG").output().expect("run host").into()
 }
+
+/// The strategies a scenario names, linked in-process (no `.so`): the real plugin code,
+/// called through the same MemmapOps checks as a loaded plugin.
+pub struct Linked {
+    strategies: std::collections::BTreeMap<String, Box<dyn hotplug_host::model::ops::StrategyHandle>>,
+}
+
+impl hotplug_host::model::ops::StrategyLookup for Linked {
+    fn strategy(&self, instance: &str) -> Option<&dyn hotplug_host::model::ops::StrategyHandle> {
+        self.strategies.get(instance).map(|b| b.as_ref())
+    }
+}
+
+/// Link the strategies of `scenario` (by their `plugin` name) into the test process.
+pub fn link(scenario: &hotplug_host::scenario::Scenario) -> Linked {
+    use hotplug_host::loader::StaticStrategy;
+    let mut strategies = std::collections::BTreeMap::new();
+    for s in &scenario.strategies {
+        let g = scenario.machine.geometry;
+        let handle: Box<dyn hotplug_host::model::ops::StrategyHandle> = match s.plugin.as_str() {
+            "system-ram" => Box::new(
+                StaticStrategy::<system_ram::SystemRam>::new(&s.name, &s.plugin, &s.options, g)
+                    .unwrap_or_else(|e| panic!("strategy {}: {}", s.name, e.message)),
+            ),
+            other => panic!("no in-process build of plugin {other}"),
+        };
+        strategies.insert(s.name.clone(), handle);
+    }
+    Linked { strategies }
+}
+
+/// Run a scenario given as TOML text in-process, keeping the model after every step, and
+/// check what holds for every scenario: each step ends as its `expect` says, the
+/// invariants hold after each step, and a failing step leaves the model exactly as it
+/// was before it (the snapshot taken before the step equals the state after it).
+pub fn run_in_process(name: &str, toml: &str) -> hotplug_host::runner::RunReport {
+    use hotplug_host::runner::{run, Outcome, RunOptions};
+    let path = PathBuf::from(format!("{name}.toml"));
+    let loaded = hotplug_host::config::parse(&path, toml.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let scenario = hotplug_host::scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let linked = link(&scenario);
+    let options = RunOptions { check_invariants: true, keep_history: true, stop_after: None };
+    let report = run(&scenario, &linked, None, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (i, s) in report.steps.iter().enumerate() {
+        assert!(s.matched, "{name}: step #{} expected {}, got {}: {:?}", s.index, s.expect, s.outcome.code(), s.outcome);
+        if let Outcome::Failed(e) = &s.outcome {
+            let (before, after) = (&report.history[i], &report.history[i + 1]);
+            assert!(before == after, "{name}: failing step #{} ({e}) changed the model: {:?}", s.index, after.differences(before));
+        }
+    }
+    report
+}

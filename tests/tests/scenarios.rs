@@ -192,10 +192,51 @@ fn mismatched_expectation_exits_1_and_says_so() {
     assert!(run.stdout.contains("ENOMEM") && run.stdout.contains("<< expected ok"), "{}", run.stdout);
 }
 
+/// Every config shipped in configs/.
+fn shipped_configs() -> Vec<String> {
+    let dir = hotplug_tests::workspace_root().join("configs");
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".toml")).collect();
+    names.sort();
+    assert!(names.len() >= 2, "{names:?}");
+    names
+}
+
 #[test]
 fn shipped_configs_run_and_match_their_expectations() {
-    for name in ["system-ram.toml", "small-vm.toml"] {
-        let run = run_host(P, &["--config", name]);
+    for name in shipped_configs() {
+        let run = run_host(P, &["--config", &name]);
         assert_eq!(run.code, 0, "{name}: {}\n{}", run.stdout, run.stderr);
     }
+}
+
+#[test]
+fn every_shipped_config_prints_the_kernel_views() {
+    for name in shipped_configs() {
+        let run = run_host(P, &["--config", &name, "--view", "zoneinfo", "--view", "iomem", "--view", "meminfo"]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        // Only the views on stdout, each under a `head`-style header.
+        let headers: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("==> ")).collect();
+        assert_eq!(headers, ["==> zoneinfo <==", "==> iomem <==", "==> meminfo <=="], "{name}");
+        assert!(run.stdout.contains("Node 0, zone      DMA\n"), "{name}: {}", run.stdout);
+        assert!(run.stdout.contains(" : System RAM\n"), "{name}");
+        assert!(run.stdout.contains("MemTotal: "), "{name}");
+    }
+}
+
+#[test]
+fn view_after_shows_the_state_after_that_step() {
+    // small-vm.toml, a 1 GiB VM: after step 0 (boot) MemTotal is 258,048 managed pages
+    // = 1,032,192 kB and iomem holds the boot range only. A single view prints bare.
+    let run = run_host(P, &["--config", "small-vm.toml", "--view", "meminfo", "--view-after", "0"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "MemTotal:        1032192 kB\nMemFree:         1032192 kB\n");
+    // After step 3 (8 GiB onlined at 4 GiB): a second System RAM line.
+    let run = run_host(P, &["--config", "small-vm.toml", "--view", "iomem", "--view-after", "3"]);
+    assert_eq!(run.stdout, "00000000-3fffffff : System RAM\n100000000-2ffffffff : System RAM\n");
+    // A step past the end is a one-line error, exit 2.
+    let run = run_host(P, &["--config", "small-vm.toml", "--view", "iomem", "--view-after", "5"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--view-after 5") && run.stderr.contains("has 4 step(s)"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }

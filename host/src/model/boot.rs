@@ -38,6 +38,24 @@ pub struct MachineSpec {
     pub nodes: Vec<NodeSpec>,
 }
 
+impl MachineSpec {
+    /// A machine with the config's defaults (auto_online_blocks offline, contig zones,
+    /// ratio 301, min_free by the kernel's formula) and one boot range per node:
+    /// `(nid, start, size)` in bytes. Handy for tests and for library users.
+    pub fn new(geometry: Geometry, nodes: &[(u32, u64, u64)]) -> MachineSpec {
+        MachineSpec {
+            geometry,
+            auto_online_blocks: AutoOnline::Offline,
+            online_policy: OnlinePolicy::ContigZones,
+            auto_movable_ratio: 301,
+            auto_movable_numa_aware: true,
+            movable_node: false,
+            min_free: None,
+            nodes: nodes.iter().map(|&(id, start, size)| NodeSpec { id, boot: vec![(start, size)], free: None, reserved: 0 }).collect(),
+        }
+    }
+}
+
 /// The kernel's default `min_free_kbytes` (mm/page_alloc.c calculate_min_free_kbytes):
 /// sqrt(lowmem_kbytes * 16), clamped to [128, 262144].
 pub fn default_min_free_kbytes(managed_kbytes: u64) -> u64 {

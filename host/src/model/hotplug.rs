@@ -448,32 +448,6 @@ impl Model {
         self.nodes.values().fold((0, 0), |(p, m), n| (p + n.present_pages(), m + n.managed_pages()))
     }
 
-    /// default_kernel_zone_for_pfn: the first of DMA, DMA32 whose span intersects, else Normal.
-    pub fn default_kernel_zone(&self, nid: u32, start: u64, nr: u64) -> ZoneType {
-        let node = self.nodes.get(&nid).expect("node exists");
-        [ZoneType::Dma, ZoneType::Dma32].into_iter().find(|&z| node.zone(z).intersects(start, nr)).unwrap_or(ZoneType::Normal)
-    }
-
-    /// zone_for_pfn_range under the contig-zones policy.
-    pub fn zone_for_range(&self, nid: u32, start: u64, nr: u64, t: OnlineType) -> ZoneType {
-        let kernel = self.default_kernel_zone(nid, start, nr);
-        match t {
-            OnlineType::OnlineKernel => kernel,
-            OnlineType::OnlineMovable => ZoneType::Movable,
-            OnlineType::Online => {
-                let node = self.nodes.get(&nid).expect("node exists");
-                let in_kernel = node.zone(kernel).intersects(start, nr);
-                let in_movable = node.zone(ZoneType::Movable).intersects(start, nr);
-                match (in_kernel, in_movable) {
-                    (true, false) => kernel,
-                    (false, true) => ZoneType::Movable,
-                    _ if self.policy.movable_node => ZoneType::Movable,
-                    _ => kernel,
-                }
-            }
-        }
-    }
-
     /// Pages of `[start, start + nr)` a strategy holds back (present, never managed).
     fn reserved_pages_in(&self, start: u64, nr: u64) -> u64 {
         self.pages.count(start, start + nr, |v| matches!(v, PageState::Reserved { .. }))

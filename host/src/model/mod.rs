@@ -18,6 +18,7 @@ pub mod pages;
 pub mod resource;
 pub mod sections;
 pub mod zone;
+pub mod zone_policy;
 
 use hotplug_core::Restrictions;
 use serde::Serialize;

@@ -43,6 +43,48 @@ pub struct NodeAccount {
     pub min_free_share: u64,
 }
 
+/// Consecutive memory blocks that look alike, as one row (a machine has millions).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BlockRun {
+    /// First and last memoryN of the run.
+    pub first: u64,
+    pub last: u64,
+    pub node: u32,
+    pub state: crate::model::BlockState,
+    /// The zone an online block is in (`None`: offline, or a boot block spanning zones).
+    pub zone: Option<ZoneType>,
+    /// memoryN/valid_zones, as the kernel prints it.
+    pub valid_zones: String,
+    /// Pages at each block's start holding its own memmap (memmap on memory).
+    pub vmemmap_pages: u64,
+    /// The strategy instance that hot-added the blocks (`None`: boot memory).
+    pub strategy: Option<String>,
+}
+
+/// Group the model's blocks into runs of alike, consecutive blocks.
+pub fn block_runs(model: &Model) -> Vec<BlockRun> {
+    let mut runs: Vec<BlockRun> = Vec::new();
+    for b in model.blocks.values() {
+        let row = BlockRun {
+            first: b.id,
+            last: b.id,
+            node: b.nid,
+            state: b.state,
+            zone: b.zone,
+            valid_zones: model.valid_zones(b.id).unwrap_or_default(),
+            vmemmap_pages: b.vmemmap_pages,
+            strategy: b.strategy.clone(),
+        };
+        match runs.last_mut() {
+            Some(prev) if prev.last + 1 == row.first && BlockRun { first: prev.first, last: prev.last, ..row.clone() } == *prev => {
+                prev.last = row.first;
+            }
+            _ => runs.push(row),
+        }
+    }
+    runs
+}
+
 /// The machine state at the end of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateReport {
@@ -53,6 +95,7 @@ pub struct StateReport {
     pub nodes: Vec<NodeAccount>,
     pub memory_blocks: usize,
     pub online_blocks: usize,
+    pub block_runs: Vec<BlockRun>,
 }
 
 /// Everything `--format json` prints.
@@ -107,6 +150,7 @@ pub fn state(model: &Model) -> StateReport {
         nodes,
         memory_blocks: model.blocks.len(),
         online_blocks: model.blocks.values().filter(|b| b.state == crate::model::BlockState::Online).count(),
+        block_runs: block_runs(model),
     }
 }
 
@@ -138,6 +182,14 @@ fn thousands(v: u64) -> String {
         out.push(c);
     }
     out
+}
+
+fn signed_thousands(v: i64) -> String {
+    if v < 0 {
+        format!("-{}", thousands(v.unsigned_abs()))
+    } else {
+        thousands(v as u64)
+    }
 }
 
 /// One line describing what a step did.
@@ -248,6 +300,27 @@ pub fn text(config: &str, run: &RunReport) -> String {
             thousands(z.managed)
         );
     }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{:<22} {:<5} {:<8} {:<8} {:<16} {:>8}  added by",
+        "memory blocks", "node", "state", "zone", "valid_zones", "vmemmap"
+    );
+    for r in &st.block_runs {
+        let name = if r.first == r.last { format!("memory{}", r.first) } else { format!("memory{}-{}", r.first, r.last) };
+        let _ = writeln!(
+            out,
+            "{:<22} {:<5} {:<8} {:<8} {:<16} {:>8}  {}",
+            name,
+            r.node,
+            r.state.as_str(),
+            r.zone.map_or("-", ZoneType::name),
+            r.valid_zones,
+            r.vmemmap_pages,
+            r.strategy.as_deref().unwrap_or("boot")
+        );
+    }
+    out.push('\n');
     let _ = writeln!(
         out,
         "memmap: boot {}, hot-added in node memory {}, inside hot-added ranges {}",
@@ -262,7 +335,7 @@ pub fn text(config: &str, run: &RunReport) -> String {
             n.node,
             thousands(n.free),
             thousands(n.boot_free),
-            n.onlined_since_boot,
+            signed_thousands(n.onlined_since_boot),
             thousands(n.memmap_taken),
             thousands(n.min_free_share)
         );
