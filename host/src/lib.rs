@@ -2,6 +2,7 @@
 //! the `host` binary. See ARCHITECTURE.md for the map.
 
 pub mod config;
+pub mod conformance;
 pub mod loader;
 pub mod model;
 pub mod report;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hotplug_host::loader::{self, Loader};
 use hotplug_host::runner::{self, RunOptions, Strategies};
 use hotplug_host::views::View;
-use hotplug_host::{config, report, scenario};
+use hotplug_host::{config, conformance, report, scenario};
 
 /// Model Linux memory hot-add and hot-remove, with the memmap strategy loaded as a plugin.
 #[derive(Debug, Parser)]
@@ -41,6 +41,38 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the plugin conformance suite on a plugin (a path, or a name found in --dir).
+    /// Exit 0: every check passed; 1: some check failed; 2: the plugin cannot be loaded.
+    Conformance {
+        /// The plugin: a path to its library, or its name (e.g. system-ram).
+        plugin: String,
+        /// A directory to look for a plugin given by name (repeatable; then next to host).
+        #[arg(long = "dir", value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Run only the checks whose name matches (`*` wildcards; else a substring).
+        #[arg(long, value_name = "PATTERN")]
+        only: Option<String>,
+        /// The plugin's options, as TOML text (what a [[strategy]]'s `options` table holds).
+        #[arg(long, value_name = "TOML", default_value = "")]
+        options: String,
+        /// Fail a check whose process runs longer than this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// One conformance check in this process (what `conformance` runs per check).
+    #[command(hide = true)]
+    ConformanceChild {
+        #[arg(long)]
+        check: String,
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+        #[arg(long, default_value = "")]
+        options: String,
+        plugin: String,
+    },
     /// List the plugins found in directories, with their versions or why they fail to load.
     Plugins {
         /// A directory to search (repeatable; default: next to the host binary).
@@ -78,6 +110,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Plugins { dirs }) => list_plugins(dirs, cli.allow_unsafe_plugin_path),
+        Some(Command::Conformance { plugin, dirs, format, only, options, timeout }) => {
+            let suite = conformance::SuiteOptions {
+                dirs: dirs.clone(),
+                options: options.clone(),
+                only: only.clone(),
+                allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
+                timeout: std::time::Duration::from_secs(*timeout),
+            };
+            run_conformance(plugin, &suite, *format)
+        }
+        Some(Command::ConformanceChild { check, dirs, options, plugin }) => {
+            let child = conformance::ChildOptions {
+                dirs: dirs.clone(),
+                options: options.clone(),
+                allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
+            };
+            let out = conformance::run_child(check, plugin, &child);
+            println!("{}", serde_json::to_string(&out).expect("child output serialises"));
+            Ok(ExitCode::SUCCESS)
+        }
         None => match &cli.config {
             Some(path) => run_config(&cli, path),
             None => Err(anyhow::anyhow!("nothing to do: give --config FILE, or a command (see host --help)")),
@@ -166,6 +218,23 @@ fn render_views(views: &[ViewArg], runs: &[runner::RunReport]) -> String {
         return sections.pop().map(|(_, text)| text).unwrap_or_default();
     }
     sections.iter().map(|(name, text)| format!("==> {name} <==\n{text}")).collect::<Vec<_>>().join("\n")
+}
+
+fn run_conformance(plugin: &str, suite: &conformance::SuiteOptions, format: Format) -> anyhow::Result<ExitCode> {
+    if let Some(p) = &suite.only {
+        if !conformance::CHECKS.iter().any(|c| conformance::matches(p, c.name)) {
+            let names: Vec<&str> = conformance::CHECKS.iter().map(|c| c.name).collect();
+            anyhow::bail!("--only {p}: no check matches (checks: {})", names.join(", "));
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find the host binary to run checks in")?;
+    let report = conformance::run(&exe, plugin, suite);
+    match format {
+        Format::Json => println!("{}", report.json()),
+        Format::Text if report.load_error.is_some() => eprint!("host: error: {}", report.text()),
+        Format::Text => print!("{}", report.text()),
+    }
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 fn list_plugins(dirs: &[PathBuf], allow_unsafe: bool) -> anyhow::Result<ExitCode> {

@@ -2,7 +2,7 @@
 //! memory_block_offline), and remove (try_remove_memory), with the kernel's checks in the
 //! kernel's order. Each public operation is one transaction.
 
-use hotplug_core::{errno, Altmap, Driver, PfnRange, RestrictionFlags, Restrictions};
+use hotplug_core::{errno, Altmap, Driver, PfnRange, RequestKind, RestrictionFlags, Restrictions};
 use serde::Serialize;
 
 use super::altmap;
@@ -130,7 +130,7 @@ impl Model {
         // The strategy decides the memmap placement.
         let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, p.group_id);
         let restrictions = request.with(|r| strategy.set_up(r)).map_err(|e| StepError::plugin(strategy.plugin_name(), "set_up", &e))?;
-        self.validate_system_ram_restrictions(&restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
+        self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
 
         let per_block = restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
         let memmap_nid = restrictions.memmap_nid.into_option().unwrap_or(p.nid);
@@ -237,8 +237,19 @@ impl Model {
         })
     }
 
-    /// What the validator demands of a System RAM `set_up` result.
-    fn validate_system_ram_restrictions(&self, r: &Restrictions, start_pfn: u64, nr_pages: u64, plugin: &str) -> Result<(), StepError> {
+    /// What the validator demands of a `set_up` result for a request of `kind` over
+    /// `[start_pfn, start_pfn + nr_pages)`: only flags contract 1.0.0 defines, an existing
+    /// `memmap_nid`, and an altmap the kernel's `__add_pages` would accept (starting at the
+    /// range's first pfn, `reserve + free` inside the range, or inside one memory block
+    /// with MEMMAP_ON_MEMORY). Public so the conformance suite applies the same rules.
+    pub fn validate_restrictions(
+        &self,
+        kind: RequestKind,
+        r: &Restrictions,
+        start_pfn: u64,
+        nr_pages: u64,
+        plugin: &str,
+    ) -> Result<(), StepError> {
         let unknown = r.flags.0 & !hotplug_core::RestrictionFlags::ALL.0;
         if unknown != 0 {
             return Err(StepError::validator(
@@ -246,7 +257,10 @@ impl Model {
                 format!("flags {:#x} has bits contract 1.0.0 does not define ({unknown:#x})", r.flags.0),
             ));
         }
-        if r.flags.contains(RestrictionFlags::NO_DIRECT_MAP) {
+        if kind == RequestKind::DEVICE && r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
+            return Err(StepError::validator(plugin, "MEMMAP_ON_MEMORY is only for System RAM (device memory has no memory blocks)"));
+        }
+        if kind == RequestKind::SYSTEM_RAM && r.flags.contains(RestrictionFlags::NO_DIRECT_MAP) {
             return Err(StepError::validator(plugin, "NO_DIRECT_MAP is only for device memory, not System RAM"));
         }
         if let Some(nid) = r.memmap_nid.into_option() {
@@ -266,7 +280,7 @@ impl Model {
                     ));
                 }
                 match a.reserve.checked_add(a.free) {
-                    Some(n) if n < ppb => Ok(()),
+                    Some(n) if n < ppb && n < nr_pages => Ok(()),
                     _ => Err(StepError::validator(
                         plugin,
                         format!("invalid altmap: reserve {} + free {} must be less than a memory block ({ppb} pages)", a.reserve, a.free),

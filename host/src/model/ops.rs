@@ -72,6 +72,26 @@ impl RequestData {
         }
     }
 
+    /// A ZONE_DEVICE request (memremap_pages) for `[start_pfn, start_pfn + nr_pages)`.
+    pub fn device(
+        model: &Model,
+        start_pfn: u64,
+        nr_pages: u64,
+        nid: u32,
+        pgmap_type: PgmapType,
+        vmemmap_shift: u32,
+        pgmap_id: u64,
+    ) -> Self {
+        RequestData {
+            kind: RequestKind::DEVICE,
+            driver: Driver::NONE,
+            pgmap_type,
+            vmemmap_shift,
+            pgmap_id,
+            ..RequestData::system_ram(model, start_pfn, nr_pages, nid, Driver::NONE, 0)
+        }
+    }
+
     /// Call `f` with the borrowed request.
     pub fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
         let nodes: Vec<NodeInfo<'_>> = self

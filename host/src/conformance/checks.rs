@@ -1,0 +1,621 @@
+//! The check bodies. Each runs in a child process on a fresh, small two-node machine and
+//! returns pass, fail (what was expected, what came back) or skip (why it does not apply).
+
+use std::sync::Barrier;
+
+use hotplug_core::{
+    Altmap, ContractVersion, Driver, PgmapType, PluginError, Request, RequestKind, RequestKinds, RestrictionFlags, Restrictions,
+};
+
+use super::Status;
+use crate::config::{format_size, AutoOnline};
+use crate::loader::{LoadedLibrary, StrategyInstance};
+use crate::model::boot::MachineSpec;
+use crate::model::geometry::preset;
+use crate::model::hotplug::AddParams;
+use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use crate::model::{altmap, Model, PageState};
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// The differences from a snapshot the kernel itself leaves behind after a remove.
+const ALLOWED_AFTER_REMOVE: &[&str] = &["max_pfn"];
+
+/// The plugin under test: its library and the options to build instances with.
+pub struct Subject {
+    lib: LoadedLibrary,
+    options: String,
+}
+
+impl Subject {
+    pub fn new(lib: LoadedLibrary, options: String) -> Self {
+        Subject { lib, options }
+    }
+
+    /// A fresh instance, as a `[[strategy]]` named "under-test".
+    pub fn instance(&self) -> Result<StrategyInstance, String> {
+        StrategyInstance::new("under-test", &self.lib, &self.options, machine_geometry(), &[]).map_err(|e| e.to_string())
+    }
+}
+
+type Outcome = (Status, String);
+
+fn pass(detail: impl Into<String>) -> Outcome {
+    (Status::Pass, detail.into())
+}
+
+fn skip(detail: impl Into<String>) -> Outcome {
+    (Status::Skip, detail.into())
+}
+
+fn fail(expected: impl std::fmt::Display, got: impl std::fmt::Display) -> Outcome {
+    (Status::Fail, format!("expected {expected}; got {got}"))
+}
+
+/// Run check `name`; `None` if there is no such check.
+pub fn run(name: &str, subject: &Subject) -> Option<Outcome> {
+    let instance = match subject.instance() {
+        Ok(i) => i,
+        Err(e) => return Some(fail("an instance with the given options", format!("the constructor failed: {e}"))),
+    };
+    let outcome = match name {
+        "info" => info(subject, &instance),
+        "kinds" => kinds(&instance),
+        "set-up-grid" => set_up_grid(&instance),
+        "altmap-bounds" => altmap_bounds(&instance),
+        "construct-marks" => construct_marks(&instance),
+        "add-remove" => add_remove(&instance),
+        "deterministic" => deterministic(subject, &instance),
+        "cycles" => cycles(&instance),
+        "threads" => threads(&instance),
+        _ => return None,
+    };
+    Some(outcome)
+}
+
+// ---- the machine and the requests ------------------------------------------------------
+
+/// x86_64 defaults: 4 KiB pages, 128 MiB sections and blocks, 46 physical address bits.
+fn machine_geometry() -> hotplug_core::Geometry {
+    preset(hotplug_core::Arch::X86_64)
+}
+
+/// Two nodes of 8 GiB each: node 0 [0, 8 GiB), node 1 [8 GiB, 16 GiB).
+fn machine(auto: AutoOnline) -> Model {
+    let mut spec = MachineSpec::new(machine_geometry(), &[(0, 0, 8 * GIB), (1, 8 * GIB, 8 * GIB)]);
+    spec.auto_online_blocks = auto;
+    Model::boot(&spec).expect("the conformance machine boots")
+}
+
+const KINDS: [RequestKind; 2] = [RequestKind::SYSTEM_RAM, RequestKind::DEVICE];
+
+/// One request of the grid, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    kind: RequestKind,
+    start: u64,
+    size: u64,
+    nid: u32,
+}
+
+impl std::fmt::Display for Point {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:#x}+{} node {}", self.kind.name(), self.start, format_size(self.size), self.nid)
+    }
+}
+
+impl Point {
+    fn data(&self, model: &Model) -> RequestData {
+        let page = model.geometry.page_size();
+        let (start, nr) = (self.start / page, self.size / page);
+        match self.kind {
+            RequestKind::DEVICE => RequestData::device(model, start, nr, self.nid, PgmapType::GENERIC, 0, 1),
+            _ => RequestData::system_ram(model, start, nr, self.nid, Driver::ACPI_DIMM, 0),
+        }
+    }
+}
+
+/// The plain request of each kind: 1 GiB, 1 GiB-aligned, above the boot memory.
+fn plain(kind: RequestKind) -> Point {
+    let start = if kind == RequestKind::DEVICE { 64 * GIB } else { 32 * GIB };
+    Point { kind, start, size: GIB, nid: 0 }
+}
+
+/// Sizes from one subsection to terabytes; starts aligned to the size (and above the
+/// boot memory), then off by a page, a subsection and half a block; every node.
+fn grid(kinds: RequestKinds) -> Vec<Point> {
+    let sizes = [2 * MIB, 128 * MIB, GIB, 64 * GIB, 4 * TIB];
+    let offsets = [0, 4096, 2 * MIB, 64 * MIB];
+    let mut points = Vec::new();
+    for kind in KINDS.into_iter().filter(|k| kinds.contains(*k)) {
+        for size in sizes {
+            let base = (32 * GIB).max(size).next_multiple_of(size);
+            for offset in offsets {
+                for nid in [0, 1] {
+                    points.push(Point { kind, start: base + offset, size, nid });
+                }
+            }
+        }
+    }
+    points
+}
+
+fn is_panic(e: &PluginError) -> bool {
+    e.message.as_str().starts_with("plugin panicked")
+}
+
+fn call_set_up(s: &dyn StrategyHandle, model: &Model, p: &Point) -> Result<Restrictions, PluginError> {
+    p.data(model).with(|r: &Request<'_>| s.set_up(r))
+}
+
+fn error_text(e: &PluginError) -> String {
+    let name = hotplug_core::errno::name(e.errno).map_or_else(|| format!("errno {}", e.errno), str::to_string);
+    if e.errno == 0 {
+        e.message.to_string()
+    } else {
+        format!("{name}: {}", e.message)
+    }
+}
+
+fn summary(r: &Restrictions) -> String {
+    let mut s = format!("flags {:#x}", r.flags.0);
+    if let Some(a) = r.altmap.into_option() {
+        s += &format!(", altmap base {:#x} reserve {} free {}", a.base_pfn, a.reserve, a.free);
+    }
+    if let Some(n) = r.memmap_nid.into_option() {
+        s += &format!(", memmap_nid {n}");
+    }
+    s
+}
+
+/// "a, b, c (and N more)".
+fn first_few(problems: &[String]) -> String {
+    let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
+    let more = problems.len().saturating_sub(3);
+    if more > 0 {
+        format!("{} (and {more} more)", shown.join("; "))
+    } else {
+        shown.join("; ")
+    }
+}
+
+// ---- the checks ------------------------------------------------------------------------
+
+fn info(subject: &Subject, s: &StrategyInstance) -> Outcome {
+    let i = &s.info;
+    let known = RequestKinds::SYSTEM_RAM.0 | RequestKinds::DEVICE.0;
+    let name = i.name.as_str();
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_graphic()) {
+        return fail("a name of 1 to 64 printable characters", format!("{name:?}"));
+    }
+    if !is_semver(i.version.as_str()) {
+        return fail("a semver version such as 1.2.3", format!("{:?}", i.version.as_str()));
+    }
+    if i.contract.major != ContractVersion::CURRENT.major {
+        return fail(format!("contract {}.x", ContractVersion::CURRENT.major), i.contract);
+    }
+    if i.kinds.0 == 0 {
+        return fail("at least one request kind", "kinds 0 (handles nothing)");
+    }
+    if i.kinds.0 & !known != 0 {
+        return fail(
+            format!("kinds within {known:#x} (system-ram, device)"),
+            format!("kinds {:#x}, with bits contract 1.0.0 does not define ({:#x})", i.kinds.0, i.kinds.0 & !known),
+        );
+    }
+    let again = match subject.instance() {
+        Ok(other) => other.info,
+        Err(e) => return fail("a second instance", e),
+    };
+    if again != *i {
+        return fail("the same info from every instance", format!("{:?} then {:?}", i, again));
+    }
+    pass(format!("{name} {} (contract {}, handles {})", i.version, i.contract, crate::loader::kinds_text(i.kinds)))
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn kinds(s: &StrategyInstance) -> Outcome {
+    let model = machine(AutoOnline::Offline);
+    let mut notes = Vec::new();
+    for kind in KINDS {
+        let p = plain(kind);
+        let result = call_set_up(s, &model, &p);
+        let claimed = s.info.kinds.contains(kind);
+        match (claimed, result) {
+            (_, Err(e)) if is_panic(&e) => return fail(format!("an answer to a plain {} request", kind.name()), error_text(&e)),
+            (true, Ok(r)) => {
+                let page = model.geometry.page_size();
+                if let Err(e) = model.validate_restrictions(kind, &r, p.start / page, p.size / page, &s.info.name) {
+                    return fail(format!("restrictions the host accepts for {p}"), e.reason);
+                }
+                notes.push(format!("accepts {}", kind.name()));
+            }
+            (true, Err(e)) => {
+                return fail(
+                    format!("set_up to accept a plain {} request ({p}), since the plugin claims that kind", kind.name()),
+                    error_text(&e),
+                )
+            }
+            (false, Ok(r)) => {
+                return fail(
+                    format!("an error for {} (not a kind the plugin claims)", kind.name()),
+                    format!("restrictions ({})", summary(&r)),
+                )
+            }
+            (false, Err(e)) => {
+                notes.push(format!("refuses {} ({})", kind.name(), hotplug_core::errno::name(e.errno).unwrap_or("an error")))
+            }
+        }
+    }
+    pass(notes.join(", "))
+}
+
+fn set_up_grid(s: &StrategyInstance) -> Outcome {
+    let model = machine(AutoOnline::Offline);
+    let page = model.geometry.page_size();
+    let points = grid(s.info.kinds);
+    let (mut accepted, mut refused) = (0, 0);
+    let mut problems = Vec::new();
+    for p in &points {
+        match call_set_up(s, &model, p) {
+            Ok(r) => match model.validate_restrictions(p.kind, &r, p.start / page, p.size / page, &s.info.name) {
+                Ok(()) => accepted += 1,
+                Err(e) => problems.push(format!("{p}: {}", e.reason)),
+            },
+            Err(e) if is_panic(&e) => problems.push(format!("{p}: {}", e.message)),
+            Err(_) => refused += 1,
+        }
+    }
+    if !problems.is_empty() {
+        return fail(
+            format!("valid restrictions or a clean error for each of {} requests", points.len()),
+            format!("{} bad: {}", problems.len(), first_few(&problems)),
+        );
+    }
+    pass(format!("{} requests: {accepted} accepted, {refused} refused with an error", points.len()))
+}
+
+/// Allocate the memmap of every whole section of `[start, start + nr)` from `a`, PMD by
+/// PMD as x86_64 does; `Err` says how far it got.
+fn fill_altmap(model: &Model, a: &mut Altmap, start: u64, nr: u64) -> Result<u64, String> {
+    let g = model.geometry;
+    let pps = g.pages_per_section();
+    let pmds_per_section = g.section_memmap_pages_pmd() / g.pmd_pages();
+    let first = start.next_multiple_of(pps);
+    let mut used = 0;
+    let mut sec = first;
+    while sec + pps <= start + nr {
+        for _ in 0..pmds_per_section {
+            if altmap::alloc(a, g.pmd_pages()).is_none() {
+                return Err(format!(
+                    "free {} pages run out at section {:#x} after {used} pages of memmap (alignment {})",
+                    a.free,
+                    g.pfn_to_section(sec),
+                    a.align
+                ));
+            }
+            used += g.pmd_pages();
+        }
+        sec += pps;
+    }
+    Ok(used)
+}
+
+fn altmap_bounds(s: &StrategyInstance) -> Outcome {
+    let model = machine(AutoOnline::Offline);
+    let g = model.geometry;
+    let page = g.page_size();
+    let (mut checked, mut problems) = (0, Vec::new());
+    for p in grid(s.info.kinds) {
+        let Ok(r) = call_set_up(s, &model, &p) else { continue };
+        let Some(a) = r.altmap.into_option() else { continue };
+        checked += 1;
+        let (start, nr) = (p.start / page, p.size / page);
+        let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
+        // The area the altmap describes: one memory block with MEMMAP_ON_MEMORY (the host
+        // repeats it per block), else the whole range.
+        let area = if per_block { g.pages_per_block().min(nr) } else { nr };
+        let Some(end) = a.base_pfn.checked_add(a.reserve).and_then(|v| v.checked_add(a.free)) else {
+            problems.push(format!("{p}: base + reserve + free overflows"));
+            continue;
+        };
+        if a.base_pfn != start || end > start + area {
+            problems.push(format!(
+                "{p}: altmap [{:#x}, {end:#x}) (base, reserve {}, free {}) is not inside [{start:#x}, {:#x})",
+                a.base_pfn,
+                a.reserve,
+                a.free,
+                start + area
+            ));
+            continue;
+        }
+        let mut sim = Altmap { base_pfn: start, end_pfn: start + area - 1, reserve: a.reserve, free: a.free, align: 0, alloc: 0 };
+        if let Err(e) = fill_altmap(&model, &mut sim, start, area) {
+            problems.push(format!("{p}: the altmap cannot hold the memmap of the {} it covers: {e}", format_size(area * page)));
+        }
+    }
+    if !problems.is_empty() {
+        return fail(
+            "every altmap inside its range and large enough for its memmap",
+            format!("{} bad: {}", problems.len(), first_few(&problems)),
+        );
+    }
+    if checked == 0 {
+        return skip("the strategy returned no altmap for any request of the grid: nothing to bound");
+    }
+    pass(format!("{checked} altmaps inside their ranges, each large enough for its memmap"))
+}
+
+/// The adds the model-level checks make: (start, size, node).
+const ADDS: [(u64, u64, u32); 2] = [(32 * GIB, GIB, 0), (64 * GIB, 2 * GIB, 1)];
+
+fn add(model: &mut Model, s: &dyn StrategyHandle, (start, size, nid): (u64, u64, u32)) -> Result<(), String> {
+    let params = AddParams { start, size, nid, driver: Driver::ACPI_DIMM, group_id: 0 };
+    model.add_memory(&params, s).map(|_| ()).map_err(|e| format!("add {start:#x}+{} node {nid} failed: {e}", format_size(size)))
+}
+
+fn remove(model: &mut Model, s: &dyn StrategyHandle, (start, size, _): (u64, u64, u32)) -> Result<(), String> {
+    model.remove_memory(start, size, &One(s)).map(|_| ()).map_err(|e| format!("remove {start:#x}+{} failed: {e}", format_size(size)))
+}
+
+/// Only System RAM hot-add is modelled so far; a device-only plugin skips the model checks.
+fn needs_system_ram(s: &StrategyInstance) -> Option<Outcome> {
+    (!s.info.kinds.contains(RequestKind::SYSTEM_RAM))
+        .then(|| skip("the plugin handles only device requests; ZONE_DEVICE hot-add is not modelled yet"))
+}
+
+fn construct_marks(s: &StrategyInstance) -> Outcome {
+    if let Some(o) = needs_system_ram(s) {
+        return o;
+    }
+    let mut model = machine(AutoOnline::Offline);
+    let g = model.geometry;
+    let mut marked = 0;
+    for a in ADDS {
+        if let Err(e) = add(&mut model, s, a) {
+            return fail("a plain add to succeed, construct marking only its own pages", e);
+        }
+        let (start, end) = (a.0 / g.page_size(), (a.0 + a.1) / g.page_size());
+        if let Some((ms, me, v)) = model.pages.overlapping(start, end).into_iter().find(|(_, _, v)| matches!(v, PageState::Device { .. })) {
+            return fail("no device pages in System RAM", format!("pfns {ms:#x}-{:#x} marked {v:?}", me - 1));
+        }
+        for b in g.pfn_to_block(start)..g.pfn_to_block(end) {
+            let Some(alt) = model.blocks.get(&b).and_then(|blk| blk.altmap) else { continue };
+            let (from, to) = (alt.base_pfn + alt.reserve, alt.base_pfn + alt.reserve + alt.free);
+            let n = model.pages.count(from, to, |v| *v == PageState::Vmemmap);
+            if n != alt.free {
+                return fail(
+                    format!("all {} pages holding memory{b}'s memmap ({from:#x}-{:#x}) marked as vmemmap", alt.free, to - 1),
+                    format!("{n} marked"),
+                );
+            }
+            marked += n;
+        }
+    }
+    pass(format!("2 adds: marks inside the ranges, {marked} memmap pages marked"))
+}
+
+/// A lookup that finds the one strategy under test.
+struct One<'a>(&'a dyn StrategyHandle);
+
+impl StrategyLookup for One<'_> {
+    fn strategy(&self, _instance: &str) -> Option<&dyn StrategyHandle> {
+        Some(self.0)
+    }
+}
+
+/// The differences from `before` beyond what the kernel itself leaves behind.
+fn unexpected_differences(after: &Model, before: &Model) -> Vec<&'static str> {
+    after.differences(before).into_iter().filter(|d| !ALLOWED_AFTER_REMOVE.contains(d)).collect()
+}
+
+fn add_remove(s: &StrategyInstance) -> Outcome {
+    if let Some(o) = needs_system_ram(s) {
+        return o;
+    }
+    // Offline adds removed at once; then online adds taken offline first.
+    for auto in [AutoOnline::Offline, AutoOnline::Online] {
+        let mut model = machine(auto);
+        let boot = model.clone();
+        for a in ADDS {
+            if let Err(e) = add(&mut model, s, a) {
+                return fail("the add to succeed", e);
+            }
+        }
+        for a in ADDS {
+            if auto == AutoOnline::Online {
+                if let Err(e) = model.offline_range(a.0, a.1, false) {
+                    return fail("offline to succeed", e);
+                }
+            }
+            if let Err(e) = remove(&mut model, s, a) {
+                return fail("remove to succeed", e);
+            }
+        }
+        let diff = unexpected_differences(&model, &boot);
+        if !diff.is_empty() {
+            return fail(
+                format!(
+                    "the model as before the adds (auto_online_blocks {}; allowed: {})",
+                    auto.as_str(),
+                    ALLOWED_AFTER_REMOVE.join(", ")
+                ),
+                format!("{} differ{}", diff.join(", "), leftovers(&model, &boot)),
+            );
+        }
+    }
+    pass("offline and online adds removed: the model is as before, max_pfn aside")
+}
+
+/// What is left over compared with `boot`, in numbers.
+fn leftovers(model: &Model, boot: &Model) -> String {
+    let mut parts = Vec::new();
+    let extra = model.reservations.len().saturating_sub(boot.reservations.len());
+    if extra > 0 {
+        parts.push(format!("{extra} reservation(s) never released"));
+    }
+    let extra = model.resources.len().saturating_sub(boot.resources.len());
+    if extra > 0 {
+        parts.push(format!("{extra} resource(s) left in iomem"));
+    }
+    let marks = model.pages.iter().count().saturating_sub(boot.pages.iter().count());
+    if marks > 0 {
+        parts.push(format!("{marks} page-mark run(s) left"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn deterministic(subject: &Subject, s: &StrategyInstance) -> Outcome {
+    let model = machine(AutoOnline::Offline);
+    let fresh = match subject.instance() {
+        Ok(i) => i,
+        Err(e) => return fail("a second instance", e),
+    };
+    let show = |r: &Result<Restrictions, PluginError>| match r {
+        Ok(r) => summary(r),
+        Err(e) => format!("error {}", error_text(e)),
+    };
+    let points: Vec<Point> = grid(s.info.kinds).into_iter().filter(|p| p.start % p.size == 0).collect();
+    for p in &points {
+        let first = call_set_up(s, &model, p);
+        for call in 2..=4 {
+            let again = call_set_up(s, &model, p);
+            if again != first {
+                return fail(format!("call {call} for {p} to return what call 1 did ({})", show(&first)), show(&again));
+            }
+        }
+        let other = call_set_up(&fresh, &model, p);
+        if other != first {
+            return fail(format!("a second instance to return for {p} what the first did ({})", show(&first)), show(&other));
+        }
+    }
+    if s.info.kinds.contains(RequestKind::SYSTEM_RAM) {
+        let mut models = [machine(AutoOnline::Online), machine(AutoOnline::Online)];
+        for (i, m) in models.iter_mut().enumerate() {
+            for a in ADDS {
+                if let Err(e) = add(m, if i == 0 { s } else { &fresh }, a) {
+                    return fail("the adds to succeed", e);
+                }
+            }
+        }
+        let diff = models[0].differences(&models[1]);
+        if !diff.is_empty() {
+            return fail("the same model after the same adds", format!("{} differ", diff.join(", ")));
+        }
+    }
+    pass(format!("{} requests answered alike 5 times over two instances", points.len()))
+}
+
+/// How many add/remove cycles `cycles` runs.
+pub const CYCLES: usize = 1000;
+
+fn cycles(s: &StrategyInstance) -> Outcome {
+    if let Some(o) = needs_system_ram(s) {
+        return o;
+    }
+    let mut model = machine(AutoOnline::Offline);
+    let boot = model.clone();
+    let one = (32 * GIB, 128 * MIB, 0);
+    for cycle in 1..=CYCLES {
+        let result = add(&mut model, s, one).and_then(|()| remove(&mut model, s, one));
+        if let Err(e) = result {
+            return fail(
+                format!("{CYCLES} add/remove cycles of 128 MiB to succeed"),
+                format!("cycle {cycle}: {e}{}", leftovers(&model, &boot)),
+            );
+        }
+    }
+    let diff = unexpected_differences(&model, &boot);
+    if !diff.is_empty() {
+        return fail(
+            format!("resources, page marks, reservations and altmaps as at boot after {CYCLES} cycles"),
+            format!("{} differ{}", diff.join(", "), leftovers(&model, &boot)),
+        );
+    }
+    pass(format!("{CYCLES} add/remove cycles: the host's tables are as at boot"))
+}
+
+/// Holds every thread's `set_up` until all have returned, so the calls of the threads
+/// overlap for certain (a strategy that keeps per-request state in a global fails).
+struct Gate<'a> {
+    inner: &'a StrategyInstance,
+    barrier: &'a Barrier,
+}
+
+impl StrategyHandle for Gate<'_> {
+    fn instance_name(&self) -> &str {
+        self.inner.instance_name()
+    }
+    fn plugin_name(&self) -> &str {
+        self.inner.plugin_name()
+    }
+    fn kinds(&self) -> RequestKinds {
+        self.inner.kinds()
+    }
+    fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
+        let r = self.inner.set_up(request);
+        self.barrier.wait();
+        r
+    }
+    fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
+        self.inner.construct(request, restrictions, ops)
+    }
+    fn tear_down(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
+        self.inner.tear_down(request, restrictions, ops)
+    }
+}
+
+/// Threads the `threads` check runs at once.
+pub const THREADS: usize = 4;
+
+fn threads(s: &StrategyInstance) -> Outcome {
+    if let Some(o) = needs_system_ram(s) {
+        return o;
+    }
+    let add_of = |i: usize| (32 * GIB + i as u64 * 2 * GIB, GIB, 0);
+    // What each add gives when made alone.
+    let mut expected = Vec::new();
+    for i in 0..THREADS {
+        let mut m = machine(AutoOnline::Online);
+        if let Err(e) = add(&mut m, s, add_of(i)) {
+            return fail("the add to succeed single-threaded", e);
+        }
+        expected.push(m);
+    }
+    let barrier = Barrier::new(THREADS);
+    let results: Vec<Result<Model, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let gate = Gate { inner: s, barrier: &barrier };
+                scope.spawn(move || {
+                    let mut m = machine(AutoOnline::Online);
+                    add(&mut m, &gate, add_of(i)).map(|()| m)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the thread panicked".into()))).collect()
+    });
+    for (i, (got, want)) in results.into_iter().zip(&expected).enumerate() {
+        match got {
+            Err(e) => return fail(format!("thread {i}'s add to succeed as it does alone"), e),
+            Ok(m) => {
+                let diff = m.differences(want);
+                if !diff.is_empty() {
+                    return fail(format!("thread {i}'s model to equal the single-threaded one"), format!("{} differ", diff.join(", ")));
+                }
+            }
+        }
+    }
+    pass(format!("{THREADS} threads adding at once on their own models: each as when alone"))
+}

@@ -1,0 +1,140 @@
+//! The conformance suite's own tests: the baseline passes, each broken fixture fails the
+//! check for its fault, the unloadable ones exit 2 with the loader's cause. Every fixture
+//! is only ever loaded in the suite's child processes, never in this test process.
+
+use hotplug_host::conformance::{self, Status, SuiteOptions, CHECKS};
+use hotplug_tests::{artifacts, host_exe, plugin_path, run_host, Profile};
+
+const P: Profile = Profile::Debug;
+
+fn suite(plugin: &str, extra: &[&str]) -> hotplug_tests::Run {
+    let dir = artifacts(P).display().to_string();
+    let mut args = vec!["conformance", plugin, "--dir", dir.as_str()];
+    args.extend_from_slice(extra);
+    run_host(P, &args)
+}
+
+/// The status printed on the line for `check`.
+fn status_of<'a>(stdout: &'a str, check: &str) -> Option<(&'a str, &'a str)> {
+    stdout.lines().find_map(|l| {
+        let mut parts = l.splitn(2, "  ");
+        let status = parts.next()?;
+        let rest = parts.next()?.trim_start();
+        rest.strip_prefix(check).filter(|r| r.starts_with("  ")).map(|r| (status, r.trim_start()))
+    })
+}
+
+#[test]
+fn system_ram_passes_every_check() {
+    let run = suite("system-ram", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for c in CHECKS {
+        let (status, detail) = status_of(&run.stdout, c.name).unwrap_or_else(|| panic!("no line for {}: {}", c.name, run.stdout));
+        // The baseline returns no altmap: altmap-bounds has nothing to bound.
+        let expected = if c.name == "altmap-bounds" { "skip" } else { "pass" };
+        assert_eq!(status, expected, "{}: {detail}", c.name);
+    }
+    assert!(run.stdout.ends_with("8 passed, 0 failed, 1 skipped\n"), "{}", run.stdout);
+}
+
+/// Each loadable fixture and the check that exists to catch its fault.
+const FAULTS: &[(&str, &str, &str)] = &[
+    ("broken-unknown-kinds", "info", "bits contract 1.0.0 does not define (0x80)"),
+    ("broken-wrong-kind", "kinds", "since the plugin claims that kind"),
+    ("broken-panic-set-up", "set-up-grid", "plugin panicked in set_up"),
+    ("broken-nonsense-flags", "set-up-grid", "flags 0xdead0001 has bits contract 1.0.0 does not define"),
+    ("broken-altmap-outside", "altmap-bounds", "is not inside"),
+    ("broken-altmap-small", "altmap-bounds", "cannot hold the memmap"),
+    ("broken-marks-outside", "construct-marks", "outside the request's range"),
+    ("broken-panic-construct", "construct-marks", "plugin panicked in construct"),
+    ("broken-nondeterministic", "deterministic", "to return what call 1 did"),
+    ("broken-leak", "cycles", "1000 reservation(s) never released"),
+    ("broken-global-state", "threads", "outside the request's range"),
+];
+
+#[test]
+fn each_fixture_fails_the_check_for_its_fault() {
+    for &(fixture, check, why) in FAULTS {
+        let run = suite(fixture, &[]);
+        assert_eq!(run.code, 1, "{fixture}: {}\n{}", run.stdout, run.stderr);
+        let (status, detail) = status_of(&run.stdout, check).unwrap_or_else(|| panic!("{fixture}: no {check} line: {}", run.stdout));
+        assert_eq!(status, "fail", "{fixture}: {check}: {detail}");
+        assert!(detail.starts_with("expected "), "{fixture}: {detail}");
+        assert!(detail.contains(why), "{fixture}: {check}: {detail}");
+        // The suite went on: every check has a line and the counts add up.
+        assert_eq!(CHECKS.iter().filter(|c| status_of(&run.stdout, c.name).is_some()).count(), CHECKS.len(), "{fixture}");
+    }
+}
+
+#[test]
+fn every_check_is_failed_by_some_fixture() {
+    for c in CHECKS {
+        assert!(FAULTS.iter().any(|&(_, check, _)| check == c.name) || c.name == "add-remove", "no fixture fails {}", c.name);
+    }
+    // add-remove is the leak fixture's second failure.
+    let run = suite("broken-leak", &["--only", "add-remove"]);
+    assert_eq!(run.code, 1);
+    let (status, detail) = status_of(&run.stdout, "add-remove").unwrap();
+    assert_eq!(status, "fail");
+    assert!(detail.contains("reservations differ") && detail.contains("never released"), "{detail}");
+}
+
+#[test]
+fn a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on() {
+    let run = suite("broken-abort", &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // info() does not panic: that check passes in its own child.
+    assert_eq!(status_of(&run.stdout, "info").unwrap().0, "pass");
+    // Every check that calls set_up loses its process: the exit status and the last
+    // stderr lines are the failure.
+    for check in ["kinds", "set-up-grid", "construct-marks", "cycles", "threads"] {
+        let (status, detail) = status_of(&run.stdout, check).unwrap();
+        assert_eq!(status, "fail", "{check}");
+        assert!(detail.contains("exited with code") || detail.contains("killed by signal"), "{check}: {detail}");
+        assert!(detail.contains("Attempted to panic across the ffi boundary"), "{check}: {detail}");
+    }
+    assert!(run.stdout.ends_with("1 passed, 8 failed, 0 skipped\n"), "{}", run.stdout);
+}
+
+#[test]
+fn unloadable_plugins_exit_2_with_the_loaders_one_line_cause() {
+    for (fixture, cause) in [("broken-no-root", "no root module"), ("broken-contract-2", "2.0.0")] {
+        let run = suite(fixture, &[]);
+        assert_eq!(run.code, 2, "{fixture}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{fixture}: {}", run.stdout);
+        assert_eq!(run.stderr.lines().count(), 1, "{fixture}: {}", run.stderr);
+        assert!(run.stderr.contains(cause), "{fixture}: {}", run.stderr);
+    }
+    let run = suite("no-such-plugin", &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn only_json_and_bad_patterns() {
+    let run = suite("system-ram", &["--only", "set-up-*", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    assert_eq!(v["results"][0]["name"], "set-up-grid");
+    assert_eq!(v["results"][0]["status"], "pass");
+    assert_eq!(v["exit_code"], 0);
+    let run = suite("system-ram", &["--only", "no-such-check"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no check matches") && run.stderr.contains("set-up-grid"), "{}", run.stderr);
+}
+
+#[test]
+fn the_library_entry_point_is_what_a_plugin_author_calls() {
+    // What a plugin author's own `cargo test` does: run the suite on a library path with
+    // a host binary (here the workspace's; for them $HOTPLUG_HOST or a `host` on PATH).
+    let options = SuiteOptions { only: Some("determ".into()), ..SuiteOptions::default() };
+    let report = conformance::run(&host_exe(P), plugin_path(P, "system-ram").to_str().unwrap(), &options);
+    assert_eq!(report.exit_code(), 0, "{}", report.text());
+    assert_eq!(report.result("deterministic").map(|r| r.status), Some(Status::Pass));
+    assert_eq!(report.results.len(), 1);
+    let report = conformance::run(&host_exe(P), plugin_path(P, "broken-nondeterministic").to_str().unwrap(), &options);
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.result("deterministic").map(|r| r.status), Some(Status::Fail));
+}
