@@ -194,6 +194,10 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
                     }
                     print!("{}", report::text(&shown, run));
                 }
+                if runs.len() > 1 {
+                    println!();
+                    print!("{}", report::comparison(&runs));
+                }
             }
         }
     }

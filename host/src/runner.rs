@@ -158,7 +158,8 @@ pub fn run(
         if check {
             model.check_invariants().map_err(|message| RunError::Invariant { step: step.index, message })?;
         }
-        let matched = match &step.expect {
+        let expect = step.expect_for(strategy);
+        let matched = match expect {
             Expect::Ok => outcome.code() == "ok",
             Expect::Error(code) => outcome.code() == code,
         };
@@ -171,7 +172,7 @@ pub fn run(
             node: step.node,
             strategy: strategy_name,
             online_type: (step.op == Op::Online).then_some(step.online_type),
-            expect: step.expect.as_str().to_string(),
+            expect: expect.as_str().to_string(),
             outcome,
             matched,
         });

@@ -56,9 +56,34 @@ pub struct StepSpec {
     pub driver: Driver,
     pub online_type: OnlineType,
     pub unmovable: bool,
+    /// The expected outcome, unless `expect_by_strategy` names the run's strategy.
     pub expect: Expect,
+    /// Expected outcomes by strategy name (`expect = { base = "ENOMEM", mom = "ok" }`).
+    pub expect_by_strategy: Vec<(String, Expect)>,
     pub name: Option<String>,
     pub line: usize,
+}
+
+impl StepSpec {
+    /// What this step should end with in a run of `strategy` (a compare/--strategy run's
+    /// strategy, else the step's own).
+    pub fn expect_for(&self, strategy: Option<&str>) -> &Expect {
+        strategy
+            .or(self.strategy.as_deref())
+            .and_then(|s| self.expect_by_strategy.iter().find(|(n, _)| n == s))
+            .map_or(&self.expect, |(_, e)| e)
+    }
+}
+
+/// Parse one `expect` value.
+fn parse_expect(loaded: &Loaded, span: std::ops::Range<usize>, text: &str) -> Result<Expect, ConfigError> {
+    if text == "ok" {
+        Ok(Expect::Ok)
+    } else if errno::from_name(text).is_some() || text == EPLUGIN {
+        Ok(Expect::Error(text.to_string()))
+    } else {
+        Err(loaded.error_at(span, format!("unknown expect \"{text}\": use \"ok\", an errno name such as \"ENOMEM\", or \"EPLUGIN\"")))
+    }
 }
 
 /// A config, checked and resolved.
@@ -218,16 +243,24 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             })?,
             None => Driver::NONE,
         };
-        let expect = match &sc.expect {
-            None => Expect::Ok,
-            Some(e) if e.get_ref() == "ok" => Expect::Ok,
-            Some(e) if errno::from_name(e.get_ref()).is_some() || e.get_ref() == EPLUGIN => Expect::Error(e.get_ref().clone()),
-            Some(e) => {
-                return Err(loaded.error_at(
-                    e.span(),
-                    format!("unknown expect \"{}\": use \"ok\", an errno name such as \"ENOMEM\", or \"EPLUGIN\"", e.get_ref()),
-                ))
-            }
+        let (expect, expect_by_strategy) = match &sc.expect {
+            None => (Expect::Ok, Vec::new()),
+            Some(e) => match e.get_ref() {
+                config::ExpectConfig::One(text) => (parse_expect(loaded, e.span(), text)?, Vec::new()),
+                config::ExpectConfig::PerStrategy(map) => {
+                    let mut by = Vec::new();
+                    for (name, text) in map {
+                        if !strategies.iter().any(|x| &x.name == name) {
+                            return Err(loaded.error_at(
+                                e.span(),
+                                format!("expect names unknown strategy \"{name}\" (defined: {})", defined_names(&strategies)),
+                            ));
+                        }
+                        by.push((name.clone(), parse_expect(loaded, e.span(), text)?));
+                    }
+                    (Expect::Ok, by)
+                }
+            },
         };
         let strategy = if sc.op == Op::Add {
             let named = match (strategy_override, &sc.strategy) {
@@ -240,6 +273,10 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                         ));
                     }
                     n.get_ref().clone()
+                }
+                // A compare run gives every add step each compared strategy in turn.
+                (None, None) if file.compare.as_ref().is_some_and(|c| !c.get_ref().is_empty()) => {
+                    file.compare.as_ref().map(|c| c.get_ref()[0].clone()).unwrap_or_default()
                 }
                 (None, None) => match strategies.len() {
                     0 => {
@@ -276,6 +313,7 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             online_type: sc.online_type.unwrap_or(OnlineType::Online),
             unmovable: sc.unmovable,
             expect,
+            expect_by_strategy,
             name: sc.name.clone(),
             line,
         });

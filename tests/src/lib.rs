@@ -127,6 +127,10 @@ pub fn link(scenario: &hotplug_host::scenario::Scenario) -> Linked {
                 StaticStrategy::<system_ram::SystemRam>::new(&s.name, &s.plugin, &s.options, g)
                     .unwrap_or_else(|e| panic!("strategy {}: {}", s.name, e.message)),
             ),
+            "memmap-on-memory" => Box::new(
+                StaticStrategy::<memmap_on_memory::MemmapOnMemory>::new(&s.name, &s.plugin, &s.options, g)
+                    .unwrap_or_else(|e| panic!("strategy {}: {}", s.name, e.message)),
+            ),
             other => panic!("no in-process build of plugin {other}"),
         };
         strategies.insert(s.name.clone(), handle);

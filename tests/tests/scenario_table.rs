@@ -115,7 +115,7 @@ fn row03_einval_misaligned_start_or_size_then_unknown_node() {
 
 #[test]
 fn row04_small_vm_shipped_config_fails_where_the_rule_predicts() {
-    // configs/small-vm.toml: the 1 GiB VM, auto-online.
+    // configs/small-vm-grow.toml: the 1 GiB VM, auto-online.
     // #1 64 GiB: allocatable = 258,048 free - 1,016 min_free = 257,032 = 502 x 512
     //    (257,024) + 8. Section 503 of 512 needs 512 pages, 8 left: ENOMEM.
     // #2 256 GiB (2,048 sections): the same wall, section 503 of 2,048.
@@ -123,8 +123,8 @@ fn row04_small_vm_shipped_config_fails_where_the_rule_predicts() {
     //    258,048 + 2,097,152 - 32,768 = 2,322,432. Managed 2,355,200 pages = 9,420,800 kB:
     //    min_free_kbytes = isqrt(150,732,800) = 12,277 -> ceil(12,277 / 4) = 3,070 pages.
     // #4 256 GiB needs 2,048 x 512 = 1,048,576 pages <= 2,322,432 - 3,070: fits.
-    let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm.toml")).unwrap();
-    let r = run_in_process("small-vm", &text);
+    let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm-grow.toml")).unwrap();
+    let r = run_in_process("small-vm-grow", &text);
     assert!(reason(&r, 0).contains("section 503 of 512"), "{}", reason(&r, 0));
     assert!(reason(&r, 0).contains("which has 8 allocatable: free 1024"), "{}", reason(&r, 0));
     assert!(reason(&r, 0).contains("- min_free 1016"), "{}", reason(&r, 0));
@@ -387,10 +387,10 @@ fn row15_offline_then_remove_of_two_adds_and_the_hole_between() {
 
 #[test]
 fn row16_zoneinfo_iomem_meminfo_after_a_grow() {
-    // The views after the small VM's 8 GiB grow (configs/small-vm.toml step 3):
+    // The views after the small VM's 8 GiB grow (configs/small-vm-grow.toml step 3):
     // Normal [0x100000, +2,097,152) all present and managed; MemTotal (258,048 +
     // 2,097,152) x 4 = 9,420,800 kB; MemFree = 2,322,432 x 4 = 9,289,728 kB (row04).
-    let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm.toml")).unwrap();
+    let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm-grow.toml")).unwrap();
     let r = run_in_process("small-vm-views", &text);
     let m = &r.history[3];
     assert!(View::Zoneinfo.render(m).contains(

@@ -248,10 +248,19 @@ pub struct StepConfig {
     /// `offline` steps: the range holds unmovable pages, so offlining fails with EBUSY.
     #[serde(default)]
     pub unmovable: bool,
-    /// "ok" or an errno name.
-    pub expect: Option<Spanned<String>>,
+    /// "ok" or an errno name; or a table of them by strategy name, for `compare` runs
+    /// where the strategies are meant to end differently.
+    pub expect: Option<Spanned<ExpectConfig>>,
     /// A label for the report.
     pub name: Option<String>,
+}
+
+/// A step's `expect`: one outcome, or one per strategy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectConfig {
+    One(String),
+    PerStrategy(std::collections::BTreeMap<String, String>),
 }
 
 /// A config file as read, with its text kept for locating later errors.

@@ -600,6 +600,20 @@ impl Model {
         let (s_pfn, e_pfn) = (start / page, (start + size) / page);
         let adds: Vec<AddRecord> =
             self.adds.values().filter(|a| a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn).cloned().collect();
+        // Up to Linux 6.7 memmap on memory was one altmap for a one-block add (no
+        // MEMMAP_ON_MEMORY flag: the altmap describes the whole add), and such memory could
+        // only be removed one block at a time.
+        let single_block_altmap =
+            adds.iter().any(|a| a.restrictions.altmap.is_some() && !a.restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY));
+        if single_block_altmap && size != g.g.memory_block_size {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!(
+                    "wrong granularity: memory with its memmap on it (one altmap per add, Linux 6.7 and earlier) is removed one {} block at a time",
+                    format_size(g.g.memory_block_size)
+                ),
+            ));
+        }
         if let Some(b) = ids.iter().filter_map(|id| self.blocks.get(id)).find(|b| b.early) {
             return Err(StepError::kernel(
                 errno::EINVAL,

@@ -342,3 +342,65 @@ pub fn text(config: &str, run: &RunReport) -> String {
     }
     out
 }
+
+/// A step's outcome in a few words, for the side-by-side comparison.
+fn short_outcome(page: u64, s: &StepResult) -> String {
+    let mark = if s.matched { "" } else { " (!)" };
+    let text = match &s.outcome {
+        Outcome::Added(a) => {
+            let mut parts = Vec::new();
+            if a.memmap_node_pages > 0 {
+                parts.push(format!("memmap {} from node {}", format_size(a.memmap_node_pages * page), a.memmap_nid));
+            }
+            if a.memmap_altmap_pages > 0 {
+                parts.push(format!("memmap {} inside", format_size(a.memmap_altmap_pages * page)));
+            }
+            if parts.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("ok: {}", parts.join(", "))
+            }
+        }
+        Outcome::Blocks(b) => format!("ok: managed {:+}", b.managed_delta),
+        Outcome::Removed(r) => format!("ok: {} block(s) removed", r.blocks.len()),
+        Outcome::Failed(e) => e.code.clone(),
+    };
+    format!("{text}{mark}")
+}
+
+/// The runs of a `compare` side by side: one row per step, then the end state.
+pub fn comparison(runs: &[RunReport]) -> String {
+    let Some(first) = runs.first() else { return String::new() };
+    let page = first.model.geometry.page_size();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["side by side".to_string()];
+    header.extend(runs.iter().map(|r| r.strategy.clone().unwrap_or_else(|| "(as configured)".into())));
+    rows.push(header);
+    for (i, s) in first.steps.iter().enumerate() {
+        let mut row = vec![format!("#{} {} {}", s.index, s.op.as_str(), format_size(s.size))];
+        row.extend(runs.iter().map(|r| r.steps.get(i).map_or_else(|| "-".to_string(), |s| short_outcome(page, s))));
+        rows.push(row);
+    }
+    let states: Vec<StateReport> = runs.iter().map(|r| state(&r.model)).collect();
+    let row = |label: &str, cells: Vec<String>| std::iter::once(label.to_string()).chain(cells).collect::<Vec<_>>();
+    rows.push(row("MemTotal", states.iter().map(|s| format!("{} kB", thousands(s.mem_total_kb))).collect()));
+    rows.push(row("memmap in node memory", states.iter().map(|s| format_size(s.memmap.node_pages * page)).collect()));
+    let inside = runs.iter().zip(&states).map(|(r, s)| {
+        let added: u64 = r.model.adds.values().map(|a| a.nr_pages).sum();
+        if s.memmap.altmap_pages == 0 {
+            "0 B".to_string()
+        } else {
+            let pct = s.memmap.altmap_pages as f64 * 100.0 / added.max(1) as f64;
+            format!("{} ({pct:.4} % of the hot-added memory)", format_size(s.memmap.altmap_pages * page))
+        }
+    });
+    rows.push(row("memmap inside ranges", inside.collect()));
+    rows.push(row("online blocks", states.iter().map(|s| thousands(s.online_blocks as u64)).collect()));
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
