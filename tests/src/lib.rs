@@ -104,37 +104,41 @@ pub fn run_host(profile: Profile, args: &[&str]) -> Run {
     Command::new(host_exe(profile)).args(args).env_remove("RUST_LOG").output().expect("run host").into()
 }
 
-/// The strategies a scenario names, linked in-process (no `.so`): the real plugin code,
-/// called through the same MemmapOps checks as a loaded plugin.
+/// The strategies a scenario names, loaded in this process from the real plugin
+/// libraries of the debug build (only the shipped, stateless plugins: broken fixtures are
+/// only ever loaded in child processes).
 pub struct Linked {
-    strategies: std::collections::BTreeMap<String, Box<dyn hotplug_host::model::ops::StrategyHandle>>,
+    strategies: std::collections::BTreeMap<String, hotplug_host::loader::StrategyInstance>,
 }
 
 impl hotplug_host::model::ops::StrategyLookup for Linked {
     fn strategy(&self, instance: &str) -> Option<&dyn hotplug_host::model::ops::StrategyHandle> {
-        self.strategies.get(instance).map(|b| b.as_ref())
+        self.strategies.get(instance).map(|s| s as &dyn hotplug_host::model::ops::StrategyHandle)
     }
 }
 
-/// Link the strategies of `scenario` (by their `plugin` name) into the test process.
+/// The shipped plugins a test may load in-process.
+const SHIPPED_PLUGINS: &[&str] = &["system-ram", "memmap-on-memory"];
+
+/// One strategy instance of a shipped plugin, loaded from the debug build.
+pub fn strategy(name: &str, plugin: &str, options: &str, geometry: hotplug_core::Geometry) -> hotplug_host::loader::StrategyInstance {
+    use std::sync::Mutex;
+    static LOADER: OnceLock<Mutex<hotplug_host::loader::Loader>> = OnceLock::new();
+    assert!(SHIPPED_PLUGINS.contains(&plugin), "plugin {plugin} may only be loaded in a child process");
+    let path = plugin_path(Profile::Debug, plugin);
+    let lib = LOADER
+        .get_or_init(|| Mutex::new(hotplug_host::loader::Loader::new(false)))
+        .lock()
+        .expect("loader lock")
+        .load(&path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    hotplug_host::loader::StrategyInstance::new(name, &lib, options, geometry, &[]).unwrap_or_else(|e| panic!("strategy {name}: {e}"))
+}
+
+/// Load the strategies of `scenario` (by their `plugin` name) into the test process.
 pub fn link(scenario: &hotplug_host::scenario::Scenario) -> Linked {
-    use hotplug_host::loader::StaticStrategy;
-    let mut strategies = std::collections::BTreeMap::new();
-    for s in &scenario.strategies {
-        let g = scenario.machine.geometry;
-        let handle: Box<dyn hotplug_host::model::ops::StrategyHandle> = match s.plugin.as_str() {
-            "system-ram" => Box::new(
-                StaticStrategy::<system_ram::SystemRam>::new(&s.name, &s.plugin, &s.options, g)
-                    .unwrap_or_else(|e| panic!("strategy {}: {}", s.name, e.message)),
-            ),
-            "memmap-on-memory" => Box::new(
-                StaticStrategy::<memmap_on_memory::MemmapOnMemory>::new(&s.name, &s.plugin, &s.options, g)
-                    .unwrap_or_else(|e| panic!("strategy {}: {}", s.name, e.message)),
-            ),
-            other => panic!("no in-process build of plugin {other}"),
-        };
-        strategies.insert(s.name.clone(), handle);
-    }
+    let strategies =
+        scenario.strategies.iter().map(|s| (s.name.clone(), strategy(&s.name, &s.plugin, &s.options, scenario.machine.geometry))).collect();
     Linked { strategies }
 }
 

@@ -138,3 +138,17 @@ fn the_library_entry_point_is_what_a_plugin_author_calls() {
     assert_eq!(report.exit_code(), 1);
     assert_eq!(report.result("deterministic").map(|r| r.status), Some(Status::Fail));
 }
+
+#[test]
+fn memmap_on_memory_passes_every_check_in_each_mode() {
+    // Default (6.8+ per-block altmaps), force mode, and the 6.7 single-block rule.
+    for options in ["", "mode = \"force\"", "per_block = false"] {
+        let run = suite("memmap-on-memory", &["--options", options]);
+        assert_eq!(run.code, 0, "options {options:?}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.ends_with("9 passed, 0 failed, 0 skipped\n"), "options {options:?}: {}", run.stdout);
+    }
+    // An option the plugin refuses: the plugin cannot be instantiated, exit 2, the key named.
+    let run = suite("memmap-on-memory", &["--options", "mode = \"fast\""]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("option \"mode\""), "{}", run.stderr);
+}

@@ -1,5 +1,5 @@
-//! The scenario table: each row a scenario, run in-process with the real baseline
-//! strategy linked in, with its expected numbers worked out by hand from the kernel rules
+//! The scenario table: each row a scenario, run in-process with the real plugin
+//! libraries loaded into the test process, with its expected numbers worked out by hand from the kernel rules
 //! (../shared/KERNEL-FACTS.md; the reasoning beside each number).
 //!
 //! For every row `run_in_process` also checks that each step ended as its `expect` says,

@@ -1,15 +1,14 @@
 //! A failing step leaves the model exactly as it was: snapshot before, compare after.
-//! In-process, with the baseline strategy linked statically.
+//! In-process, with the real baseline plugin library loaded into the test process.
 
 use hotplug_core::Driver;
 use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType};
-use hotplug_host::loader::StaticStrategy;
+use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::{MachineSpec, NodeSpec};
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::hotplug::AddParams;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
 use hotplug_host::model::Model;
-use system_ram::SystemRam;
 
 const GIB: u64 = 1 << 30;
 
@@ -32,8 +31,8 @@ fn machine(size: u64) -> Model {
     boot(preset(hotplug_core::Arch::X86_64), size, AutoOnline::Online)
 }
 
-fn base() -> StaticStrategy<SystemRam> {
-    StaticStrategy::new("base", "system-ram", "", preset(hotplug_core::Arch::X86_64)).unwrap()
+fn base() -> StrategyInstance {
+    hotplug_tests::strategy("base", "system-ram", "", preset(hotplug_core::Arch::X86_64))
 }
 
 struct One<'a>(&'a dyn StrategyHandle);

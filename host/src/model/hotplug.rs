@@ -512,6 +512,18 @@ impl Model {
         };
         let start = g.block_to_pfn(id);
         let nr = g.pages_per_block();
+        if block.early {
+            let ram: u64 = self
+                .nodes
+                .get(&block.nid)
+                .map_or(0, |n| n.boot_ranges.iter().map(|&(s, e)| e.min(start + nr).saturating_sub(s.max(start))).sum());
+            if ram != nr {
+                return Err(StepError::kernel(
+                    errno::EINVAL,
+                    format!("memory{id} has memory holes ({ram} of its {nr} pages are RAM): offline_pages refuses it"),
+                ));
+            }
+        }
         if unmovable {
             return Err(StepError::kernel(
                 errno::EBUSY,
