@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::{OnlineType, Op};
 use crate::loader::{InstanceError, LoadError, Loader, StrategyInstance};
+use crate::model::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use crate::model::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
 use crate::model::{Model, StepError};
@@ -32,6 +33,8 @@ pub enum Outcome {
     Added(AddOutcome),
     Blocks(BlocksOutcome),
     Removed(RemoveOutcome),
+    Mapped(MemremapOutcome),
+    Unmapped(MemunmapOutcome),
     Failed(StepError),
 }
 
@@ -148,6 +151,8 @@ pub fn run(
     let last = options.stop_after.unwrap_or(usize::MAX);
     for step in scenario.steps.iter().take_while(|s| s.index <= last) {
         let forced = if step.op == Op::Add { strategy.map(str::to_string) } else { None };
+        // A memremap step resolves its free region (no `start`) against this run's model.
+        let step = &resolve_free_region(&model, step);
         let strategy_name = forced.or_else(|| step.strategy.clone());
         log::debug!("step {}: {} {:#x}+{:#x} node {}", step.index, step.op.as_str(), step.start, step.size, step.node);
         let outcome = run_step(&mut model, step, strategy_name.as_deref(), strategies);
@@ -198,7 +203,39 @@ fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategi
         Op::Online => model.online_range(step.start, step.size, step.online_type).map(Outcome::Blocks),
         Op::Offline => model.offline_range(step.start, step.size, step.unmovable).map(Outcome::Blocks),
         Op::Remove => model.remove_memory(step.start, step.size, strategies).map(Outcome::Removed),
-        Op::Memremap | Op::Memunmap => Err(StepError::kernel(hotplug_core::errno::EOPNOTSUPP, "ZONE_DEVICE steps are not modelled yet")),
+        Op::Memremap => {
+            let name = strategy.unwrap_or(crate::scenario::DEFAULT_DEVICE_STRATEGY);
+            match (strategies.strategy(name), &step.device) {
+                (Some(s), Some(d)) => {
+                    let params = MemremapParams {
+                        ranges: d.ranges.clone(),
+                        nid: step.node,
+                        pgmap_type: d.pgmap_type,
+                        vmemmap_shift: d.vmemmap_shift,
+                        resource: d.resource.clone(),
+                    };
+                    model.memremap(&params, s).map(Outcome::Mapped)
+                }
+                (None, _) => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
+                (_, None) => Err(StepError::kernel(hotplug_core::errno::EINVAL, "memremap step without a pgmap")),
+            }
+        }
+        Op::Memunmap => model.memunmap(step.start, strategies).map(Outcome::Unmapped),
     };
     result.unwrap_or_else(Outcome::Failed)
+}
+
+/// A memremap step without `start` takes the region request_free_mem_region would pick
+/// now; failing that, it keeps start 0 and the step fails on its own checks.
+fn resolve_free_region(model: &Model, step: &StepSpec) -> StepSpec {
+    let mut step = step.clone();
+    if let Some(d) = &mut step.device {
+        if d.find_free {
+            if let Ok(start) = model.find_free_region(d.ranges[0].1) {
+                d.ranges[0].0 = start;
+                step.start = start;
+            }
+        }
+    }
+    step
 }

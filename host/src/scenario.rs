@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hotplug_core::{errno, Driver, RequestKind};
+use hotplug_core::{errno, Driver, PgmapType, RequestKind};
 
 use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
@@ -12,6 +12,21 @@ use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGe
 
 /// The strategy used when a config names none: the baseline plugin.
 pub const DEFAULT_STRATEGY: &str = "system-ram";
+
+/// The strategy a `memremap` step uses when the config defines none.
+pub const DEFAULT_DEVICE_STRATEGY: &str = "device-pgmap";
+
+/// A memremap step's pgmap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceStep {
+    /// `(start, size)` per range; a single range without `start` gets the region the
+    /// kernel's free-region search picks (`find_free`).
+    pub ranges: Vec<(u64, u64)>,
+    pub find_free: bool,
+    pub pgmap_type: PgmapType,
+    pub vmemmap_shift: u32,
+    pub resource: Option<String>,
+}
 
 /// A `[[strategy]]` ready to load.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +71,8 @@ pub struct StepSpec {
     pub driver: Driver,
     pub online_type: OnlineType,
     pub unmovable: bool,
+    /// `memremap` steps: the pgmap to create.
+    pub device: Option<DeviceStep>,
     /// The expected outcome, unless `expect_by_strategy` names the run's strategy.
     pub expect: Expect,
     /// Expected outcomes by strategy name (`expect = { base = "ENOMEM", mom = "ok" }`).
@@ -95,6 +112,12 @@ pub struct Scenario {
     pub strategies: Vec<StrategySpec>,
     pub steps: Vec<StepSpec>,
     pub compare: Option<Vec<String>>,
+}
+
+fn pgmap_type_from_name(name: &str) -> Option<PgmapType> {
+    [PgmapType::PRIVATE, PgmapType::COHERENT, PgmapType::FS_DAX, PgmapType::GENERIC, PgmapType::PCI_P2PDMA]
+        .into_iter()
+        .find(|t| t.name() == name)
 }
 
 fn driver_from_name(name: &str) -> Option<Driver> {
@@ -229,13 +252,40 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 .map(|x| x.get_ref().0)
                 .ok_or_else(|| loaded.error_at(s.span(), format!("step {}: `{}` needs `{key}`", i + 1, sc.op.as_str())))
         };
-        let (start, size) = match sc.op {
-            Op::Memremap | Op::Memunmap => {
-                return Err(
-                    loaded.error_at(s.span(), format!("step {}: op \"{}\" (ZONE_DEVICE) is not modelled yet", i + 1, sc.op.as_str()))
-                );
+        let (start, size, device) = match sc.op {
+            Op::Memremap => {
+                let pgmap_type = match &sc.pgmap_type {
+                    Some(t) => pgmap_type_from_name(t.get_ref()).ok_or_else(|| {
+                        loaded.error_at(
+                            t.span(),
+                            format!("unknown pgmap_type \"{}\": use private, coherent, fsdax, generic or p2pdma", t.get_ref()),
+                        )
+                    })?,
+                    None => PgmapType::NONE,
+                };
+                let (ranges, find_free) = match (&sc.ranges, &sc.start, &sc.size) {
+                    (Some(r), None, None) if !r.get_ref().is_empty() => {
+                        (r.get_ref().iter().map(|r| (r.start.0, r.size.0)).collect(), false)
+                    }
+                    (Some(r), _, _) => {
+                        return Err(loaded.error_at(r.span(), format!("step {}: give either `ranges` (non-empty) or `start`/`size`", i + 1)))
+                    }
+                    (None, Some(st), Some(sz)) => (vec![(st.get_ref().0, sz.get_ref().0)], false),
+                    (None, None, Some(sz)) => (vec![(0, sz.get_ref().0)], true),
+                    (None, _, None) => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` needs `size`", i + 1))),
+                };
+                let (start, size) = ranges[0];
+                let device = DeviceStep {
+                    ranges,
+                    find_free,
+                    pgmap_type,
+                    vmemmap_shift: sc.vmemmap_shift.unwrap_or(0),
+                    resource: sc.resource.clone(),
+                };
+                (start, size, Some(device))
             }
-            _ => (need(&sc.start, "start")?, need(&sc.size, "size")?),
+            Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
+            _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
         };
         let driver = match &sc.driver {
             Some(d) => driver_from_name(d.get_ref()).ok_or_else(|| {
@@ -262,7 +312,11 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 }
             },
         };
-        let strategy = if sc.op == Op::Add {
+        let (kind, implicit) = match sc.op {
+            Op::Memremap => (RequestKind::DEVICE, DEFAULT_DEVICE_STRATEGY),
+            _ => (RequestKind::SYSTEM_RAM, DEFAULT_STRATEGY),
+        };
+        let strategy = if matches!(sc.op, Op::Add | Op::Memremap) {
             let named = match (strategy_override, &sc.strategy) {
                 (Some(o), _) => o.to_string(),
                 (None, Some(n)) => {
@@ -280,11 +334,11 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 }
                 (None, None) => match strategies.len() {
                     0 => {
-                        strategies.push(implicit_default());
-                        DEFAULT_STRATEGY.to_string()
+                        strategies.push(implicit_strategy(implicit));
+                        implicit.to_string()
                     }
                     1 => strategies[0].name.clone(),
-                    _ if strategies.iter().any(|s| s.name == DEFAULT_STRATEGY) => DEFAULT_STRATEGY.to_string(),
+                    _ if strategies.iter().any(|s| s.name == implicit) => implicit.to_string(),
                     _ => {
                         return Err(loaded.error_at(
                             s.span(),
@@ -294,8 +348,8 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 },
             };
             if let Some(st) = strategies.iter_mut().find(|x| x.name == named) {
-                if !st.needs.contains(&RequestKind::SYSTEM_RAM) {
-                    st.needs.push(RequestKind::SYSTEM_RAM);
+                if !st.needs.contains(&kind) {
+                    st.needs.push(kind);
                 }
             }
             Some(named)
@@ -312,6 +366,7 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             driver,
             online_type: sc.online_type.unwrap_or(OnlineType::Online),
             unmovable: sc.unmovable,
+            device,
             expect,
             expect_by_strategy,
             name: sc.name.clone(),
@@ -340,13 +395,13 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
 }
 
 fn implicit_default() -> StrategySpec {
-    StrategySpec {
-        name: DEFAULT_STRATEGY.into(),
-        plugin: DEFAULT_STRATEGY.into(),
-        options: String::new(),
-        line: 0,
-        needs: vec![RequestKind::SYSTEM_RAM],
-    }
+    implicit_strategy(DEFAULT_STRATEGY)
+}
+
+/// The strategy a step uses when the config defines none: the plugin of that name.
+fn implicit_strategy(name: &str) -> StrategySpec {
+    let kind = if name == DEFAULT_DEVICE_STRATEGY { RequestKind::DEVICE } else { RequestKind::SYSTEM_RAM };
+    StrategySpec { name: name.into(), plugin: name.into(), options: String::new(), line: 0, needs: vec![kind] }
 }
 
 /// The defined strategy names, for "unknown strategy" messages.

@@ -152,3 +152,18 @@ fn memmap_on_memory_passes_every_check_in_each_mode() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("option \"mode\""), "{}", run.stderr);
 }
+
+#[test]
+fn device_pgmap_passes_every_check() {
+    // Memmap in RAM (no altmap: altmap-bounds has nothing to bound), 2 MiB compounds, and
+    // an fsdax namespace holding its memmap (--map=dev).
+    for (options, summary) in [
+        ("", "8 passed, 0 failed, 1 skipped\n"),
+        ("vmemmap_shift = 9", "8 passed, 0 failed, 1 skipped\n"),
+        ("type = \"fsdax\"\nmap = \"dev\"", "9 passed, 0 failed, 0 skipped\n"),
+    ] {
+        let run = suite("device-pgmap", &["--options", options]);
+        assert_eq!(run.code, 0, "options {options:?}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.ends_with(summary), "options {options:?}: {}", run.stdout);
+    }
+}

@@ -248,6 +248,14 @@ pub struct StepConfig {
     /// `offline` steps: the range holds unmovable pages, so offlining fails with EBUSY.
     #[serde(default)]
     pub unmovable: bool,
+    /// `memremap` steps: several ranges for one pgmap (instead of `start`/`size`).
+    pub ranges: Option<Spanned<Vec<RangeConfig>>>,
+    /// `memremap` steps: the pgmap type the driver asks for (default: the strategy's).
+    pub pgmap_type: Option<Spanned<String>>,
+    /// `memremap` steps: the compound-page order (default: the strategy's).
+    pub vmemmap_shift: Option<u32>,
+    /// `memremap` steps: the /proc/iomem name of the device's range.
+    pub resource: Option<String>,
     /// "ok" or an errno name; or a table of them by strategy name, for `compare` runs
     /// where the strategies are meant to end differently.
     pub expect: Option<Spanned<ExpectConfig>>,

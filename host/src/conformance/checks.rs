@@ -11,17 +11,18 @@ use super::Status;
 use crate::config::{format_size, AutoOnline};
 use crate::loader::{LoadedLibrary, StrategyInstance};
 use crate::model::boot::MachineSpec;
+use crate::model::device::MemremapParams;
 use crate::model::geometry::preset;
 use crate::model::hotplug::AddParams;
 use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
-use crate::model::{altmap, Model, PageState};
+use crate::model::{altmap, BlockState, Model, PageState};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const TIB: u64 = 1 << 40;
 
 /// The differences from a snapshot the kernel itself leaves behind after a remove.
-const ALLOWED_AFTER_REMOVE: &[&str] = &["max_pfn"];
+const ALLOWED_AFTER_REMOVE: &[&str] = &["max_pfn", "device_zone_spans"];
 
 /// The plugin under test: its library and the options to build instances with.
 pub struct Subject {
@@ -353,53 +354,116 @@ fn altmap_bounds(s: &StrategyInstance) -> Outcome {
     pass(format!("{checked} altmaps inside their ranges, each large enough for its memmap"))
 }
 
-/// The adds the model-level checks make: (start, size, node).
-const ADDS: [(u64, u64, u32); 2] = [(32 * GIB, GIB, 0), (64 * GIB, 2 * GIB, 1)];
-
-fn add(model: &mut Model, s: &dyn StrategyHandle, (start, size, nid): (u64, u64, u32)) -> Result<(), String> {
-    let params = AddParams { start, size, nid, driver: Driver::ACPI_DIMM, group_id: 0 };
-    model.add_memory(&params, s).map(|_| ()).map_err(|e| format!("add {start:#x}+{} node {nid} failed: {e}", format_size(size)))
+/// One hot-plug the model-level checks make: a System RAM add or a device memremap.
+#[derive(Debug, Clone, Copy)]
+struct Plug {
+    kind: RequestKind,
+    start: u64,
+    size: u64,
+    nid: u32,
 }
 
-fn remove(model: &mut Model, s: &dyn StrategyHandle, (start, size, _): (u64, u64, u32)) -> Result<(), String> {
-    model.remove_memory(start, size, &One(s)).map(|_| ()).map_err(|e| format!("remove {start:#x}+{} failed: {e}", format_size(size)))
+impl std::fmt::Display for Plug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = if self.kind == RequestKind::DEVICE { "memremap" } else { "add" };
+        write!(f, "{op} {:#x}+{} node {}", self.start, format_size(self.size), self.nid)
+    }
 }
 
-/// Only System RAM hot-add is modelled so far; a device-only plugin skips the model checks.
-fn needs_system_ram(s: &StrategyInstance) -> Option<Outcome> {
-    (!s.info.kinds.contains(RequestKind::SYSTEM_RAM))
-        .then(|| skip("the plugin handles only device requests; ZONE_DEVICE hot-add is not modelled yet"))
+/// The plugs for the kinds the plugin claims: 1 GiB on node 0 and 2 GiB on node 1 each.
+fn plugs(s: &StrategyInstance) -> Vec<Plug> {
+    let mut out = Vec::new();
+    if s.info.kinds.contains(RequestKind::SYSTEM_RAM) {
+        out.push(Plug { kind: RequestKind::SYSTEM_RAM, start: 32 * GIB, size: GIB, nid: 0 });
+        out.push(Plug { kind: RequestKind::SYSTEM_RAM, start: 64 * GIB, size: 2 * GIB, nid: 1 });
+    }
+    if s.info.kinds.contains(RequestKind::DEVICE) {
+        out.push(Plug { kind: RequestKind::DEVICE, start: 128 * GIB, size: GIB, nid: 0 });
+        out.push(Plug { kind: RequestKind::DEVICE, start: 192 * GIB, size: 2 * GIB, nid: 1 });
+    }
+    out
+}
+
+fn plug(model: &mut Model, s: &dyn StrategyHandle, p: Plug) -> Result<(), String> {
+    let result = if p.kind == RequestKind::DEVICE {
+        let params =
+            MemremapParams { ranges: vec![(p.start, p.size)], nid: p.nid, pgmap_type: PgmapType::NONE, vmemmap_shift: 0, resource: None };
+        model.memremap(&params, s).map(|_| ())
+    } else {
+        let params = AddParams { start: p.start, size: p.size, nid: p.nid, driver: Driver::ACPI_DIMM, group_id: 0 };
+        model.add_memory(&params, s).map(|_| ())
+    };
+    result.map_err(|e| format!("{p} failed: {e}"))
+}
+
+/// Undo `p`: offline (when online) and remove System RAM; memunmap device memory.
+fn unplug(model: &mut Model, s: &dyn StrategyHandle, p: Plug) -> Result<(), String> {
+    let result = if p.kind == RequestKind::DEVICE {
+        model.memunmap(p.start, &One(s)).map(|_| ())
+    } else {
+        let g = model.geometry;
+        let online = model.blocks.get(&g.pfn_to_block(p.start / g.page_size())).is_some_and(|b| b.state == BlockState::Online);
+        if online {
+            model
+                .offline_range(p.start, p.size, false)
+                .map_err(|e| format!("offline {:#x}+{} failed: {e}", p.start, format_size(p.size)))?;
+        }
+        model.remove_memory(p.start, p.size, &One(s)).map(|_| ())
+    };
+    result.map_err(|e| format!("undoing {p} failed: {e}"))
+}
+
+/// The same plug, `i` steps further up the address space (for cycles and threads).
+fn shifted(p: Plug, i: usize, size: u64) -> Plug {
+    Plug { start: p.start + i as u64 * 2 * GIB, size, ..p }
+}
+
+/// The pages an altmap's memmap occupies must all be marked as vmemmap.
+fn check_altmap_marks(model: &Model, a: &Altmap, what: &str) -> Result<u64, Outcome> {
+    let (from, to) = (a.base_pfn + a.reserve, a.base_pfn + a.reserve + a.free);
+    let n = model.pages.count(from, to, |v| *v == PageState::Vmemmap);
+    if n != a.free {
+        return Err(fail(
+            format!("all {} pages holding {what}'s memmap ({from:#x}-{:#x}) marked as vmemmap", a.free, to - 1),
+            format!("{n} marked"),
+        ));
+    }
+    Ok(n)
 }
 
 fn construct_marks(s: &StrategyInstance) -> Outcome {
-    if let Some(o) = needs_system_ram(s) {
-        return o;
-    }
     let mut model = machine(AutoOnline::Offline);
     let g = model.geometry;
     let mut marked = 0;
-    for a in ADDS {
-        if let Err(e) = add(&mut model, s, a) {
-            return fail("a plain add to succeed, construct marking only its own pages", e);
+    let plugs = plugs(s);
+    for p in &plugs {
+        if let Err(e) = plug(&mut model, s, *p) {
+            return fail("a plain hot-plug to succeed, construct marking only its own pages", e);
         }
-        let (start, end) = (a.0 / g.page_size(), (a.0 + a.1) / g.page_size());
+        let (start, end) = (p.start / g.page_size(), (p.start + p.size) / g.page_size());
+        if p.kind == RequestKind::DEVICE {
+            // The host has checked that every device page is initialised; the altmap's
+            // memmap area must be marked too.
+            if let Some(a) = model.pgmap_at(start).and_then(|pg| pg.restrictions.first()).and_then(|r| r.altmap.into_option()) {
+                match check_altmap_marks(&model, &a, "the device") {
+                    Ok(n) => marked += n,
+                    Err(o) => return o,
+                }
+            }
+            continue;
+        }
         if let Some((ms, me, v)) = model.pages.overlapping(start, end).into_iter().find(|(_, _, v)| matches!(v, PageState::Device { .. })) {
             return fail("no device pages in System RAM", format!("pfns {ms:#x}-{:#x} marked {v:?}", me - 1));
         }
         for b in g.pfn_to_block(start)..g.pfn_to_block(end) {
             let Some(alt) = model.blocks.get(&b).and_then(|blk| blk.altmap) else { continue };
-            let (from, to) = (alt.base_pfn + alt.reserve, alt.base_pfn + alt.reserve + alt.free);
-            let n = model.pages.count(from, to, |v| *v == PageState::Vmemmap);
-            if n != alt.free {
-                return fail(
-                    format!("all {} pages holding memory{b}'s memmap ({from:#x}-{:#x}) marked as vmemmap", alt.free, to - 1),
-                    format!("{n} marked"),
-                );
+            match check_altmap_marks(&model, &alt, &format!("memory{b}")) {
+                Ok(n) => marked += n,
+                Err(o) => return o,
             }
-            marked += n;
         }
     }
-    pass(format!("2 adds: marks inside the ranges, {marked} memmap pages marked"))
+    pass(format!("{} hot-plugs: marks inside the ranges, {marked} memmap pages marked", plugs.len()))
 }
 
 /// A lookup that finds the one strategy under test.
@@ -417,41 +481,30 @@ fn unexpected_differences(after: &Model, before: &Model) -> Vec<&'static str> {
 }
 
 fn add_remove(s: &StrategyInstance) -> Outcome {
-    if let Some(o) = needs_system_ram(s) {
-        return o;
-    }
-    // Offline adds removed at once; then online adds taken offline first.
+    // Left offline, then auto-onlined (System RAM is offlined before its remove).
     for auto in [AutoOnline::Offline, AutoOnline::Online] {
         let mut model = machine(auto);
         let boot = model.clone();
-        for a in ADDS {
-            if let Err(e) = add(&mut model, s, a) {
-                return fail("the add to succeed", e);
+        let plugs = plugs(s);
+        for p in &plugs {
+            if let Err(e) = plug(&mut model, s, *p) {
+                return fail("the hot-plug to succeed", e);
             }
         }
-        for a in ADDS {
-            if auto == AutoOnline::Online {
-                if let Err(e) = model.offline_range(a.0, a.1, false) {
-                    return fail("offline to succeed", e);
-                }
-            }
-            if let Err(e) = remove(&mut model, s, a) {
-                return fail("remove to succeed", e);
+        for p in &plugs {
+            if let Err(e) = unplug(&mut model, s, *p) {
+                return fail("the unplug to succeed", e);
             }
         }
         let diff = unexpected_differences(&model, &boot);
         if !diff.is_empty() {
             return fail(
-                format!(
-                    "the model as before the adds (auto_online_blocks {}; allowed: {})",
-                    auto.as_str(),
-                    ALLOWED_AFTER_REMOVE.join(", ")
-                ),
+                format!("the model as before (auto_online_blocks {}; allowed: {})", auto.as_str(), ALLOWED_AFTER_REMOVE.join(", ")),
                 format!("{} differ{}", diff.join(", "), leftovers(&model, &boot)),
             );
         }
     }
-    pass("offline and online adds removed: the model is as before, max_pfn aside")
+    pass(format!("hot-plugged and removed: the model is as before, {} aside", ALLOWED_AFTER_REMOVE.join(" and ")))
 }
 
 /// What is left over compared with `boot`, in numbers.
@@ -500,19 +553,17 @@ fn deterministic(subject: &Subject, s: &StrategyInstance) -> Outcome {
             return fail(format!("a second instance to return for {p} what the first did ({})", show(&first)), show(&other));
         }
     }
-    if s.info.kinds.contains(RequestKind::SYSTEM_RAM) {
-        let mut models = [machine(AutoOnline::Online), machine(AutoOnline::Online)];
-        for (i, m) in models.iter_mut().enumerate() {
-            for a in ADDS {
-                if let Err(e) = add(m, if i == 0 { s } else { &fresh }, a) {
-                    return fail("the adds to succeed", e);
-                }
+    let mut models = [machine(AutoOnline::Online), machine(AutoOnline::Online)];
+    for (i, m) in models.iter_mut().enumerate() {
+        for p in plugs(s) {
+            if let Err(e) = plug(m, if i == 0 { s } else { &fresh }, p) {
+                return fail("the hot-plugs to succeed", e);
             }
         }
-        let diff = models[0].differences(&models[1]);
-        if !diff.is_empty() {
-            return fail("the same model after the same adds", format!("{} differ", diff.join(", ")));
-        }
+    }
+    let diff = models[0].differences(&models[1]);
+    if !diff.is_empty() {
+        return fail("the same model after the same hot-plugs", format!("{} differ", diff.join(", ")));
     }
     pass(format!("{} requests answered alike 5 times over two instances", points.len()))
 }
@@ -521,29 +572,34 @@ fn deterministic(subject: &Subject, s: &StrategyInstance) -> Outcome {
 pub const CYCLES: usize = 1000;
 
 fn cycles(s: &StrategyInstance) -> Outcome {
-    if let Some(o) = needs_system_ram(s) {
-        return o;
-    }
     let mut model = machine(AutoOnline::Offline);
     let boot = model.clone();
-    let one = (32 * GIB, 128 * MIB, 0);
+    // One 1 GiB plug of each kind the plugin claims, plugged and unplugged in turn.
+    let mut ones: Vec<Plug> = Vec::new();
+    for p in plugs(s) {
+        if !ones.iter().any(|o| o.kind == p.kind) {
+            ones.push(p);
+        }
+    }
     for cycle in 1..=CYCLES {
-        let result = add(&mut model, s, one).and_then(|()| remove(&mut model, s, one));
-        if let Err(e) = result {
-            return fail(
-                format!("{CYCLES} add/remove cycles of 128 MiB to succeed"),
-                format!("cycle {cycle}: {e}{}", leftovers(&model, &boot)),
-            );
+        for &one in &ones {
+            let result = plug(&mut model, s, one).and_then(|()| unplug(&mut model, s, one));
+            if let Err(e) = result {
+                return fail(
+                    format!("{CYCLES} plug/unplug cycles of 1 GiB to succeed"),
+                    format!("cycle {cycle}: {e}{}", leftovers(&model, &boot)),
+                );
+            }
         }
     }
     let diff = unexpected_differences(&model, &boot);
     if !diff.is_empty() {
         return fail(
-            format!("resources, page marks, reservations and altmaps as at boot after {CYCLES} cycles"),
+            format!("resources, page marks, reservations, pgmaps and altmaps as at boot after {CYCLES} cycles"),
             format!("{} differ{}", diff.join(", "), leftovers(&model, &boot)),
         );
     }
-    pass(format!("{CYCLES} add/remove cycles: the host's tables are as at boot"))
+    pass(format!("{CYCLES} plug/unplug cycles: the host's tables are as at boot"))
 }
 
 /// Holds every thread's `set_up` until all have returned, so the calls of the threads
@@ -580,16 +636,14 @@ impl StrategyHandle for Gate<'_> {
 pub const THREADS: usize = 4;
 
 fn threads(s: &StrategyInstance) -> Outcome {
-    if let Some(o) = needs_system_ram(s) {
-        return o;
-    }
-    let add_of = |i: usize| (32 * GIB + i as u64 * 2 * GIB, GIB, 0);
-    // What each add gives when made alone.
+    let Some(&first) = plugs(s).first() else { return skip("the plugin claims no kind") };
+    let plug_of = |i: usize| shifted(first, i, GIB);
+    // What each plug gives when made alone.
     let mut expected = Vec::new();
     for i in 0..THREADS {
         let mut m = machine(AutoOnline::Online);
-        if let Err(e) = add(&mut m, s, add_of(i)) {
-            return fail("the add to succeed single-threaded", e);
+        if let Err(e) = plug(&mut m, s, plug_of(i)) {
+            return fail("the hot-plug to succeed single-threaded", e);
         }
         expected.push(m);
     }
@@ -600,7 +654,7 @@ fn threads(s: &StrategyInstance) -> Outcome {
                 let gate = Gate { inner: s, barrier: &barrier };
                 scope.spawn(move || {
                     let mut m = machine(AutoOnline::Online);
-                    add(&mut m, &gate, add_of(i)).map(|()| m)
+                    plug(&mut m, &gate, plug_of(i)).map(|()| m)
                 })
             })
             .collect();
@@ -608,7 +662,7 @@ fn threads(s: &StrategyInstance) -> Outcome {
     });
     for (i, (got, want)) in results.into_iter().zip(&expected).enumerate() {
         match got {
-            Err(e) => return fail(format!("thread {i}'s add to succeed as it does alone"), e),
+            Err(e) => return fail(format!("thread {i}'s hot-plug to succeed as it does alone"), e),
             Ok(m) => {
                 let diff = m.differences(want);
                 if !diff.is_empty() {
@@ -617,5 +671,5 @@ fn threads(s: &StrategyInstance) -> Outcome {
             }
         }
     }
-    pass(format!("{THREADS} threads adding at once on their own models: each as when alone"))
+    pass(format!("{THREADS} threads hot-plugging at once on their own models: each as when alone"))
 }

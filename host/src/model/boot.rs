@@ -105,6 +105,7 @@ impl Model {
             pages: Default::default(),
             adds: JMap::default(),
             reservations: JMap::default(),
+            pgmaps: JMap::default(),
             counters: JCell::new(Counters::default()),
             in_txn: false,
         };

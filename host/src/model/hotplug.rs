@@ -313,7 +313,7 @@ impl Model {
     }
 
     /// The PMDs of vmemmap covering pfns `[start, end)`, as `[first, last)` PMD indices.
-    fn vmemmap_pmds(&self, start: u64, end: u64) -> (u64, u64) {
+    pub(super) fn vmemmap_pmds(&self, start: u64, end: u64) -> (u64, u64) {
         let sps = self.geometry.g.struct_page_size as u128;
         let pmd = self.geometry.g.pmd_size as u128;
         let first = (start as u128 * sps) / pmd;
@@ -321,8 +321,16 @@ impl Model {
         (first as u64, last as u64)
     }
 
+    /// PMDs of vmemmap section `nr` needs that no other present section has mapped.
+    pub(super) fn new_section_pmds(&self, nr: u64) -> u64 {
+        let g = self.geometry;
+        let s_start = g.section_to_pfn(nr);
+        let (first, last) = self.vmemmap_pmds(s_start, s_start + g.pages_per_section());
+        (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr, nr)).count() as u64
+    }
+
     /// Whether PMD `i` is also used by a present section outside `[skip_first, skip_last]`.
-    fn pmd_used_by_other_sections(&self, i: u64, skip_first: u64, skip_last: u64) -> bool {
+    pub(super) fn pmd_used_by_other_sections(&self, i: u64, skip_first: u64, skip_last: u64) -> bool {
         let sps = self.geometry.g.struct_page_size as u128;
         let pmd = self.geometry.g.pmd_size as u128;
         let first_pfn = ((i as u128 * pmd) / sps) as u64;

@@ -7,6 +7,7 @@
 pub mod altmap;
 pub mod block;
 pub mod boot;
+pub mod device;
 pub mod error;
 pub mod geometry;
 pub mod hotplug;
@@ -80,6 +81,7 @@ pub struct Counters {
     pub next_handle: u64,
     /// max_pfn: one past the highest System RAM pfn ever added.
     pub max_pfn: u64,
+    pub next_pgmap_id: u64,
 }
 
 /// The whole machine.
@@ -95,6 +97,8 @@ pub struct Model {
     pub adds: JMap<u64, AddRecord>,
     /// Reservations made through MemmapOps: handle -> (start pfn, count).
     pub reservations: JMap<u64, (u64, u64)>,
+    /// ZONE_DEVICE page maps (memremap), by id.
+    pub pgmaps: JMap<u64, device::Pgmap>,
     pub counters: JCell<Counters>,
     in_txn: bool,
 }
@@ -119,12 +123,29 @@ impl Model {
         check("geometry", self.geometry == other.geometry);
         check("policy", self.policy == other.policy);
         check("sections", self.sections == other.sections);
-        check("nodes", self.nodes.same_contents(&other.nodes));
+        // The Device zone's span is what memunmap leaves behind (the kernel does not
+        // shrink it): named apart from the rest of the node state.
+        let without_device_span = |m: &Model| {
+            m.nodes
+                .values()
+                .map(|n| {
+                    let mut n = n.clone();
+                    *n.zone_mut(ZoneType::Device) = Zone { start_pfn: 0, spanned: 0, ..*n.zone(ZoneType::Device) };
+                    n
+                })
+                .collect::<Vec<_>>()
+        };
+        check("nodes", without_device_span(self) == without_device_span(other));
+        check(
+            "device_zone_spans",
+            self.nodes.values().map(|n| *n.zone(ZoneType::Device)).eq(other.nodes.values().map(|n| *n.zone(ZoneType::Device))),
+        );
         check("memory_blocks", self.blocks.same_contents(&other.blocks));
         check("resources", self.resources.same_contents(&other.resources));
         check("page_marks", self.pages.iter().eq(other.pages.iter()));
         check("hot_adds", self.adds.same_contents(&other.adds));
         check("reservations", self.reservations.same_contents(&other.reservations));
+        check("pgmaps", self.pgmaps.same_contents(&other.pgmaps));
         check("max_pfn", self.counters.get().max_pfn == other.counters.get().max_pfn);
         out
     }
@@ -140,6 +161,7 @@ impl Model {
         self.pages.begin();
         self.adds.begin();
         self.reservations.begin();
+        self.pgmaps.begin();
         self.counters.begin();
     }
 
@@ -153,6 +175,7 @@ impl Model {
         self.pages.commit();
         self.adds.commit();
         self.reservations.commit();
+        self.pgmaps.commit();
         self.counters.commit();
     }
 
@@ -166,6 +189,7 @@ impl Model {
         self.pages.rollback();
         self.adds.rollback();
         self.reservations.rollback();
+        self.pgmaps.rollback();
         self.counters.rollback();
     }
 

@@ -91,6 +91,16 @@ impl ResourceTree {
         }
     }
 
+    /// Every region, at any depth, overlapping `[start, end]`.
+    pub fn overlapping(&self, start: u64, end: u64) -> Vec<&Resource> {
+        self.walk().into_iter().map(|(_, r)| r).filter(|r| r.start <= end && r.end >= start).collect()
+    }
+
+    /// Whether any top-level region overlaps `[start, end]` (region_intersects on the root).
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.overlapping_child(Self::ROOT, start, end).is_some()
+    }
+
     /// Every region with its depth, in /proc/iomem order.
     pub fn walk(&self) -> Vec<(usize, &Resource)> {
         let mut out = Vec::new();

@@ -236,6 +236,33 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
             format_size(r.memmap_freed_node_pages * model_page),
             format_size(r.memmap_freed_altmap_pages * model_page)
         ),
+        Outcome::Mapped(d) => {
+            let mut text = format!("ok: pgmap {}, {} device pages", d.pgmap_id, thousands(d.device_pages));
+            if d.compound_order > 0 {
+                let _ = write!(text, " in order-{} compounds", d.compound_order);
+            }
+            let _ = write!(
+                text,
+                "; memmap {} in RAM (node {}), {} in the device",
+                format_size(d.memmap_node_pages * model_page),
+                d.memmap_nid,
+                format_size(d.memmap_device_pages * model_page)
+            );
+            if d.memmap_saved_pages > 0 {
+                let _ = write!(text, ", {} saved by compound pages", format_size(d.memmap_saved_pages * model_page));
+            }
+            let _ = write!(text, "; {} struct pages initialised", thousands(d.pages_initialised));
+            if !d.note.is_empty() {
+                let _ = write!(text, "; {}", d.note);
+            }
+            text
+        }
+        Outcome::Unmapped(u) => format!(
+            "ok: pgmap {} unmapped; memmap freed {} RAM, {} device",
+            u.pgmap_id,
+            format_size(u.memmap_freed_node_pages * model_page),
+            format_size(u.memmap_freed_device_pages * model_page)
+        ),
         Outcome::Failed(e) => format!("{}: {}", e.code, e.reason),
     };
     let mark = if s.matched {
@@ -363,6 +390,10 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
         }
         Outcome::Blocks(b) => format!("ok: managed {:+}", b.managed_delta),
         Outcome::Removed(r) => format!("ok: {} block(s) removed", r.blocks.len()),
+        Outcome::Mapped(d) => {
+            format!("ok: memmap {} RAM, {} device", format_size(d.memmap_node_pages * page), format_size(d.memmap_device_pages * page))
+        }
+        Outcome::Unmapped(_) => "ok: unmapped".to_string(),
         Outcome::Failed(e) => e.code.clone(),
     };
     format!("{text}{mark}")

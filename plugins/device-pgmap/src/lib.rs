@@ -1,0 +1,170 @@
+//! Device memory mapped by memremap_pages (ZONE_DEVICE), the way a driver sets up its
+//! `dev_pagemap`: `set_up` returns restrictions without memory-block devices (device memory
+//! is never onlined as System RAM), with an altmap when the device holds its own memmap
+//! (an nvdimm namespace created with `--map=dev`); `construct` does what
+//! memmap_init_zone_device does: every device page gets ZONE_DEVICE, its node and its
+//! pgmap, in compound pages when asked.
+
+mod namespace;
+
+use hotplug_core::{
+    errno, export_plugin, Altmap, DevicePageInit, Host, Ops, PfnRange, PgmapType, PluginError, Request, RequestKind, RequestKinds,
+    RestrictionFlags, Restrictions, Strategy,
+};
+pub use namespace::{layout, Layout, LayoutError, Map};
+use serde::Deserialize;
+
+/// The `options` table of a `[[strategy]]` using this plugin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// The pgmap type: private, coherent, fsdax, generic (device-dax), p2pdma.
+    #[serde(rename = "type")]
+    pgmap_type: Option<String>,
+    /// Where the memmap lives: "mem" (RAM) or "dev" (in the namespace, through an altmap).
+    map: Option<Map>,
+    /// The namespace alignment (bytes, or a size such as "2MiB"); raised to 2 MiB.
+    align: Option<SizeOption>,
+    /// Compound pages: 0 (base pages), 9 (2 MiB with 4 KiB pages), 18 (1 GiB).
+    vmemmap_shift: Option<u32>,
+}
+
+/// A size given as bytes or as text with a binary unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeOption {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeOption {
+    fn bytes(&self) -> Result<u64, PluginError> {
+        match self {
+            SizeOption::Bytes(b) => Ok(*b),
+            SizeOption::Text(t) => {
+                let t = t.trim();
+                let (num, mult) = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)]
+                    .iter()
+                    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n.trim(), *m)))
+                    .unwrap_or((t, 1));
+                num.parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(mult))
+                    .ok_or_else(|| PluginError::msg(format!("device-pgmap option \"align\": {t:?} is not a size such as \"2MiB\"")))
+            }
+        }
+    }
+}
+
+fn pgmap_type(name: &str) -> Option<PgmapType> {
+    [PgmapType::PRIVATE, PgmapType::COHERENT, PgmapType::FS_DAX, PgmapType::GENERIC, PgmapType::PCI_P2PDMA]
+        .into_iter()
+        .find(|t| t.name() == name)
+}
+
+/// The device-pgmap strategy.
+#[derive(Debug)]
+pub struct DevicePgmap {
+    pgmap_type: PgmapType,
+    map: Map,
+    align: u64,
+    vmemmap_shift: u32,
+}
+
+impl DevicePgmap {
+    /// The type and compound order for `request`: the driver's (the step's) when it names
+    /// them, else this instance's options.
+    fn pgmap_of(&self, request: &Request<'_>) -> (PgmapType, u32) {
+        let t = if request.pgmap_type == PgmapType::NONE { self.pgmap_type } else { request.pgmap_type };
+        let shift = if request.vmemmap_shift == 0 { self.vmemmap_shift } else { request.vmemmap_shift };
+        (t, shift)
+    }
+}
+
+impl Strategy for DevicePgmap {
+    const KINDS: RequestKinds = RequestKinds::DEVICE;
+
+    fn new(options: &str, _host: &Host) -> Result<Self, PluginError> {
+        let o: Options = hotplug_core::options::parse("device-pgmap", options)?;
+        let t = match &o.pgmap_type {
+            None => PgmapType::GENERIC,
+            Some(name) => pgmap_type(name).ok_or_else(|| {
+                PluginError::msg(format!(
+                    "device-pgmap option \"type\": unknown type {name:?}: use private, coherent, fsdax, generic or p2pdma"
+                ))
+            })?,
+        };
+        let shift = o.vmemmap_shift.unwrap_or(0);
+        if shift > 30 {
+            return Err(PluginError::msg(format!("device-pgmap option \"vmemmap_shift\": {shift} is not a compound order (0, 9 or 18)")));
+        }
+        let align = o.align.as_ref().map(SizeOption::bytes).transpose()?.unwrap_or(2 << 20);
+        Ok(DevicePgmap { pgmap_type: t, map: o.map.unwrap_or(Map::Mem), align, vmemmap_shift: shift })
+    }
+
+    fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
+        if request.kind != RequestKind::DEVICE {
+            return Err(PluginError::errno(
+                errno::EOPNOTSUPP,
+                format!("device-pgmap handles only device requests, not {}", request.kind.name()),
+            ));
+        }
+        let (t, shift) = self.pgmap_of(request);
+        let g = request.geometry;
+        let compound = (1u64 << shift) * g.page_size;
+        let (start, size) = (request.start_pfn * g.page_size, request.nr_pages * g.page_size);
+        if shift > 0 && (start % compound != 0 || size % compound != 0) {
+            return Err(PluginError::errno(
+                errno::EINVAL,
+                format!("{start:#x}+{size:#x} is not whole compound pages of {} KiB (vmemmap_shift {shift})", compound >> 10),
+            ));
+        }
+        let mut r = Restrictions::new(RestrictionFlags(0));
+        if t == PgmapType::PRIVATE {
+            // add_pages without a linear map: the CPU cannot touch device-private memory.
+            r.flags = RestrictionFlags::NO_DIRECT_MAP;
+        }
+        let namespace = matches!(t, PgmapType::FS_DAX | PgmapType::GENERIC);
+        if self.map == Map::Dev && !namespace {
+            return Err(PluginError::errno(
+                errno::EINVAL,
+                format!("map = \"dev\" needs an nvdimm namespace (fsdax or generic), not {} memory", t.name()),
+            ));
+        }
+        if !namespace || request.range_index > 0 {
+            r.note = format!("{} memory, memmap in RAM", t.name()).into();
+            return Ok(r);
+        }
+        let l = layout(start, size, self.align, self.map, g.page_size).map_err(|e| PluginError::errno(e.errno(), e.to_string()))?;
+        if let Some((reserve, free)) = l.altmap_pages {
+            r.altmap = Some(Altmap {
+                base_pfn: request.start_pfn,
+                end_pfn: request.start_pfn + request.nr_pages - 1,
+                reserve,
+                free,
+                align: 0,
+                alloc: 0,
+            })
+            .into();
+        }
+        r.note = l.describe(t, size, g.page_size).into();
+        Ok(r)
+    }
+
+    fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut Ops<'_>) -> Result<(), PluginError> {
+        let (t, shift) = self.pgmap_of(request);
+        let mut first = request.start_pfn;
+        if let Some(a) = restrictions.altmap.into_option() {
+            // The pages holding the memmap (the altmap's free area) are not device pages.
+            ops.mark_vmemmap(PfnRange::new(a.base_pfn + a.reserve, a.free))?;
+            first = a.base_pfn + a.reserve + a.free;
+        }
+        // memmap_init_zone_device: device-private and -coherent pages start with a zero
+        // refcount (they are free until the driver hands them out), the others with one.
+        let refcount = if matches!(t, PgmapType::PRIVATE | PgmapType::COHERENT) { 0 } else { 1 };
+        let init = DevicePageInit { nid: request.nid, pgmap_id: request.pgmap_id, compound_order: shift, refcount };
+        ops.init_device_pages(PfnRange::new(first, request.start_pfn + request.nr_pages - first), init)
+    }
+}
+
+export_plugin!(DevicePgmap);
