@@ -234,6 +234,8 @@ fn resolve_free_region(model: &Model, step: &StepSpec) -> StepSpec {
             if let Ok(start) = model.find_free_region(d.ranges[0].1) {
                 d.ranges[0].0 = start;
                 step.start = start;
+                // request_free_mem_region inserts the region it found.
+                d.resource.get_or_insert_with(|| "device private memory".to_string());
             }
         }
     }

@@ -23,7 +23,7 @@ pub struct MemremapParams {
     /// The pgmap type and compound order the driver asks for (NONE/0: the strategy decides).
     pub pgmap_type: PgmapType,
     pub vmemmap_shift: u32,
-    /// The iomem resource name (default "device memory").
+    /// The iomem region the driver requests for each range (`None`: it requests none).
     pub resource: Option<String>,
 }
 
@@ -176,14 +176,17 @@ impl Model {
                 out.note = r.note.to_string();
             }
             self.pagemap_range_checks(start, size)?;
-            let resource = p.resource.clone().unwrap_or_else(|| "device memory".to_string());
-            let rid = self.resources.request(start, start + size - 1, &resource, true).map_err(|c| {
-                StepError::kernel(
-                    errno::EBUSY,
-                    format!("{start:#x}+{:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", size, c.name, c.start, c.end),
-                )
-            })?;
-            pgmap.resource_ids.push(rid);
+            // The driver's iomem region, when it requests one (devm_request_mem_region,
+            // request_free_mem_region): a conflict is EBUSY.
+            if let Some(name) = &p.resource {
+                let rid = self.resources.request(start, start + size - 1, name, true).map_err(|c| {
+                    StepError::kernel(
+                        errno::EBUSY,
+                        format!("{start:#x}+{size:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", c.name, c.start, c.end),
+                    )
+                })?;
+                pgmap.resource_ids.push(rid);
+            }
             // __add_pages: subsection granularity and the altmap's sanity.
             let sub = g.g.subsection_size;
             if start % sub != 0 || size % sub != 0 {

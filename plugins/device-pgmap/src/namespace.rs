@@ -107,7 +107,7 @@ impl Layout {
             t.name(),
             self.data_offset >> 10,
             self.usable_pages,
-            self.usable_pages * page >> 20
+            (self.usable_pages * page) >> 20
         )
     }
 }
