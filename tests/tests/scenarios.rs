@@ -244,3 +244,41 @@ fn view_after_shows_the_state_after_that_step() {
     assert!(run.stderr.contains("--view-after 5") && run.stderr.contains("has 4 step(s)"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }
+
+#[test]
+fn device_toml_reports_the_hand_worked_numbers() {
+    // configs/device.toml (the README's main job). Step 1, 16 GiB fsdax --map=dev: data
+    // offset 258 MiB = 264,192 KiB; memmap 128 x 512 = 65,536 pages = 256 MiB in the
+    // device, none in RAM; 4,194,304 - 66,048 = 4,128,256 device pages, all initialised.
+    // Step 2, 64 GiB device-dax with 2 MiB compounds, memmap in RAM: 512 sections x 129 =
+    // 66,048 pages = 258 MiB; 262,144 - 66,048 = 196,096 pages = 766 MiB saved;
+    // 32,768 compounds x 128 = 4,194,304 struct pages initialised.
+    let run = run_host(P, &["--config", "device.toml"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let line = |n: &str| run.stdout.lines().find(|l| l.starts_with(n)).unwrap_or_else(|| panic!("no step {n}: {}", run.stdout)).to_string();
+    let one = line("#1 ");
+    for want in [
+        "4,128,256 device pages",
+        "memmap 0 B in RAM",
+        "256 MiB in the device",
+        "4,128,256 struct pages initialised",
+        "data offset 264192 KiB",
+    ] {
+        assert!(one.contains(want), "{want}: {one}");
+    }
+    let two = line("#2 ");
+    for want in [
+        "16,777,216 device pages in order-9 compounds",
+        "memmap 258 MiB in RAM",
+        "766 MiB saved by compound pages",
+        "4,194,304 struct pages initialised",
+    ] {
+        assert!(two.contains(want), "{want}: {two}");
+    }
+    // The Device zone spans [16 GiB, 128 GiB) = 29,360,128 pages, none present.
+    assert!(
+        run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "Device", "0x400000", "29,360,128", "0", "0"]),
+        "{}",
+        run.stdout
+    );
+}
