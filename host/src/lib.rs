@@ -8,4 +8,5 @@ pub mod model;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod snapshot;
 pub mod views;

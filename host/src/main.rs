@@ -29,9 +29,12 @@ struct Cli {
     /// Print this kernel file instead of the report (repeatable): zoneinfo, iomem, meminfo.
     #[arg(long = "view", value_enum, value_name = "FILE")]
     views: Vec<ViewArg>,
-    /// Show the views for the state after step N (0: right after boot; default: the end).
-    #[arg(long, value_name = "N", requires = "views")]
+    /// Show the views (and the sysfs tree) for the state after step N (0: right after boot).
+    #[arg(long, value_name = "N")]
     view_after: Option<usize>,
+    /// Write /sys/devices/system/memory as files into DIR (for `diff -r` with a real machine).
+    #[arg(long, value_name = "DIR")]
+    sysfs_out: Option<PathBuf>,
     /// Load plugin files that are world-writable or owned by another user.
     #[arg(long)]
     allow_unsafe_plugin_path: bool,
@@ -73,6 +76,16 @@ enum Command {
         options: String,
         plugin: String,
     },
+    /// Capture a machine's memory-hotplug state (read-only): proc/iomem, proc/zoneinfo,
+    /// proc/meminfo, /sys/devices/system/memory, the memory_hotplug parameters.
+    Snapshot {
+        /// The root to read from (/ for this machine).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Where to write the capture (created; must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the plugins found in directories, with their versions or why they fail to load.
     Plugins {
         /// A directory to search (repeatable; default: next to the host binary).
@@ -110,6 +123,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Plugins { dirs }) => list_plugins(dirs, cli.allow_unsafe_plugin_path),
+        Some(Command::Snapshot { root, out }) => hotplug_host::snapshot::take(root, out).map_err(anyhow::Error::msg).map(|n| {
+            eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
+            ExitCode::SUCCESS
+        }),
         Some(Command::Conformance { plugin, dirs, format, only, options, timeout }) => {
             let suite = conformance::SuiteOptions {
                 dirs: dirs.clone(),
@@ -177,6 +194,11 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);
     }
     let shown = path.display().to_string();
+    if let Some(dir) = &cli.sysfs_out {
+        // One tree: the first run's (a compare config's runs share the machine).
+        let n = hotplug_host::views::sysfs::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
+        log::info!("wrote {n} sysfs files under {}", dir.display());
+    }
     if !cli.views.is_empty() {
         print!("{}", render_views(&cli.views, &runs));
         for run in &runs {

@@ -188,7 +188,7 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         return Err(loaded.error_at(span, format!("invalid geometry: {e}")));
     }
 
-    let machine = MachineSpec {
+    let mut machine = MachineSpec {
         geometry: g,
         auto_online_blocks: m.auto_online_blocks.unwrap_or(AutoOnline::Offline),
         online_policy: m.online_policy.unwrap_or(OnlinePolicy::ContigZones),
@@ -197,14 +197,31 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         movable_node: m.movable_node.unwrap_or(false),
         min_free: m.min_free.as_ref().map(|v| v.get_ref().0),
         nodes,
+        capture: None,
     };
+    // A captured machine gives the nodes, the block size and (unless the config says
+    // otherwise) the policies.
+    if let Some(from) = &m.from {
+        let here = |msg: String| loaded.error_at(from.span(), msg);
+        if !m.node.is_empty() || m.memory_block_size.is_some() {
+            return Err(here("`from` gives the nodes and the block size: drop [[machine.node]] and memory_block_size".into()));
+        }
+        let capture = crate::model::capture::read_capture(&loaded.dir().join(from.get_ref())).map_err(here)?;
+        let p = &capture.params;
+        machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(AutoOnline::Offline);
+        machine.online_policy = m.online_policy.or(p.online_policy).unwrap_or(OnlinePolicy::ContigZones);
+        machine.auto_movable_ratio = m.auto_movable_ratio.or(p.auto_movable_ratio).unwrap_or(301);
+        machine.auto_movable_numa_aware = m.auto_movable_numa_aware.or(p.auto_movable_numa_aware).unwrap_or(true);
+        machine = capture.machine_spec(g, &machine).map_err(here)?;
+        machine.capture = Some(Box::new(capture));
+        if let Err(e) = MachineGeometry::new(machine.geometry) {
+            return Err(here(format!("invalid geometry: {e}")));
+        }
+    }
     // Boot now, so a bad node layout is reported at the config's [machine] table.
     if let Err(e) = crate::model::Model::boot(&machine) {
-        let span = m.node.first().map_or(machine_span.clone(), |n| n.span());
+        let span = m.from.as_ref().map(|f| f.span()).or_else(|| m.node.first().map(|n| n.span())).unwrap_or(machine_span.clone());
         return Err(loaded.error_at(span, format!("invalid machine: {e}")));
-    }
-    if let Some(from) = &m.from {
-        return Err(loaded.error_at(from.span(), "`from` (booting from a captured machine) is not supported yet"));
     }
 
     let plugin_dirs = m.plugin_dirs.iter().map(|d| loaded.dir().join(d.get_ref())).collect();

@@ -23,6 +23,7 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         movable_node: false,
         min_free: None,
         nodes: vec![NodeSpec { id: 0, boot: vec![(0, boot)], free: None, reserved: 0 }],
+        capture: None,
     })
     .unwrap()
 }

@@ -95,6 +95,13 @@ impl AutoOnline {
             AutoOnline::OnlineMovable => "online_movable",
         }
     }
+
+    /// The value sysfs shows as `name`, if any.
+    pub fn from_name(name: &str) -> Option<AutoOnline> {
+        [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
 }
 
 /// `memory_hotplug.online_policy`.

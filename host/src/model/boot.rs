@@ -36,6 +36,9 @@ pub struct MachineSpec {
     /// Bytes; None: the kernel's min_free_kbytes formula.
     pub min_free: Option<u64>,
     pub nodes: Vec<NodeSpec>,
+    /// A captured real machine whose counters, block states and iomem replace the
+    /// computed boot state (`[machine] from`).
+    pub capture: Option<Box<super::capture::Capture>>,
 }
 
 impl MachineSpec {
@@ -52,6 +55,7 @@ impl MachineSpec {
             movable_node: false,
             min_free: None,
             nodes: nodes.iter().map(|&(id, start, size)| NodeSpec { id, boot: vec![(start, size)], free: None, reserved: 0 }).collect(),
+            capture: None,
         }
     }
 }
@@ -282,6 +286,9 @@ impl Model {
 
         let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
         model.counters.get_mut().max_pfn = max_pfn;
+        if let Some(capture) = &spec.capture {
+            capture.apply(&mut model)?;
+        }
         Ok(model)
     }
 }

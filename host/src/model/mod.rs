@@ -7,6 +7,7 @@
 pub mod altmap;
 pub mod block;
 pub mod boot;
+pub mod capture;
 pub mod device;
 pub mod error;
 pub mod geometry;

@@ -69,6 +69,16 @@ impl ResourceTree {
         Ok(id)
     }
 
+    /// Insert `[start, end]` as a child of `parent` as it is, without the request rules:
+    /// for rebuilding a captured /proc/iomem, where the kernel already placed everything.
+    pub fn insert_raw(&mut self, parent: u64, start: u64, end: u64, name: &str, busy: bool) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.children.insert((parent, start), Resource { id, start, end, name: name.to_string(), busy });
+        self.index.insert(id, (parent, start));
+        id
+    }
+
     /// Release region `id` (and anything nested in it).
     pub fn release(&mut self, id: u64) {
         let kids: Vec<u64> = self.children.range((id, 0)..=(id, u64::MAX)).map(|(_, r)| r.id).collect();

@@ -6,6 +6,7 @@
 
 mod iomem;
 mod meminfo;
+pub mod sysfs;
 mod zoneinfo;
 
 use crate::model::Model;
