@@ -41,7 +41,7 @@ pub fn take(root: &Path, out: &Path) -> Result<usize, String> {
         .map_err(|e| format!("snapshot: cannot list {}: {}", root.join(MEMORY).display(), crate::config::io_reason(&e)))?;
     for entry in blocks.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.strip_prefix("memory").is_some_and(|id| id.parse::<u64>().is_ok()) {
+        if name.strip_prefix("memory").is_none_or(|id| id.parse::<u64>().is_err()) {
             continue;
         }
         for f in BLOCK_FILES {

@@ -14,13 +14,16 @@ use super::zone::ZoneType;
 use super::Model;
 use crate::config::{AutoOnline, OnlinePolicy};
 
+/// Per (node, zone): (start_pfn, spanned, present, managed), as zoneinfo prints them.
+pub type ZoneCounters = BTreeMap<(u32, ZoneType), (u64, u64, u64, u64)>;
+
 /// What a capture says, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
     /// Every /proc/iomem line: (depth, start, end inclusive, name).
     pub iomem: Vec<(usize, u64, u64, String)>,
     /// (node, zone) -> (start_pfn, spanned, present, managed).
-    pub zones: BTreeMap<(u32, ZoneType), (u64, u64, u64, u64)>,
+    pub zones: ZoneCounters,
     pub block_size: u64,
     pub auto_online_blocks: Option<AutoOnline>,
     /// memoryN -> (state, valid_zones).
@@ -70,7 +73,7 @@ fn zone_from_name(name: &str) -> Option<ZoneType> {
     ZoneType::ALL.into_iter().find(|z| z.name() == name)
 }
 
-fn parse_zoneinfo(text: &str) -> Result<BTreeMap<(u32, ZoneType), (u64, u64, u64, u64)>, String> {
+fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
     let mut out = BTreeMap::new();
     let mut current: Option<(u32, ZoneType)> = None;
     for (i, line) in text.lines().enumerate() {
