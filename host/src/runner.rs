@@ -10,6 +10,7 @@ use crate::loader::{InstanceError, LoadError, Loader, StrategyInstance};
 use crate::model::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use crate::model::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
+use crate::model::virtio::ResizeOutcome;
 use crate::model::{Model, StepError};
 use crate::scenario::{Expect, Scenario, StepSpec};
 
@@ -34,6 +35,7 @@ pub enum Outcome {
     Blocks(BlocksOutcome),
     Removed(RemoveOutcome),
     Mapped(MemremapOutcome),
+    Resized(ResizeOutcome),
     Unmapped(MemunmapOutcome),
     Failed(StepError),
 }
@@ -193,10 +195,13 @@ fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategi
         Op::Add => {
             let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
             match strategies.strategy(name) {
-                Some(s) => {
-                    let params = AddParams { start: step.start, size: step.size, nid: step.node, driver: step.driver, group_id: 0 };
-                    model.add_memory(&params, s).map(Outcome::Added)
-                }
+                Some(s) => match driver_range(model, step) {
+                    Ok((start, size)) => {
+                        let params = AddParams::for_driver(start, size, step.node, step.driver, step.device_name.clone());
+                        model.add_memory(&params, s).map(Outcome::Added)
+                    }
+                    Err(e) => Err(e),
+                },
                 None => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
             }
         }
@@ -221,6 +226,21 @@ fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategi
             }
         }
         Op::Memunmap => model.memunmap(step.start, strategies).map(Outcome::Unmapped),
+        Op::Grow => {
+            let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
+            match strategies.strategy(name) {
+                Some(s) => {
+                    let device = step.device_name.as_deref().unwrap_or("virtio0");
+                    let start = (step.start != 0 || model.virtio.get(&device.to_string()).is_none()).then_some(step.start);
+                    model.virtio_grow(device, start, step.size, step.node, step.unit, s).map(Outcome::Resized)
+                }
+                None => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
+            }
+        }
+        Op::Shrink => {
+            let device = step.device_name.as_deref().unwrap_or("virtio0");
+            model.virtio_shrink(device, step.size, step.unmovable, strategies).map(Outcome::Resized)
+        }
     };
     result.unwrap_or_else(Outcome::Failed)
 }
@@ -240,4 +260,22 @@ fn resolve_free_region(model: &Model, step: &StepSpec) -> StepSpec {
         }
     }
     step
+}
+
+/// The range an add step's driver hands to add_memory: dax/kmem trims the device's range
+/// inward to whole memory blocks (EINVAL when none is left); the others add it as given.
+fn driver_range(model: &Model, step: &StepSpec) -> Result<(u64, u64), StepError> {
+    if step.driver != hotplug_core::Driver::DAX_KMEM {
+        return Ok((step.start, step.size));
+    }
+    let bs = model.geometry.g.memory_block_size;
+    let start = step.start.div_ceil(bs) * bs;
+    let end = step.start.saturating_add(step.size) / bs * bs;
+    if end <= start {
+        return Err(StepError::kernel(
+            hotplug_core::errno::EINVAL,
+            format!("dax/kmem: {:#x}+{:#x} holds no whole {} memory block", step.start, step.size, crate::config::format_size(bs)),
+        ));
+    }
+    Ok((start, end - start))
 }

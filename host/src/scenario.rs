@@ -73,6 +73,10 @@ pub struct StepSpec {
     pub unmovable: bool,
     /// `memremap` steps: the pgmap to create.
     pub device: Option<DeviceStep>,
+    /// The device's name (dax/kmem parent resource, virtio-mem device).
+    pub device_name: Option<String>,
+    /// `grow`: a new virtio-mem device's unit in bytes.
+    pub unit: Option<u64>,
     /// The expected outcome, unless `expect_by_strategy` names the run's strategy.
     pub expect: Expect,
     /// Expected outcomes by strategy name (`expect = { base = "ENOMEM", mom = "ok" }`).
@@ -302,6 +306,15 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 (start, size, Some(device))
             }
             Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
+            Op::Grow | Op::Shrink => {
+                if sc.device.is_none() {
+                    return Err(loaded.error_at(
+                        s.span(),
+                        format!("step {}: `{}` needs `device` (the virtio-mem device's name)", i + 1, sc.op.as_str()),
+                    ));
+                }
+                (sc.start.as_ref().map_or(0, |v| v.get_ref().0), need(&sc.size, "size")?, None)
+            }
             _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
         };
         let driver = match &sc.driver {
@@ -329,11 +342,12 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                 }
             },
         };
+        let driver = if matches!(sc.op, Op::Grow | Op::Shrink) { Driver::VIRTIO_MEM } else { driver };
         let (kind, implicit) = match sc.op {
             Op::Memremap => (RequestKind::DEVICE, DEFAULT_DEVICE_STRATEGY),
             _ => (RequestKind::SYSTEM_RAM, DEFAULT_STRATEGY),
         };
-        let strategy = if matches!(sc.op, Op::Add | Op::Memremap) {
+        let strategy = if matches!(sc.op, Op::Add | Op::Memremap | Op::Grow) {
             let named = match (strategy_override, &sc.strategy) {
                 (Some(o), _) => o.to_string(),
                 (None, Some(n)) => {
@@ -384,6 +398,8 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             online_type: sc.online_type.unwrap_or(OnlineType::Online),
             unmovable: sc.unmovable,
             device,
+            device_name: sc.device.clone(),
+            unit: sc.unit.as_ref().map(|u| u.get_ref().0),
             expect,
             expect_by_strategy,
             name: sc.name.clone(),

@@ -399,3 +399,233 @@ fn row16_zoneinfo_iomem_meminfo_after_a_grow() {
     assert_eq!(View::Meminfo.render(m), "MemTotal:        9420800 kB\nMemFree:         9289728 kB\n");
     assert_eq!(View::Iomem.render(m), "00000000-3fffffff : System RAM\n100000000-2ffffffff : System RAM\n");
 }
+
+// ---- part 2: drivers, memory groups, auto-movable, a captured machine --------------------
+//
+// The 4 GiB VM below: DMA 4,096 + DMA32 [4,096, 1 Mi) = 1,044,480 present at boot, all
+// early kernel pages: KERNEL = 1,048,576. auto_movable_ratio 301 allows MOVABLE up to
+// 301 x 1,048,576 / 100 = 3,156,213 pages (integer division) machine-wide.
+
+fn vm_4g(extra: &str) -> String {
+    format!("[machine]\nauto_online_blocks = \"online\"\nonline_policy = \"auto-movable\"\n{extra}\n[[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"4GiB\" }}]\n")
+}
+
+fn dimm(start: &str, size: &str, extra: &str) -> String {
+    step("add", start, size, &format!("driver = \"acpi-dimm\"\n{extra}"))
+}
+
+#[test]
+fn row17_auto_movable_first_dimm_movable_second_normal() {
+    // DIMM A, 8 GiB (2,097,152 pages, one static group): 0 + 2,097,152 <= 3,156,213:
+    // Movable. DIMM B, 8 GiB: 2,097,152 + 2,097,152 = 4,194,304 > 3,156,213: the whole
+    // group goes to the kernel zone, Normal.
+    let cfg = vm_4g("") + &dimm("8GiB", "8GiB", "") + &dimm("16GiB", "8GiB", "");
+    let r = run_in_process("row17", &cfg);
+    assert_eq!(zone(&r.model, 0, ZoneType::Movable), (0x200000, 2_097_152, 2_097_152, 2_097_152));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x400000, 2_097_152, 2_097_152, 2_097_152));
+    assert_eq!(r.model.valid_zones(64).as_deref(), Some("Movable"));
+    // Two static groups, each sized by its DIMM.
+    let groups: Vec<_> = r.model.groups.values().map(|g| (g.kind, g.present_movable_pages, g.present_kernel_pages)).collect();
+    use hotplug_host::model::groups::GroupKind::Static;
+    assert_eq!(groups, vec![(Static { max_pages: 2_097_152 }, 2_097_152, 0), (Static { max_pages: 2_097_152 }, 0, 2_097_152)]);
+}
+
+#[test]
+fn row18_auto_movable_ratio_zero_never_goes_movable() {
+    // auto_movable_ratio = 0: auto_movable_zone_for_pfn returns the kernel zone at once.
+    let r = run_in_process("row18", &(vm_4g("auto_movable_ratio = 0") + &dimm("8GiB", "1GiB", "")));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x200000, GIB_PAGES, GIB_PAGES, GIB_PAGES));
+    assert_eq!(zone(&r.model, 0, ZoneType::Movable), (0, 0, 0, 0));
+}
+
+fn two_node_auto_movable(numa_aware: bool) -> String {
+    format!(
+        "[machine]\nauto_online_blocks = \"online\"\nonline_policy = \"auto-movable\"\nauto_movable_numa_aware = {numa_aware}\n\
+         [[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"4GiB\" }}]\n\
+         [[machine.node]]\nid = 1\nboot = [{{ start = \"4GiB\", size = \"1GiB\" }}]\n"
+    ) + &dimm("8GiB", "2GiB", "node = 1")
+        + &dimm("16GiB", "2GiB", "node = 1")
+}
+
+#[test]
+fn row19_auto_movable_per_node_limit() {
+    // KERNEL: node 0 1,048,576, node 1 262,144 (Normal [4 GiB, 5 GiB)); machine-wide
+    // 1,310,720 -> limit 3,945,267; node 1's limit 301 x 262,144 / 100 = 789,053.
+    // First 2 GiB DIMM on node 1 (524,288): fits both: Movable. Second: node 1 would
+    // reach 1,048,576 > 789,053: Normal. Without numa awareness only the machine-wide
+    // limit counts: 1,048,576 <= 3,945,267: Movable too.
+    let r = run_in_process("row19a", &two_node_auto_movable(true));
+    assert_eq!(zone(&r.model, 1, ZoneType::Movable), (0x200000, 524_288, 524_288, 524_288));
+    // Node 1's Normal grows from [4 GiB, 5 GiB) to the second DIMM's end, 18 GiB:
+    // spanned 14 GiB = 3,670,016 pages, present 262,144 + 524,288.
+    let (s, spanned, present, _) = zone(&r.model, 1, ZoneType::Normal);
+    assert_eq!((s, spanned, present), (0x100000, 3_670_016, 786_432));
+    let r = run_in_process("row19b", &two_node_auto_movable(false));
+    assert_eq!(zone(&r.model, 1, ZoneType::Movable), (0x200000, 2_621_440, 1_048_576, 1_048_576));
+}
+
+#[test]
+fn row20_valid_zones_under_auto_movable_put_movable_first() {
+    // An offline block of a fresh 1 GiB DIMM: a plain online would pick Movable
+    // (262,144 <= 3,156,213), online_kernel Normal: "Movable Normal".
+    let cfg = vm_4g("").replace("auto_online_blocks = \"online\"", "auto_online_blocks = \"offline\"") + &dimm("8GiB", "1GiB", "");
+    let r = run_in_process("row20", &cfg);
+    assert_eq!(r.model.valid_zones(64).as_deref(), Some("Movable Normal"));
+}
+
+#[test]
+fn row21_virtio_mem_grow_lets_its_own_kernel_memory_raise_the_allowance() {
+    // virtio0 grows by 16 GiB at 8 GiB: 128 blocks, each its own add of one unit (a
+    // block) in one dynamic group. Block by block: Movable while (m + 1) x 32,768 <=
+    // 301 x (1,048,576 + k x 32,768) / 100, k = the group's kernel blocks. k = 0: 96
+    // blocks Movable (96 x 32,768 = 3,145,728; a 97th would be 3,178,496 > 3,156,213),
+    // the 97th kernel; k = 1: limit 3,254,845, three more Movable (up to 99 blocks =
+    // 3,244,032), then kernel; and so on: 96 Movable, then (1 kernel, 3 Movable) x 8.
+    // Movable 120 blocks = 3,932,160 pages, Normal 8 blocks = 262,144.
+    // /proc/iomem: the 128 adds merged into one "System RAM (virtio_mem)" line.
+    let cfg = vm_4g("") + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"16GiB\"\n";
+    let r = run_in_process("row21", &cfg);
+    let (_, _, movable, _) = zone(&r.model, 0, ZoneType::Movable);
+    let (_, _, normal, _) = zone(&r.model, 0, ZoneType::Normal);
+    assert_eq!((movable, normal), (3_932_160, 262_144));
+    let kernel_blocks: Vec<u64> = r.model.blocks.values().filter(|b| b.zone == Some(ZoneType::Normal)).map(|b| b.id).collect();
+    assert_eq!(kernel_blocks, vec![160, 164, 168, 172, 176, 180, 184, 188]);
+    assert_eq!(View::Iomem.render(&r.model), "00000000-ffffffff : System RAM\n200000000-5ffffffff : System RAM (virtio_mem)\n");
+}
+
+#[test]
+fn row22_virtio_mem_shrink_unplugs_from_the_end() {
+    // Grow 2 GiB (16 blocks, all Movable: 524,288 <= limit), shrink 1 GiB: blocks 79..72
+    // offlined and removed; the merged resource is trimmed to [8 GiB, 9 GiB). Shrinking
+    // more than is plugged is EINVAL, an unknown device ENODEV, an unmovable range EBUSY;
+    // shrinking the rest leaves the machine as at boot (max_pfn aside).
+    let grow = "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"2GiB\"\n";
+    let shrink = |size: &str, extra: &str| format!("\n[[step]]\nop = \"shrink\"\ndevice = \"virtio0\"\nsize = \"{size}\"\n{extra}\n");
+    let cfg = vm_4g("")
+        + grow
+        + &shrink("1GiB", "")
+        + &shrink("2GiB", "expect = \"EINVAL\"")
+        + &shrink("1GiB", "unmovable = true\nexpect = \"EBUSY\"")
+        + "\n[[step]]\nop = \"shrink\"\ndevice = \"virtio9\"\nsize = \"1GiB\"\nexpect = \"ENODEV\"\n"
+        + &shrink("1GiB", "");
+    let r = run_in_process("row22", &cfg);
+    assert_eq!(View::Iomem.render(&r.history[2]), "00000000-ffffffff : System RAM\n200000000-23fffffff : System RAM (virtio_mem)\n");
+    assert_eq!(zone(&r.history[2], 0, ZoneType::Movable), (0x200000, GIB_PAGES, GIB_PAGES, GIB_PAGES));
+    assert_eq!(r.model.differences(&r.history[0]), vec!["max_pfn"]);
+}
+
+#[test]
+fn row23_dax_kmem_trims_nests_and_groups() {
+    // A DIMM of 8 GiB first (Movable, 2,097,152). dax0.0 at 24 GiB + 4 KiB, 4 GiB long:
+    // trimmed inward to whole blocks [24 GiB + 128 MiB, 28 GiB) = 31 blocks = 1,015,808
+    // pages; 2,097,152 + 1,015,808 = 3,112,960 <= 3,156,213: Movable, the whole group.
+    // dax1.0, 4 GiB at 32 GiB: 3,112,960 + 1,048,576 > 3,156,213: all Normal.
+    // A dax device with no whole block in it is EINVAL.
+    let kmem = |dev: &str, start: &str, size: &str, extra: &str| {
+        step("add", start, size, &format!("driver = \"dax-kmem\"\ndevice = \"{dev}\"\n{extra}"))
+    };
+    let cfg = vm_4g("")
+        + &dimm("8GiB", "8GiB", "")
+        + &kmem("dax0.0", "0x600001000", "4GiB", "")
+        + &kmem("dax1.0", "32GiB", "4GiB", "")
+        + &kmem("dax2.0", "0xa00001000", "64MiB", "expect = \"EINVAL\"");
+    let r = run_in_process("row23", &cfg);
+    assert_eq!(added(&r, 1).blocks.len(), 31);
+    let (_, _, movable, _) = zone(&r.model, 0, ZoneType::Movable);
+    assert_eq!(movable, 2_097_152 + 1_015_808);
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x800000, GIB_PAGES * 4, GIB_PAGES * 4, GIB_PAGES * 4));
+    let iomem = View::Iomem.render(&r.model);
+    assert!(iomem.contains("608000000-6ffffffff : dax0.0\n  608000000-6ffffffff : System RAM (kmem)\n"), "{iomem}");
+    assert!(iomem.contains("800000000-8ffffffff : dax1.0\n  800000000-8ffffffff : System RAM (kmem)\n"), "{iomem}");
+}
+
+#[test]
+fn row24_a_static_group_with_kernel_memory_goes_all_kernel() {
+    // auto_online_blocks offline: a 1 GiB DIMM's first block onlined online_kernel
+    // (Normal); then a plain online of the other seven: the group already has kernel
+    // pages, so they go to the kernel zone although the ratio would allow Movable.
+    let cfg = vm_4g("").replace("auto_online_blocks = \"online\"", "auto_online_blocks = \"offline\"")
+        + &dimm("8GiB", "1GiB", "")
+        + &step("online", "8GiB", "128MiB", "online_type = \"online_kernel\"")
+        + &step("online", "0x208000000", "896MiB", "");
+    let r = run_in_process("row24", &cfg);
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x200000, GIB_PAGES, GIB_PAGES, GIB_PAGES));
+    assert_eq!(r.history[2].valid_zones(65).as_deref(), Some("Normal Movable"));
+}
+
+#[test]
+fn row25_removing_a_dimm_unregisters_its_group_and_resources() {
+    // Offline and remove the DIMM and the dax device: groups, iomem (the dax parent
+    // too) and zones as at boot, max_pfn aside.
+    let cfg = vm_4g("")
+        + &dimm("8GiB", "1GiB", "")
+        + &step("add", "16GiB", "1GiB", "driver = \"dax-kmem\"\ndevice = \"dax0.0\"")
+        + &step("offline", "8GiB", "1GiB", "")
+        + &step("remove", "8GiB", "1GiB", "")
+        + &step("offline", "16GiB", "1GiB", "")
+        + &step("remove", "16GiB", "1GiB", "");
+    let r = run_in_process("row25", &cfg);
+    assert_eq!(r.history[2].groups.len(), 2);
+    assert_eq!(r.model.differences(&r.history[0]), vec!["max_pfn"]);
+}
+
+#[test]
+fn row26_the_captured_machine_takes_a_64_gib_dimm() {
+    // Booted from ../shared's 6.18 capture (auto_online_blocks "offline", contig-zones):
+    // 64 GiB at 64 GiB = memory512..1023, offline, memmap 262,144 pages from node 0.
+    // Their valid_zones: Normal does not reach 64 GiB and Movable is empty: "Normal
+    // Movable".
+    let capture = hotplug_tests::workspace_root().join("../shared/data/real-machines/x86_64-vm-6.18-24g");
+    let cfg = format!("[machine]\nfrom = \"{}\"\n", capture.display()) + &dimm("64GiB", "64GiB", "");
+    let r = run_in_process("row26", &cfg);
+    assert_eq!((added(&r, 0).blocks.first(), added(&r, 0).blocks.len()), (Some(&512), 512));
+    assert_eq!(added(&r, 0).memmap_node_pages, 262_144);
+    assert_eq!(r.model.valid_zones(512).as_deref(), Some("Normal Movable"));
+}
+
+#[test]
+fn row27_auto_movable_ignores_movable_node() {
+    // movable_node only steers the contig-zones default; under auto-movable with ratio 0
+    // the kernel zone wins.
+    let r = run_in_process("row27", &(vm_4g("movable_node = true\nauto_movable_ratio = 0") + &dimm("8GiB", "1GiB", "")));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x200000, GIB_PAGES, GIB_PAGES, GIB_PAGES));
+}
+
+#[test]
+fn row28_virtio_mem_never_gets_memmap_on_memory() {
+    // A virtio-mem grow through the memmap-on-memory strategy: the driver never asks
+    // for it, so the memmap comes from node memory: 8 blocks x 512 = 4,096 pages.
+    let cfg = vm_4g("")
+        + "\n[[strategy]]\nname = \"mom\"\nplugin = \"memmap-on-memory\"\n"
+        + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"1GiB\"\nstrategy = \"mom\"\n";
+    let r = run_in_process("row28", &cfg);
+    match &r.steps[0].outcome {
+        Outcome::Resized(g) => assert_eq!((g.blocks.len(), g.memmap_node_pages), (8, 4_096)),
+        other => panic!("{other:?}"),
+    }
+    assert!(r.model.blocks.values().all(|b| b.vmemmap_pages == 0));
+}
+
+#[test]
+fn row29_virtio_mem_grow_offline_then_online_by_unit() {
+    // auto_online_blocks offline: a 512 MiB grow leaves 4 blocks offline; their
+    // valid_zones under auto-movable: "Movable Normal". Onlined: Movable, 131,072 pages.
+    let cfg = vm_4g("").replace("auto_online_blocks = \"online\"", "auto_online_blocks = \"offline\"")
+        + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"512MiB\"\n"
+        + &step("online", "8GiB", "512MiB", "");
+    let r = run_in_process("row29", &cfg);
+    assert_eq!(r.history[1].valid_zones(64).as_deref(), Some("Movable Normal"));
+    assert_eq!(zone(&r.model, 0, ZoneType::Movable), (0x200000, 131_072, 131_072, 131_072));
+}
+
+#[test]
+fn row30_grow_that_runs_out_of_memmap_leaves_nothing_plugged() {
+    // The 1 GiB VM (258,048 free, min_free 1,016) grows a virtio-mem device by 64 GiB in
+    // one step: block 503 of 512 cannot get its memmap (the small-VM arithmetic of row04),
+    // ENOMEM, and the whole grow is undone: no blocks, no group, no device, no iomem line.
+    let cfg =
+        vm_1g("online", "") + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n";
+    let r = run_in_process("row30", &cfg);
+    assert!(reason(&r, 0).contains("which has 8 allocatable"), "{}", reason(&r, 0));
+    assert!(r.model.groups.is_empty() && r.model.virtio.is_empty());
+}

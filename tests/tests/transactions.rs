@@ -44,7 +44,7 @@ impl StrategyLookup for One<'_> {
 }
 
 fn add(start: u64, size: u64) -> AddParams {
-    AddParams { start, size, nid: 0, driver: Driver::ACPI_DIMM, group_id: 0 }
+    AddParams::for_driver(start, size, 0, Driver::ACPI_DIMM, None)
 }
 
 #[test]

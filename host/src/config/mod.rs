@@ -205,6 +205,10 @@ pub enum Op {
     Remove,
     Memremap,
     Memunmap,
+    /// virtio-mem: plug more of a device.
+    Grow,
+    /// virtio-mem: unplug from the end of a device.
+    Shrink,
 }
 
 impl Op {
@@ -216,6 +220,8 @@ impl Op {
             Op::Remove => "remove",
             Op::Memremap => "memremap",
             Op::Memunmap => "memunmap",
+            Op::Grow => "grow",
+            Op::Shrink => "shrink",
         }
     }
 }
@@ -255,6 +261,10 @@ pub struct StepConfig {
     /// `offline` steps: the range holds unmovable pages, so offlining fails with EBUSY.
     #[serde(default)]
     pub unmovable: bool,
+    /// The device: a dax/kmem device's name (its parent resource), a virtio-mem device's.
+    pub device: Option<String>,
+    /// `grow` steps: a new virtio-mem device's unit (default one memory block).
+    pub unit: Option<Spanned<Size>>,
     /// `memremap` steps: several ranges for one pgmap (instead of `start`/`size`).
     pub ranges: Option<Spanned<Vec<RangeConfig>>>,
     /// `memremap` steps: the pgmap type the driver asks for (default: the strategy's).

@@ -390,7 +390,7 @@ fn plug(model: &mut Model, s: &dyn StrategyHandle, p: Plug) -> Result<(), String
             MemremapParams { ranges: vec![(p.start, p.size)], nid: p.nid, pgmap_type: PgmapType::NONE, vmemmap_shift: 0, resource: None };
         model.memremap(&params, s).map(|_| ())
     } else {
-        let params = AddParams { start: p.start, size: p.size, nid: p.nid, driver: Driver::ACPI_DIMM, group_id: 0 };
+        let params = AddParams::for_driver(p.start, p.size, p.nid, Driver::ACPI_DIMM, None);
         model.add_memory(&params, s).map(|_| ())
     };
     result.map_err(|e| format!("{p} failed: {e}"))

@@ -110,6 +110,8 @@ impl Model {
             adds: JMap::default(),
             reservations: JMap::default(),
             pgmaps: JMap::default(),
+            groups: JMap::default(),
+            virtio: JMap::default(),
             counters: JCell::new(Counters::default()),
             in_txn: false,
         };

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::altmap;
 use super::block::{BlockState, MemoryBlock};
 use super::error::StepError;
+use super::groups::GroupKind;
 use super::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
 use super::sections::{MemmapHome, Section};
 use super::zone::ZoneType;
@@ -21,7 +22,34 @@ pub struct AddParams {
     pub size: u64,
     pub nid: u32,
     pub driver: Driver,
-    pub group_id: u64,
+    /// The memory group the blocks join.
+    pub group: GroupRequest,
+    /// The device's name, where the driver shows it (dax/kmem's parent resource).
+    pub device: Option<String>,
+}
+
+impl AddParams {
+    /// A plain add: no driver-specific resource, no memory group.
+    pub fn plain(start: u64, size: u64, nid: u32) -> Self {
+        AddParams { start, size, nid, driver: Driver::NONE, group: GroupRequest::None, device: None }
+    }
+
+    /// What `driver` does for a device of `[start, start + size)`: ACPI DIMMs and dax/kmem
+    /// devices are one static group each.
+    pub fn for_driver(start: u64, size: u64, nid: u32, driver: Driver, device: Option<String>) -> Self {
+        let group = if matches!(driver, Driver::ACPI_DIMM | Driver::DAX_KMEM) { GroupRequest::NewStatic } else { GroupRequest::None };
+        AddParams { start, size, nid, driver, group, device }
+    }
+}
+
+/// Which memory group an add's blocks join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRequest {
+    None,
+    /// A new static group sized by the add (the whole device).
+    NewStatic,
+    /// An existing group (a virtio-mem device's dynamic group).
+    Existing(u64),
 }
 
 /// What a successful hot-add did.
@@ -91,7 +119,7 @@ impl Model {
         Ok(outcome)
     }
 
-    fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
+    pub(super) fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
         let g = self.geometry;
         let page = g.page_size();
         // 1. Inside the pluggable range and non-empty (mhp_range_allowed): E2BIG.
@@ -103,15 +131,8 @@ impl Model {
                 format!("range {:#x}+{:#x} is empty or outside the pluggable range [0, {:#x}]", p.start, p.size, g.physmem_end()),
             ));
         }
-        let end = p.start + p.size;
         // 2. The iomem resource: EEXIST on conflict.
-        let name = resource_name(p.driver);
-        let resource_id = self.resources.request(p.start, end - 1, name, true).map_err(|c| {
-            StepError::kernel(
-                errno::EEXIST,
-                format!("{:#x}-{:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", p.start, end - 1, c.name, c.start, c.end),
-            )
-        })?;
+        let resource_id = self.request_add_resource(p)?;
         // 3. Block alignment (check_hotplug_memory_range): EINVAL.
         let bs = g.g.memory_block_size;
         if p.start % bs != 0 || p.size % bs != 0 {
@@ -126,9 +147,17 @@ impl Model {
         }
         let start_pfn = p.start / page;
         let nr_pages = p.size / page;
+        let group_id = match p.group {
+            GroupRequest::None => 0,
+            GroupRequest::Existing(id) => id,
+            GroupRequest::NewStatic => {
+                let device = p.device.clone().unwrap_or_else(|| p.driver.name().to_string());
+                self.register_group(p.nid, GroupKind::Static { max_pages: nr_pages }, &device)
+            }
+        };
 
         // The strategy decides the memmap placement.
-        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, p.group_id);
+        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, group_id);
         let restrictions = request.with(|r| strategy.set_up(r)).map_err(|e| StepError::plugin(strategy.plugin_name(), "set_up", &e))?;
         self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
 
@@ -184,7 +213,7 @@ impl Model {
                         state: BlockState::Offline,
                         zone: None,
                         early: false,
-                        group_id: p.group_id,
+                        group_id,
                         altmap,
                         vmemmap_pages: altmap.map_or(0, |a| a.free),
                         strategy: Some(strategy.instance_name().to_string()),
@@ -219,7 +248,7 @@ impl Model {
                 nr_pages,
                 nid: p.nid,
                 driver: p.driver,
-                group_id: p.group_id,
+                group_id,
                 strategy: strategy.instance_name().to_string(),
                 restrictions: given,
                 resource_id,
@@ -235,6 +264,54 @@ impl Model {
             onlined: Vec::new(),
             online_error: None,
         })
+    }
+
+    /// The iomem region of an add, as its driver places it: "System RAM" at the top;
+    /// dax/kmem's "System RAM (kmem)" under a region named after the dax device;
+    /// virtio-mem's "System RAM (virtio_mem)" merged with an adjacent one
+    /// (MHP_MERGE_RESOURCE). A conflict is EEXIST.
+    fn request_add_resource(&mut self, p: &AddParams) -> Result<u64, StepError> {
+        let end = p.start + p.size - 1;
+        let name = resource_name(p.driver);
+        let conflict = |c: super::resource::Conflict| {
+            StepError::kernel(
+                errno::EEXIST,
+                format!("{:#x}-{end:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", p.start, c.name, c.start, c.end),
+            )
+        };
+        match p.driver {
+            Driver::DAX_KMEM => {
+                let device = p.device.clone().unwrap_or_else(|| "dax0.0".to_string());
+                let parent = self.resources.request(p.start, end, &device, false).map_err(conflict)?;
+                self.resources.request_under(parent, p.start, end, name, true).map_err(conflict)
+            }
+            Driver::VIRTIO_MEM => {
+                let id = self.resources.request(p.start, end, name, true).map_err(conflict)?;
+                Ok(self.resources.merge_with_neighbours(id))
+            }
+            _ => self.resources.request(p.start, end, name, true).map_err(conflict),
+        }
+    }
+
+    /// Give back an add's iomem region: the dax parent with its child; the add's part of a
+    /// merged virtio-mem region (release_mem_region_adjustable); else the region.
+    fn release_add_resource(&mut self, add: &AddRecord) {
+        let page = self.geometry.page_size();
+        let (start, end) = (add.start_pfn * page, (add.start_pfn + add.nr_pages) * page - 1);
+        match add.driver {
+            Driver::DAX_KMEM => {
+                let parent = self.resources.parent_of(add.resource_id);
+                self.resources.release(parent.unwrap_or(add.resource_id));
+            }
+            Driver::VIRTIO_MEM => {
+                let holder =
+                    self.resources.overlapping(start, end).into_iter().find(|r| r.name == resource_name(Driver::VIRTIO_MEM)).map(|r| r.id);
+                if let Some(id) = holder {
+                    self.resources.release_adjustable(id, start, end);
+                }
+            }
+            _ => self.resources.release(add.resource_id),
+        }
     }
 
     /// What the validator demands of a `set_up` result for a request of `kind` over
@@ -484,7 +561,7 @@ impl Model {
         }
         let start = g.block_to_pfn(id);
         let nr = g.pages_per_block();
-        let zone = self.zone_for_range(block.nid, start, nr, t);
+        let zone = self.zone_for_range(block.nid, block.group_id, start, nr, t);
         let held = block.vmemmap_pages + self.reserved_pages_in(start, nr);
         let managed = nr - held.min(nr);
         self.nodes.update(&block.nid, |n| {
@@ -502,6 +579,7 @@ impl Model {
             b.state = BlockState::Online;
             b.zone = Some(zone);
         });
+        self.account_group(block.group_id, zone, nr as i64);
         Ok(zone)
     }
 
@@ -553,6 +631,7 @@ impl Model {
             b.state = BlockState::Offline;
             b.zone = None;
         });
+        self.account_group(block.group_id, zone, -(nr as i64));
         self.shrink_zone_span(block.nid, zone, start, start + nr);
         Ok(())
     }
@@ -606,7 +685,7 @@ impl Model {
         self.transaction(|m| m.remove_memory_locked(start, size, lookup))
     }
 
-    fn remove_memory_locked(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
+    pub(super) fn remove_memory_locked(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
         let g = self.geometry;
         let page = g.page_size();
         let ids = self.blocks_in(start, size)?;
@@ -680,8 +759,11 @@ impl Model {
                     removed_blocks.push(b);
                 }
             }
-            self.resources.release(add.resource_id);
+            self.release_add_resource(&add);
             self.adds.remove(&add.id);
+            if add.group_id != 0 && !self.blocks.values().any(|b| b.group_id == add.group_id) {
+                self.groups.remove(&add.group_id);
+            }
             self.try_offline_node(add.nid);
         }
         Ok(RemoveOutcome { blocks: removed_blocks, memmap_freed_node_pages: freed_node, memmap_freed_altmap_pages: freed_alt })

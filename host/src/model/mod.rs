@@ -11,6 +11,7 @@ pub mod capture;
 pub mod device;
 pub mod error;
 pub mod geometry;
+pub mod groups;
 pub mod hotplug;
 pub mod invariants;
 pub mod journal;
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod pages;
 pub mod resource;
 pub mod sections;
+pub mod virtio;
 pub mod zone;
 pub mod zone_policy;
 
@@ -83,6 +85,7 @@ pub struct Counters {
     /// max_pfn: one past the highest System RAM pfn ever added.
     pub max_pfn: u64,
     pub next_pgmap_id: u64,
+    pub next_group_id: u64,
 }
 
 /// The whole machine.
@@ -100,6 +103,10 @@ pub struct Model {
     pub reservations: JMap<u64, (u64, u64)>,
     /// ZONE_DEVICE page maps (memremap), by id.
     pub pgmaps: JMap<u64, device::Pgmap>,
+    /// Memory groups (static devices, virtio-mem), by id.
+    pub groups: JMap<u64, groups::MemoryGroup>,
+    /// virtio-mem devices, by name.
+    pub virtio: JMap<String, virtio::VirtioMem>,
     pub counters: JCell<Counters>,
     in_txn: bool,
 }
@@ -147,6 +154,8 @@ impl Model {
         check("hot_adds", self.adds.same_contents(&other.adds));
         check("reservations", self.reservations.same_contents(&other.reservations));
         check("pgmaps", self.pgmaps.same_contents(&other.pgmaps));
+        check("memory_groups", self.groups.same_contents(&other.groups));
+        check("virtio_mem_devices", self.virtio.same_contents(&other.virtio));
         check("max_pfn", self.counters.get().max_pfn == other.counters.get().max_pfn);
         out
     }
@@ -163,6 +172,8 @@ impl Model {
         self.adds.begin();
         self.reservations.begin();
         self.pgmaps.begin();
+        self.groups.begin();
+        self.virtio.begin();
         self.counters.begin();
     }
 
@@ -177,6 +188,8 @@ impl Model {
         self.adds.commit();
         self.reservations.commit();
         self.pgmaps.commit();
+        self.groups.commit();
+        self.virtio.commit();
         self.counters.commit();
     }
 
@@ -191,6 +204,8 @@ impl Model {
         self.adds.rollback();
         self.reservations.rollback();
         self.pgmaps.rollback();
+        self.groups.rollback();
+        self.virtio.rollback();
         self.counters.rollback();
     }
 

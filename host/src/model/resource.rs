@@ -79,6 +79,59 @@ impl ResourceTree {
         id
     }
 
+    /// The region `id` is nested in (`None` at the top).
+    pub fn parent_of(&self, id: u64) -> Option<u64> {
+        self.index.get(&id).map(|&(parent, _)| parent).filter(|&p| p != Self::ROOT)
+    }
+
+    /// Move region `id` (no children) to `[start, end]` under the same parent.
+    fn reshape(&mut self, id: u64, start: u64, end: u64) {
+        let Some(key) = self.index.get(&id).copied() else { return };
+        let Some(mut r) = self.children.remove(&key) else { return };
+        r.start = start;
+        r.end = end;
+        self.children.insert((key.0, start), r);
+        self.index.insert(id, (key.0, start));
+    }
+
+    /// Merge region `id` with siblings of the same name that touch it (merge_system_ram_resource);
+    /// returns the id of the merged region.
+    pub fn merge_with_neighbours(&mut self, id: u64) -> u64 {
+        let Some(r) = self.get(id).cloned() else { return id };
+        let Some(&(parent, _)) = self.index.get(&id) else { return id };
+        let siblings: Vec<Resource> = self.children.range((parent, 0)..=(parent, u64::MAX)).map(|(_, s)| s.clone()).collect();
+        let before = siblings.iter().find(|s| s.name == r.name && s.busy == r.busy && s.end.checked_add(1) == Some(r.start)).cloned();
+        let after = siblings.iter().find(|s| s.name == r.name && s.busy == r.busy && r.end.checked_add(1) == Some(s.start)).cloned();
+        let (mut keep, mut start, mut end) = (id, r.start, r.end);
+        if let Some(b) = before {
+            self.release(keep);
+            keep = b.id;
+            start = b.start;
+        }
+        if let Some(a) = after {
+            self.release(a.id);
+            end = a.end;
+        }
+        self.reshape(keep, start, end);
+        keep
+    }
+
+    /// Give back `[start, end]` of region `id` (release_mem_region_adjustable): the whole
+    /// region, its head, its tail, or a middle part (the region splits in two).
+    pub fn release_adjustable(&mut self, id: u64, start: u64, end: u64) {
+        let Some(r) = self.get(id).cloned() else { return };
+        let parent = self.index.get(&id).map_or(Self::ROOT, |&(p, _)| p);
+        match (start <= r.start, end >= r.end) {
+            (true, true) => self.release(id),
+            (true, false) => self.reshape(id, end + 1, r.end),
+            (false, true) => self.reshape(id, r.start, start - 1),
+            (false, false) => {
+                self.reshape(id, r.start, start - 1);
+                self.insert_raw(parent, end + 1, r.end, &r.name, r.busy);
+            }
+        }
+    }
+
     /// Release region `id` (and anything nested in it).
     pub fn release(&mut self, id: u64) {
         let kids: Vec<u64> = self.children.range((id, 0)..=(id, u64::MAX)).map(|(_, r)| r.id).collect();

@@ -4,7 +4,7 @@
 use super::block::BlockState;
 use super::zone::ZoneType;
 use super::Model;
-use crate::config::OnlineType;
+use crate::config::{OnlinePolicy, OnlineType};
 
 impl Model {
     /// default_kernel_zone_for_pfn: the first of DMA, DMA32 whose span intersects the
@@ -14,15 +14,19 @@ impl Model {
         [ZoneType::Dma, ZoneType::Dma32].into_iter().find(|&z| node.zone(z).intersects(start, nr)).unwrap_or(ZoneType::Normal)
     }
 
-    /// zone_for_pfn_range under the contig-zones policy: online_kernel -> the kernel
-    /// zone; online_movable -> Movable; plain online -> whichever of the two already
-    /// spans the range if exactly one does, else Movable with `movable_node`, else the
-    /// kernel zone.
-    pub fn zone_for_range(&self, nid: u32, start: u64, nr: u64, t: OnlineType) -> ZoneType {
+    /// zone_for_pfn_range: online_kernel -> the kernel zone; online_movable -> Movable;
+    /// plain online -> the auto-movable rule under that policy (`group_id` is the block's
+    /// memory group, 0 for none), else whichever of kernel zone and Movable already spans
+    /// the range if exactly one does, else Movable with `movable_node`, else the kernel
+    /// zone.
+    pub fn zone_for_range(&self, nid: u32, group_id: u64, start: u64, nr: u64, t: OnlineType) -> ZoneType {
         let kernel = self.default_kernel_zone(nid, start, nr);
         match t {
             OnlineType::OnlineKernel => kernel,
             OnlineType::OnlineMovable => ZoneType::Movable,
+            OnlineType::Online if self.policy.online_policy == OnlinePolicy::AutoMovable => {
+                self.auto_movable_zone(nid, group_id, start, nr)
+            }
             OnlineType::Online => {
                 let Some(node) = self.nodes.get(&nid) else { return kernel };
                 let in_kernel = node.zone(kernel).intersects(start, nr);
@@ -48,10 +52,10 @@ impl Model {
         }
         let g = self.geometry;
         let (start, nr) = (g.block_to_pfn(block_id), g.pages_per_block());
-        let default = self.zone_for_range(b.nid, start, nr, OnlineType::Online);
+        let default = self.zone_for_range(b.nid, b.group_id, start, nr, OnlineType::Online);
         let mut text = default.name().to_string();
         for t in [OnlineType::OnlineKernel, OnlineType::OnlineMovable] {
-            let z = self.zone_for_range(b.nid, start, nr, t);
+            let z = self.zone_for_range(b.nid, b.group_id, start, nr, t);
             if z != default {
                 text.push(' ');
                 text.push_str(z.name());

@@ -257,6 +257,18 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
             }
             text
         }
+        Outcome::Resized(r) => {
+            let mut text = format!("ok: {} {} block(s); {} now plugged", r.device, r.blocks.len(), format_size(r.plugged));
+            if r.memmap_node_pages > 0 {
+                let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
+            }
+            if !r.onlined.is_empty() {
+                let mut zones: Vec<&str> = r.onlined.iter().map(|(_, z)| z.name()).collect();
+                zones.dedup();
+                let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
+            }
+            text
+        }
         Outcome::Unmapped(u) => format!(
             "ok: pgmap {} unmapped; memmap freed {} RAM, {} device",
             u.pgmap_id,
@@ -394,6 +406,7 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
             format!("ok: memmap {} RAM, {} device", format_size(d.memmap_node_pages * page), format_size(d.memmap_device_pages * page))
         }
         Outcome::Unmapped(_) => "ok: unmapped".to_string(),
+        Outcome::Resized(r) => format!("ok: {} plugged", format_size(r.plugged)),
         Outcome::Failed(e) => e.code.clone(),
     };
     format!("{text}{mark}")

@@ -68,6 +68,9 @@ impl Strategy for MemmapOnMemory {
                 format!("pfns {:#x}+{:#x} are not whole memory blocks of {block} pages", request.start_pfn, request.nr_pages),
             ));
         }
+        if request.driver == hotplug_core::Driver::VIRTIO_MEM {
+            return Ok(Self::fall_back("virtio-mem never asks for memmap on memory".to_string()));
+        }
         let p = match plan(&g, self.mode) {
             Ok(p) => p,
             Err(refusal) => return Ok(Self::fall_back(refusal.to_string())),
