@@ -252,3 +252,17 @@ fn several_ranges_altmap_on_the_first_only() {
     assert_eq!((m.memmap_device_pages, m.memmap_node_pages, m.device_pages), (4_096, 4_096, 519_680));
     assert_eq!(r.model.pgmaps.get(&m.pgmap_id).unwrap().ranges.len(), 2);
 }
+
+#[test]
+fn system_ram_over_an_active_device_subsection_is_eexist() {
+    // Found by the property test: a pgmap without an iomem region at 16 GiB + 128 MiB,
+    // then System RAM over [16 GiB, +1 GiB): the resource request succeeds (nothing in
+    // iomem), but sparse_add_section finds the device's subsections active: EEXIST, and
+    // the add leaves nothing behind (checked by run_in_process).
+    let cfg = MACHINE.to_string()
+        + &strategy("dax", "")
+        + &memremap("dax", "0x408000000", "128MiB", "")
+        + "\n[[step]]\nop = \"add\"\nstart = \"16GiB\"\nsize = \"1GiB\"\nexpect = \"EEXIST\"\n";
+    let r = run_in_process("ram-over-device", &cfg);
+    assert!(reason(&r, 1).contains("already has active subsections"), "{}", reason(&r, 1));
+}

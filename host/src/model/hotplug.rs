@@ -436,6 +436,14 @@ impl Model {
         let (mut node_pages, mut alt_pages) = (0u64, 0u64);
         for nr_sec in first_sec..=last_sec {
             let s_start = g.section_to_pfn(nr_sec);
+            // sparse_add_section: a subsection already active (device memory mapped there
+            // without an iomem region) is EEXIST.
+            if self.sections.get(nr_sec).is_some() {
+                return Err(StepError::kernel(
+                    errno::EEXIST,
+                    format!("section {nr_sec:#x} (pfn {s_start:#x}) already has active subsections: subsection already active"),
+                ));
+            }
             let (first, last) = self.vmemmap_pmds(s_start, s_start + pps);
             let new_pmds = (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr_sec, nr_sec)).count() as u64;
             let need = new_pmds * pmd_pages;
