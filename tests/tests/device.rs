@@ -262,7 +262,8 @@ fn system_ram_over_an_active_device_subsection_is_eexist() {
     let cfg = MACHINE.to_string()
         + &strategy("dax", "")
         + &memremap("dax", "0x408000000", "128MiB", "")
-        + "\n[[step]]\nop = \"add\"\nstart = \"16GiB\"\nsize = \"1GiB\"\nexpect = \"EEXIST\"\n";
+        + "\n[[strategy]]\nname = \"base\"\nplugin = \"system-ram\"\n"
+        + "\n[[step]]\nop = \"add\"\nstrategy = \"base\"\nstart = \"16GiB\"\nsize = \"1GiB\"\nexpect = \"EEXIST\"\n";
     let r = run_in_process("ram-over-device", &cfg);
     assert!(reason(&r, 1).contains("already has active subsections"), "{}", reason(&r, 1));
 }
