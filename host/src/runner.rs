@@ -249,6 +249,12 @@ fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategi
 /// now; failing that, it keeps start 0 and the step fails on its own checks.
 fn resolve_free_region(model: &Model, step: &StepSpec) -> StepSpec {
     let mut step = step.clone();
+    // A shrink's range is the end of its device's plugged part (for the report).
+    if step.op == Op::Shrink {
+        if let Some(d) = step.device_name.as_ref().and_then(|n| model.virtio.get(n)) {
+            step.start = (d.start + d.plugged).saturating_sub(step.size);
+        }
+    }
     if let Some(d) = &mut step.device {
         if d.find_free {
             if let Ok(start) = model.find_free_region(d.ranges[0].1) {

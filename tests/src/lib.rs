@@ -122,6 +122,17 @@ const SHIPPED_PLUGINS: &[&str] = &["system-ram", "memmap-on-memory", "device-pgm
 
 /// One strategy instance of a shipped plugin, loaded from the debug build.
 pub fn strategy(name: &str, plugin: &str, options: &str, geometry: hotplug_core::Geometry) -> hotplug_host::loader::StrategyInstance {
+    strategy_for(name, plugin, options, geometry, &[])
+}
+
+/// Like [`strategy`], refusing a plugin that does not handle `needs` (as the CLI's loader does).
+pub fn strategy_for(
+    name: &str,
+    plugin: &str,
+    options: &str,
+    geometry: hotplug_core::Geometry,
+    needs: &[hotplug_core::RequestKind],
+) -> hotplug_host::loader::StrategyInstance {
     use std::sync::Mutex;
     static LOADER: OnceLock<Mutex<hotplug_host::loader::Loader>> = OnceLock::new();
     assert!(SHIPPED_PLUGINS.contains(&plugin), "plugin {plugin} may only be loaded in a child process");
@@ -132,7 +143,7 @@ pub fn strategy(name: &str, plugin: &str, options: &str, geometry: hotplug_core:
         .expect("loader lock")
         .load(&path)
         .unwrap_or_else(|e| panic!("{e}"));
-    hotplug_host::loader::StrategyInstance::new(name, &lib, options, geometry, &[]).unwrap_or_else(|e| panic!("strategy {name}: {e}"))
+    hotplug_host::loader::StrategyInstance::new(name, &lib, options, geometry, needs).unwrap_or_else(|e| panic!("strategy {name}: {e}"))
 }
 
 /// Load the strategies of `scenario` (by their `plugin` name) into the test process.

@@ -282,3 +282,24 @@ fn device_toml_reports_the_hand_worked_numbers() {
         run.stdout
     );
 }
+
+#[test]
+fn every_shipped_config_writes_a_sysfs_tree() {
+    for name in shipped_configs() {
+        let dir = hotplug_tests::scratch(&format!("sysfs-{name}")).join("memory");
+        let run = run_host(P, &["--config", &name, "--sysfs-out", dir.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let bs = std::fs::read_to_string(dir.join("block_size_bytes")).unwrap();
+        assert!(u64::from_str_radix(bs.trim(), 16).is_ok(), "{name}: {bs:?}");
+        // Every memoryN directory has the six kernel attributes, state matching online.
+        for entry in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap()).filter(|e| e.file_name().to_string_lossy().starts_with("memory"))
+        {
+            let state = std::fs::read_to_string(entry.path().join("state")).unwrap();
+            let online = std::fs::read_to_string(entry.path().join("online")).unwrap();
+            assert_eq!((state == "online\n"), (online == "1\n"), "{name}: {:?}", entry.path());
+            for f in ["phys_index", "valid_zones", "phys_device", "removable"] {
+                assert!(entry.path().join(f).is_file(), "{name}: {f}");
+            }
+        }
+    }
+}
