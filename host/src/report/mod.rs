@@ -59,6 +59,8 @@ pub struct BlockRun {
     pub vmemmap_pages: u64,
     /// The strategy instance that hot-added the blocks (`None`: boot memory).
     pub strategy: Option<String>,
+    /// The memory group the blocks belong to (0: none).
+    pub group: u64,
 }
 
 /// Group the model's blocks into runs of alike, consecutive blocks.
@@ -74,6 +76,7 @@ pub fn block_runs(model: &Model) -> Vec<BlockRun> {
             valid_zones: model.valid_zones(b.id).unwrap_or_default(),
             vmemmap_pages: b.vmemmap_pages,
             strategy: b.strategy.clone(),
+            group: b.group_id,
         };
         match runs.last_mut() {
             Some(prev) if prev.last + 1 == row.first && BlockRun { first: prev.first, last: prev.last, ..row.clone() } == *prev => {
@@ -96,6 +99,8 @@ pub struct StateReport {
     pub memory_blocks: usize,
     pub online_blocks: usize,
     pub block_runs: Vec<BlockRun>,
+    /// Memory groups with their present kernel and Movable pages.
+    pub groups: Vec<crate::model::groups::MemoryGroup>,
 }
 
 /// Everything `--format json` prints.
@@ -151,6 +156,7 @@ pub fn state(model: &Model) -> StateReport {
         memory_blocks: model.blocks.len(),
         online_blocks: model.blocks.values().filter(|b| b.state == crate::model::BlockState::Online).count(),
         block_runs: block_runs(model),
+        groups: model.groups.values().cloned().collect(),
     }
 }
 
@@ -357,6 +363,21 @@ pub fn text(config: &str, run: &RunReport) -> String {
             r.valid_zones,
             r.vmemmap_pages,
             r.strategy.as_deref().unwrap_or("boot")
+        );
+    }
+    for gr in &st.groups {
+        let kind = match gr.kind {
+            crate::model::groups::GroupKind::Static { max_pages } => format!("static, {} pages", thousands(max_pages)),
+            crate::model::groups::GroupKind::Dynamic { unit_pages } => format!("dynamic, unit {} pages", thousands(unit_pages)),
+        };
+        let _ = writeln!(
+            out,
+            "group {} ({}, node {}, {kind}): {} pages in kernel zones, {} in Movable",
+            gr.id,
+            gr.device,
+            gr.nid,
+            thousands(gr.present_kernel_pages),
+            thousands(gr.present_movable_pages)
         );
     }
     out.push('\n');
