@@ -23,7 +23,8 @@ struct Cli {
     /// Run every add step with this [[strategy]] instead of the one it names.
     #[arg(long, value_name = "NAME")]
     strategy: Option<String>,
-    /// Check the model's invariants after every step (always on in debug builds).
+    /// Check the model's invariants after every step, and that every failed step left the
+    /// model exactly as it was (always on in debug builds; a copy of the model per step).
     #[arg(long)]
     check_invariants: bool,
     /// Print this kernel file instead of the report (repeatable): zoneinfo, iomem, meminfo.

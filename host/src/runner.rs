@@ -87,7 +87,8 @@ impl RunReport {
 /// Knobs of one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Check the invariants after every step (always on in debug builds).
+    /// Check the invariants after every step, and that a failed step changed nothing
+    /// (always on in debug builds; costs a copy of the model per step).
     pub check_invariants: bool,
     /// Keep the model after each step (index 0 = boot), for tests that compare states.
     pub keep_history: bool,
@@ -157,7 +158,18 @@ pub fn run(
         let step = &resolve_free_region(&model, step);
         let strategy_name = forced.or_else(|| step.strategy.clone());
         log::debug!("step {}: {} {:#x}+{:#x} node {}", step.index, step.op.as_str(), step.start, step.size, step.node);
+        // With checks on, keep a copy to prove a failed step changed nothing.
+        let before = check.then(|| model.clone());
         let outcome = run_step(&mut model, step, strategy_name.as_deref(), strategies);
+        if let (Some(before), Outcome::Failed(e)) = (&before, &outcome) {
+            let changed = model.differences(before);
+            if !changed.is_empty() {
+                return Err(RunError::Invariant {
+                    step: step.index,
+                    message: format!("the step failed ({}) but changed {}", e.code, changed.join(", ")),
+                });
+            }
+        }
         match &outcome {
             Outcome::Failed(e) => log::debug!("step {} failed: {e}", step.index),
             _ => log::debug!("step {} ok", step.index),
