@@ -17,8 +17,11 @@ use crate::scenario::{Expect, Scenario, StepSpec};
 /// A run that could not start (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{0}")]
+    #[error(transparent)]
     Load(#[from] LoadError),
+    /// A strategy's plugin could not be found or loaded: located at its [[strategy]] table.
+    #[error("{path}:{line}: strategy \"{strategy}\": {error}")]
+    StrategyLoad { path: String, line: usize, strategy: String, error: LoadError },
     #[error("{path}:{line}: strategy \"{strategy}\" (plugin {plugin}): {message}")]
     Options { path: String, line: usize, strategy: String, plugin: String, message: String },
     #[error("{0}")]
@@ -106,8 +109,16 @@ impl Strategies {
     pub fn load(scenario: &Scenario, loader: &mut Loader) -> Result<Strategies, RunError> {
         let mut instances = BTreeMap::new();
         for s in &scenario.strategies {
-            let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs)?;
-            let lib = loader.load(&path)?;
+            let located = |error: LoadError| {
+                if s.line == 0 {
+                    // The implicit default strategy has no table to point at.
+                    RunError::Load(error)
+                } else {
+                    RunError::StrategyLoad { path: scenario.path.display().to_string(), line: s.line, strategy: s.name.clone(), error }
+                }
+            };
+            let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs).map_err(located)?;
+            let lib = loader.load(&path).map_err(located)?;
             let instance = StrategyInstance::new(&s.name, &lib, &s.options, scenario.machine.geometry, &s.needs).map_err(|e| match e {
                 InstanceError::Load(l) => RunError::Load(l),
                 InstanceError::Options(p) => RunError::Options {

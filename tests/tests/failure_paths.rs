@@ -27,31 +27,71 @@ fn cases() -> Vec<(&'static str, String, String)> {
     let map = |at: &str, size: &str, st: &str| s(&format!("op = \"memremap\"; start = \"{at}\"; size = \"{size}\"; strategy = \"{st}\""));
     vec![
         ("add E2BIG", String::new(), s("op = \"add\"; start = \"64TiB\"; size = \"1GiB\"; strategy = \"base\"; expect = \"E2BIG\"")),
-        ("add EEXIST (resource)", String::new(), s("op = \"add\"; start = \"1GiB\"; size = \"128MiB\"; strategy = \"base\"; expect = \"EEXIST\"")),
-        ("add EEXIST (device subsection)", map("0x108000000", "2MiB", "priv"), s("op = \"add\"; start = \"4GiB\"; size = \"1GiB\"; strategy = \"base\"; expect = \"EEXIST\"")),
-        ("add EINVAL (alignment)", String::new(), s("op = \"add\"; start = \"0x104000000\"; size = \"128MiB\"; strategy = \"base\"; expect = \"EINVAL\"")),
-        ("add EINVAL (node)", String::new(), s("op = \"add\"; start = \"4GiB\"; size = \"128MiB\"; node = 7; strategy = \"base\"; expect = \"EINVAL\"")),
-        ("add ENOMEM (node memory)", String::new(), s("op = \"add\"; start = \"4GiB\"; size = \"256GiB\"; strategy = \"base\"; expect = \"ENOMEM\"")),
-        ("add EINVAL (dax/kmem: no whole block)", String::new(), s("op = \"add\"; driver = \"dax-kmem\"; start = \"0x100001000\"; size = \"64MiB\"; strategy = \"base\"; expect = \"EINVAL\"")),
-        ("online EINVAL (already online)", add("4GiB", "256MiB", "base"), s("op = \"online\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EINVAL\"")),
+        (
+            "add EEXIST (resource)",
+            String::new(),
+            s("op = \"add\"; start = \"1GiB\"; size = \"128MiB\"; strategy = \"base\"; expect = \"EEXIST\""),
+        ),
+        (
+            "add EEXIST (device subsection)",
+            map("0x108000000", "2MiB", "priv"),
+            s("op = \"add\"; start = \"4GiB\"; size = \"1GiB\"; strategy = \"base\"; expect = \"EEXIST\""),
+        ),
+        (
+            "add EINVAL (alignment)",
+            String::new(),
+            s("op = \"add\"; start = \"0x104000000\"; size = \"128MiB\"; strategy = \"base\"; expect = \"EINVAL\""),
+        ),
+        (
+            "add EINVAL (node)",
+            String::new(),
+            s("op = \"add\"; start = \"4GiB\"; size = \"128MiB\"; node = 7; strategy = \"base\"; expect = \"EINVAL\""),
+        ),
+        (
+            "add ENOMEM (node memory)",
+            String::new(),
+            s("op = \"add\"; start = \"4GiB\"; size = \"256GiB\"; strategy = \"base\"; expect = \"ENOMEM\""),
+        ),
+        (
+            "add EINVAL (dax/kmem: no whole block)",
+            String::new(),
+            s("op = \"add\"; driver = \"dax-kmem\"; start = \"0x100001000\"; size = \"64MiB\"; strategy = \"base\"; expect = \"EINVAL\""),
+        ),
+        (
+            "online EINVAL (already online)",
+            add("4GiB", "256MiB", "base"),
+            s("op = \"online\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EINVAL\""),
+        ),
         ("online ENOENT", String::new(), s("op = \"online\"; start = \"8GiB\"; size = \"128MiB\"; expect = \"ENOENT\"")),
-        ("offline EBUSY (unmovable)", add("4GiB", "256MiB", "base"), s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\"; unmovable = true; expect = \"EBUSY\"")),
+        (
+            "offline EBUSY (unmovable)",
+            add("4GiB", "256MiB", "base"),
+            s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\"; unmovable = true; expect = \"EBUSY\""),
+        ),
         ("offline EINVAL (spans zones)", String::new(), s("op = \"offline\"; start = \"0\"; size = \"128MiB\"; expect = \"EINVAL\"")),
         (
             "offline EINVAL (already offline, midway)",
             add("4GiB", "256MiB", "base") + &s("op = \"offline\"; start = \"0x108000000\"; size = \"128MiB\""),
             s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EINVAL\""),
         ),
-        ("remove EBUSY (online)", add("4GiB", "256MiB", "base"), s("op = \"remove\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EBUSY\"")),
+        (
+            "remove EBUSY (online)",
+            add("4GiB", "256MiB", "base"),
+            s("op = \"remove\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EBUSY\""),
+        ),
         ("remove ENOENT", String::new(), s("op = \"remove\"; start = \"8GiB\"; size = \"128MiB\"; expect = \"ENOENT\"")),
         (
             "remove EINVAL (mix of memmap on memory)",
-            add("4GiB", "128MiB", "mom") + &add("0x108000000", "128MiB", "base") + &s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\""),
+            add("4GiB", "128MiB", "mom")
+                + &add("0x108000000", "128MiB", "base")
+                + &s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\""),
             s("op = \"remove\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EINVAL\""),
         ),
         (
             "remove EINVAL (6.7 granularity)",
-            add("4GiB", "128MiB", "mom67") + &add("0x108000000", "128MiB", "mom67") + &s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\""),
+            add("4GiB", "128MiB", "mom67")
+                + &add("0x108000000", "128MiB", "mom67")
+                + &s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\""),
             s("op = \"remove\"; start = \"4GiB\"; size = \"256MiB\"; expect = \"EINVAL\""),
         ),
         (
@@ -59,10 +99,26 @@ fn cases() -> Vec<(&'static str, String, String)> {
             add("4GiB", "256MiB", "base") + &s("op = \"offline\"; start = \"4GiB\"; size = \"256MiB\""),
             s("op = \"remove\"; start = \"4GiB\"; size = \"128MiB\"; expect = \"EINVAL\""),
         ),
-        ("memremap ENXIO (driver: no room)", String::new(), s("op = \"memremap\"; start = \"16GiB\"; size = \"1GiB\"; strategy = \"pmem\"; expect = \"ENXIO\"")),
-        ("memremap ENXIO (System RAM)", String::new(), s("op = \"memremap\"; start = \"1GiB\"; size = \"128MiB\"; strategy = \"dev\"; expect = \"ENXIO\"")),
-        ("memremap ENOMEM (pgmap collision)", map("16GiB", "1GiB", "dev"), s("op = \"memremap\"; start = \"0x420000000\"; size = \"1GiB\"; strategy = \"dev\"; expect = \"ENOMEM\"")),
-        ("memremap EINVAL (range)", String::new(), s("op = \"memremap\"; start = \"64TiB\"; size = \"1GiB\"; strategy = \"dev\"; expect = \"EINVAL\"")),
+        (
+            "memremap ENXIO (driver: no room)",
+            String::new(),
+            s("op = \"memremap\"; start = \"16GiB\"; size = \"1GiB\"; strategy = \"pmem\"; expect = \"ENXIO\""),
+        ),
+        (
+            "memremap ENXIO (System RAM)",
+            String::new(),
+            s("op = \"memremap\"; start = \"1GiB\"; size = \"128MiB\"; strategy = \"dev\"; expect = \"ENXIO\""),
+        ),
+        (
+            "memremap ENOMEM (pgmap collision)",
+            map("16GiB", "1GiB", "dev"),
+            s("op = \"memremap\"; start = \"0x420000000\"; size = \"1GiB\"; strategy = \"dev\"; expect = \"ENOMEM\""),
+        ),
+        (
+            "memremap EINVAL (range)",
+            String::new(),
+            s("op = \"memremap\"; start = \"64TiB\"; size = \"1GiB\"; strategy = \"dev\"; expect = \"EINVAL\""),
+        ),
         (
             "memremap EEXIST (active subsection)",
             map("0x400200000", "2MiB", "priv"),
@@ -74,15 +130,27 @@ fn cases() -> Vec<(&'static str, String, String)> {
             s("op = \"memremap\"; start = \"16GiB\"; size = \"128MiB\"; strategy = \"priv\"; resource = \"b\"; expect = \"EBUSY\""),
         ),
         ("memunmap EINVAL", String::new(), s("op = \"memunmap\"; start = \"16GiB\"; expect = \"EINVAL\"")),
-        ("grow ENOMEM (all or nothing)", String::new(), s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"256GiB\"; strategy = \"base\"; expect = \"ENOMEM\"")),
-        ("grow EINVAL", String::new(), s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"64MiB\"; strategy = \"base\"; expect = \"EINVAL\"")),
+        (
+            "grow ENOMEM (all or nothing)",
+            String::new(),
+            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"256GiB\"; strategy = \"base\"; expect = \"ENOMEM\""),
+        ),
+        (
+            "grow EINVAL",
+            String::new(),
+            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"64MiB\"; strategy = \"base\"; expect = \"EINVAL\""),
+        ),
         ("shrink ENODEV", String::new(), s("op = \"shrink\"; device = \"v\"; size = \"128MiB\"; expect = \"ENODEV\"")),
         (
             "shrink EBUSY (midway)",
             s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"512MiB\"; strategy = \"base\""),
             s("op = \"shrink\"; device = \"v\"; size = \"512MiB\"; unmovable = true; expect = \"EBUSY\""),
         ),
-        ("plugin error (driver EINVAL: misaligned namespace)", String::new(), s("op = \"memremap\"; start = \"0x400001000\"; size = \"1GiB\"; strategy = \"pmem\"; expect = \"EINVAL\"")),
+        (
+            "plugin error (driver EINVAL: misaligned namespace)",
+            String::new(),
+            s("op = \"memremap\"; start = \"0x400001000\"; size = \"1GiB\"; strategy = \"pmem\"; expect = \"EINVAL\""),
+        ),
     ]
 }
 

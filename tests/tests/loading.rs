@@ -42,7 +42,7 @@ fn missing_plugin_lists_every_directory_searched() {
     let cfg = config_with_plugin("missing_plugin", "no-such-plugin");
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
     let dir = artifacts(P).display().to_string();
-    assert_one_line_failure(&run, &["plugin \"no-such-plugin\" not found", &dir, "build them with cargo build --workspace"]);
+    assert_one_line_failure(&run, &["plugin \"no-such-plugin\" not found", "libno_such_plugin.so", &dir, "build the plugins with cargo build --workspace"]);
 }
 
 #[test]

@@ -25,8 +25,8 @@ pub use static_strategy::StaticStrategy;
 /// Why a plugin could not be loaded: one line, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
-    #[error("plugin \"{name}\" not found; searched: {searched} (build them with cargo build --workspace)")]
-    NotFound { name: String, searched: String },
+    #[error("plugin \"{name}\" not found: no {file} in {searched} (build the plugins with cargo build --workspace)")]
+    NotFound { name: String, file: String, searched: String },
     #[error("{path}: cannot open: {reason}")]
     CannotOpen { path: String, reason: String },
     #[error("{path}: not a hotplug-lab plugin: {reason}")]
@@ -78,7 +78,11 @@ pub fn resolve(spec: &str, dirs: &[PathBuf]) -> Result<PathBuf, LoadError> {
         }
         searched.push(dir.display().to_string());
     }
-    Err(LoadError::NotFound { name: spec.to_string(), searched: if searched.is_empty() { "nowhere".into() } else { searched.join(", ") } })
+    Err(LoadError::NotFound {
+        name: spec.to_string(),
+        file,
+        searched: if searched.is_empty() { "nowhere".into() } else { searched.join(", ") },
+    })
 }
 
 /// Read a library's contract version with plain `libloading`, without abi_stable.
