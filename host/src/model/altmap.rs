@@ -3,14 +3,15 @@
 
 use hotplug_core::Altmap;
 
-/// The pfn the next allocation starts from (before alignment).
+/// The pfn the next allocation starts from (before alignment). Saturates: the fields may
+/// come from a plugin.
 pub fn next_pfn(a: &Altmap) -> u64 {
-    a.base_pfn + a.reserve + a.alloc + a.align
+    a.base_pfn.saturating_add(a.reserve).saturating_add(a.alloc).saturating_add(a.align)
 }
 
 /// Pages still available (never negative).
 pub fn nr_free(a: &Altmap) -> u64 {
-    a.free.saturating_sub(a.alloc + a.align)
+    a.free.saturating_sub(a.alloc.saturating_add(a.align))
 }
 
 /// Allocate `nr_pfns` pages aligned to the lowest set bit of `nr_pfns` in absolute pfns.
@@ -21,8 +22,8 @@ pub fn alloc(a: &mut Altmap, nr_pfns: u64) -> Option<u64> {
     }
     let pfn = next_pfn(a);
     let natural = 1u64 << nr_pfns.trailing_zeros();
-    let gap = pfn.next_multiple_of(natural) - pfn;
-    if nr_pfns + gap > nr_free(a) {
+    let gap = pfn.checked_next_multiple_of(natural)? - pfn;
+    if nr_pfns.checked_add(gap)? > nr_free(a) {
         return None;
     }
     a.alloc += nr_pfns;
@@ -37,7 +38,7 @@ pub fn free(a: &mut Altmap, nr_pfns: u64) {
 
 /// vmem_altmap_offset: pages at the start of the range whose struct pages are not ordinary.
 pub fn offset(a: &Altmap) -> u64 {
-    a.reserve + a.free
+    a.reserve.saturating_add(a.free)
 }
 
 /// The checks `__add_pages` makes on an altmap (else EINVAL "invalid altmap").
@@ -91,5 +92,14 @@ mod tests {
         assert!(check_for_add(&a, 11, 100).is_err());
         let huge = Altmap { reserve: u64::MAX, ..a };
         assert!(check_for_add(&huge, 10, 100).is_err());
+    }
+
+    #[test]
+    fn altmap_counts_that_overflow_are_refused_not_panics() {
+        let a = Altmap { base_pfn: 0x100000, end_pfn: 0, reserve: u64::MAX, free: 2, align: 0, alloc: 0 };
+        assert!(check_for_add(&a, 0x100000, 32_768).unwrap_err().contains("exceeds"));
+        let mut b = Altmap { base_pfn: u64::MAX - 1, end_pfn: u64::MAX, reserve: 0, free: u64::MAX, align: 0, alloc: 0 };
+        // Allocation at the top of the pfn space fails cleanly.
+        assert_eq!(alloc(&mut b, 512), None);
     }
 }
