@@ -42,7 +42,10 @@ fn missing_plugin_lists_every_directory_searched() {
     let cfg = config_with_plugin("missing_plugin", "no-such-plugin");
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
     let dir = artifacts(P).display().to_string();
-    assert_one_line_failure(&run, &["plugin \"no-such-plugin\" not found", "libno_such_plugin.so", &dir, "build the plugins with cargo build --workspace"]);
+    assert_one_line_failure(
+        &run,
+        &["plugin \"no-such-plugin\" not found", "libno_such_plugin.so", &dir, "build the plugins with cargo build --workspace"],
+    );
 }
 
 #[test]
@@ -179,4 +182,39 @@ expect = "EPLUGIN"
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("[boom]  EPLUGIN: plugin broken-panic-set-up"), "{}", run.stdout);
+}
+
+#[test]
+fn world_writable_plugin_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = hotplug_tests::scratch("world_writable");
+    let lib = dir.join("libsystem_ram.so");
+    std::fs::copy(plugin_path(P, "system-ram"), &lib).unwrap();
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let cfg = config_with_plugin("world_writable_cfg", lib.to_str().unwrap());
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    assert_one_line_failure(&run, &["libsystem_ram.so", "world-writable", "--allow-unsafe-plugin-path"]);
+    let run = run_host(P, &["--config", cfg.to_str().unwrap(), "--allow-unsafe-plugin-path"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn the_current_directory_is_never_searched_and_loads_are_logged() {
+    // A plugin sitting in the working directory but in no plugin_dirs is not found.
+    let dir = hotplug_tests::scratch("cwd_not_searched");
+    std::fs::copy(plugin_path(P, "system-ram"), dir.join("libcwd_plugin.so")).unwrap();
+    std::fs::write(dir.join("c.toml"), "[machine]\nplugin_dirs = []\n[[strategy]]\nname = \"x\"\nplugin = \"cwd-plugin\"\n").unwrap();
+    let out = std::process::Command::new(hotplug_tests::host_exe(P)).current_dir(&dir).args(["--config", "c.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugin \"cwd-plugin\" not found"));
+    // Every plugin loaded is logged with its resolved path (RUST_LOG=info).
+    let cfg = config_with_plugin("logged", "system-ram");
+    let out = std::process::Command::new(hotplug_tests::host_exe(P))
+        .env("RUST_LOG", "info")
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let resolved = plugin_path(P, "system-ram").canonicalize().unwrap();
+    assert!(stderr.contains(&format!("loaded plugin {}", resolved.display())), "{stderr}");
 }
