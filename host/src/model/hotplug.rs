@@ -86,6 +86,12 @@ pub struct RemoveOutcome {
     pub memmap_freed_altmap_pages: u64,
 }
 
+/// The altmap of the chunk starting at `start` (chunks sorted by start; cost log n, so a
+/// petabyte add of 2 GiB blocks stays linear).
+fn altmap_of_chunk(chunks: &[(u64, Option<Altmap>)], start: u64) -> Option<Altmap> {
+    chunks.binary_search_by_key(&start, |(s, _)| *s).ok().and_then(|i| chunks[i].1)
+}
+
 /// The resource name each driver uses.
 pub fn resource_name(driver: Driver) -> &'static str {
     match driver {
@@ -204,7 +210,7 @@ impl Model {
         let mut blocks = Vec::new();
         if restrictions.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
             for b in g.pfn_to_block(start_pfn)..g.pfn_to_block(start_pfn + nr_pages) {
-                let altmap = block_altmaps.iter().find(|(s, _)| *s == g.block_to_pfn(b)).and_then(|(_, a)| *a);
+                let altmap = altmap_of_chunk(&block_altmaps, g.block_to_pfn(b));
                 self.blocks.insert(
                     b,
                     MemoryBlock {
@@ -377,8 +383,9 @@ impl Model {
             if v != PageState::Vmemmap {
                 continue;
             }
-            let inside =
-                altmaps.iter().filter_map(|(_, a)| *a).any(|a| s >= a.base_pfn + a.reserve && e <= a.base_pfn + altmap::offset(&a));
+            // The chunk holding `s` (chunks are sorted by start): its altmap must cover the run.
+            let chunk = altmaps.partition_point(|(c, _)| *c <= s).checked_sub(1).and_then(|i| altmaps[i].1);
+            let inside = chunk.is_some_and(|a| s >= a.base_pfn + a.reserve && e <= a.base_pfn + altmap::offset(&a));
             if !inside {
                 return Err(StepError::validator(
                     plugin,
@@ -403,6 +410,10 @@ impl Model {
         let g = self.geometry;
         let s_start = g.section_to_pfn(nr);
         let (first, last) = self.vmemmap_pmds(s_start, s_start + g.pages_per_section());
+        // A section whose struct pages fill whole PMDs (x86_64) shares none of them.
+        if (g.pages_per_section() * g.g.struct_page_size) % g.g.pmd_size == 0 {
+            return last - first;
+        }
         (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr, nr)).count() as u64
     }
 
@@ -428,7 +439,6 @@ impl Model {
         mut altmap: Option<&mut Altmap>,
     ) -> Result<(u64, u64), StepError> {
         let g = self.geometry;
-        let pps = g.pages_per_section();
         let pmd_pages = g.pmd_pages();
         let first_sec = g.pfn_to_section(start);
         let last_sec = g.pfn_to_section(start + nr - 1);
@@ -444,8 +454,7 @@ impl Model {
                     format!("section {nr_sec:#x} (pfn {s_start:#x}) already has active subsections: subsection already active"),
                 ));
             }
-            let (first, last) = self.vmemmap_pmds(s_start, s_start + pps);
-            let new_pmds = (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr_sec, nr_sec)).count() as u64;
+            let new_pmds = self.new_section_pmds(nr_sec);
             let need = new_pmds * pmd_pages;
             let home = if let Some(a) = altmap.as_deref_mut() {
                 for _ in 0..new_pmds {
@@ -785,9 +794,7 @@ impl Model {
         let (mut node, mut alt) = (0, 0);
         for nr_sec in (first..=last).rev() {
             let Some(sec) = self.sections.get(nr_sec).copied() else { continue };
-            let s_start = g.section_to_pfn(nr_sec);
-            let (pf, pl) = self.vmemmap_pmds(s_start, s_start + g.pages_per_section());
-            let freed = (pf..pl).filter(|&i| !self.pmd_used_by_other_sections(i, nr_sec, nr_sec)).count() as u64 * g.pmd_pages();
+            let freed = self.new_section_pmds(nr_sec) * g.pmd_pages();
             match sec.memmap {
                 MemmapHome::Node { nid, .. } | MemmapHome::Boot { nid, .. } => {
                     self.nodes.update(&nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(freed));

@@ -40,7 +40,13 @@ pub struct Section {
     pub memmap: MemmapHome,
 }
 
-type Chunk = Box<[Option<Section>]>;
+/// One root entry: its sections, and how many of them are present (so emptying a root
+/// costs nothing per section).
+#[derive(Debug, Clone)]
+struct Chunk {
+    present: u32,
+    slots: Box<[Option<Section>]>,
+}
 
 /// The table, with an undo log like the other model maps.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +64,7 @@ impl PartialEq for SectionTable {
 
 impl SectionTable {
     pub fn get(&self, nr: u64) -> Option<&Section> {
-        self.roots.get(&(nr / SECTIONS_PER_ROOT))?[(nr % SECTIONS_PER_ROOT) as usize].as_ref()
+        self.roots.get(&(nr / SECTIONS_PER_ROOT))?.slots[(nr % SECTIONS_PER_ROOT) as usize].as_ref()
     }
 
     /// Number of present sections.
@@ -75,14 +81,23 @@ impl SectionTable {
     pub fn set(&mut self, nr: u64, section: Option<Section>) {
         let root = nr / SECTIONS_PER_ROOT;
         let slot = (nr % SECTIONS_PER_ROOT) as usize;
-        let chunk = self.roots.entry(root).or_insert_with(|| vec![None; SECTIONS_PER_ROOT as usize].into_boxed_slice());
-        let old = std::mem::replace(&mut chunk[slot], section);
+        let chunk = self
+            .roots
+            .entry(root)
+            .or_insert_with(|| Chunk { present: 0, slots: vec![None; SECTIONS_PER_ROOT as usize].into_boxed_slice() });
+        let old = std::mem::replace(&mut chunk.slots[slot], section);
         match (old.is_some(), section.is_some()) {
-            (false, true) => self.present += 1,
-            (true, false) => self.present -= 1,
+            (false, true) => {
+                self.present += 1;
+                chunk.present += 1;
+            }
+            (true, false) => {
+                self.present -= 1;
+                chunk.present -= 1;
+            }
             _ => {}
         }
-        if section.is_none() && chunk.iter().all(Option::is_none) {
+        if chunk.present == 0 {
             self.roots.remove(&root);
         }
         if let Some(undo) = &mut self.undo {
@@ -101,14 +116,14 @@ impl SectionTable {
     /// Present sections in order, with their numbers.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Section)> {
         self.roots.iter().flat_map(|(root, chunk)| {
-            chunk.iter().enumerate().filter_map(move |(i, s)| s.as_ref().map(|s| (root * SECTIONS_PER_ROOT + i as u64, s)))
+            chunk.slots.iter().enumerate().filter_map(move |(i, s)| s.as_ref().map(|s| (root * SECTIONS_PER_ROOT + i as u64, s)))
         })
     }
 
     /// Present sections with numbers in `[first, last]`.
     pub fn iter_range(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &Section)> {
         self.roots.range(first / SECTIONS_PER_ROOT..=last / SECTIONS_PER_ROOT).flat_map(move |(root, chunk)| {
-            chunk.iter().enumerate().filter_map(move |(i, s)| {
+            chunk.slots.iter().enumerate().filter_map(move |(i, s)| {
                 let nr = root * SECTIONS_PER_ROOT + i as u64;
                 match s {
                     Some(s) if nr >= first && nr <= last => Some((nr, s)),
