@@ -21,7 +21,7 @@ pub enum RunError {
     Load(#[from] LoadError),
     /// A strategy's plugin could not be found or loaded: located at its [[strategy]] table.
     #[error("{path}:{line}: strategy \"{strategy}\": {error}")]
-    StrategyLoad { path: String, line: usize, strategy: String, error: LoadError },
+    StrategyLoad { path: String, line: usize, strategy: String, error: Box<LoadError> },
     #[error("{path}:{line}: strategy \"{strategy}\" (plugin {plugin}): {message}")]
     Options { path: String, line: usize, strategy: String, plugin: String, message: String },
     #[error("{0}")]
@@ -114,7 +114,12 @@ impl Strategies {
                     // The implicit default strategy has no table to point at.
                     RunError::Load(error)
                 } else {
-                    RunError::StrategyLoad { path: scenario.path.display().to_string(), line: s.line, strategy: s.name.clone(), error }
+                    RunError::StrategyLoad {
+                        path: scenario.path.display().to_string(),
+                        line: s.line,
+                        strategy: s.name.clone(),
+                        error: Box::new(error),
+                    }
                 }
             };
             let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs).map_err(located)?;
