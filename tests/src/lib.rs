@@ -174,3 +174,33 @@ pub fn run_in_process(name: &str, toml: &str) -> hotplug_host::runner::RunReport
     }
     report
 }
+
+/// Step `i`'s add outcome (panics, naming the step, if it did not add).
+pub fn added(r: &hotplug_host::runner::RunReport, i: usize) -> &hotplug_host::model::hotplug::AddOutcome {
+    match &r.steps[i].outcome {
+        hotplug_host::runner::Outcome::Added(a) => a,
+        other => panic!("step #{} did not add: {other:?}", i + 1),
+    }
+}
+
+/// Step `i`'s memremap outcome.
+pub fn mapped(r: &hotplug_host::runner::RunReport, i: usize) -> &hotplug_host::model::device::MemremapOutcome {
+    match &r.steps[i].outcome {
+        hotplug_host::runner::Outcome::Mapped(m) => m,
+        other => panic!("step #{} did not map: {other:?}", i + 1),
+    }
+}
+
+/// Why step `i` failed.
+pub fn reason(r: &hotplug_host::runner::RunReport, i: usize) -> &str {
+    match &r.steps[i].outcome {
+        hotplug_host::runner::Outcome::Failed(e) => &e.reason,
+        other => panic!("step #{} did not fail: {other:?}", i + 1),
+    }
+}
+
+/// A zone's (start_pfn, spanned, present, managed).
+pub fn zone(m: &hotplug_host::model::Model, nid: u32, z: hotplug_host::model::ZoneType) -> (u64, u64, u64, u64) {
+    let zone = m.nodes.get(&nid).expect("node exists").zone(z);
+    (zone.start_pfn, zone.spanned, zone.present, zone.managed)
+}

@@ -6,11 +6,10 @@
 //! on node 0 ([0, 8 GiB)), so device memory goes at 16 GiB and above.
 
 use hotplug_core::PgmapType;
-use hotplug_host::model::device::MemremapOutcome;
 use hotplug_host::model::{Model, PageState, ZoneType};
-use hotplug_host::runner::{Outcome, RunReport};
+use hotplug_host::runner::Outcome;
 use hotplug_host::views::View;
-use hotplug_tests::run_in_process;
+use hotplug_tests::{mapped, reason, run_in_process};
 
 const MACHINE: &str = "[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"8GiB\" }]\n";
 
@@ -25,20 +24,6 @@ fn memremap(strategy: &str, start: &str, size: &str, extra: &str) -> String {
 
 fn memunmap(start: &str) -> String {
     format!("\n[[step]]\nop = \"memunmap\"\nstart = \"{start}\"\n")
-}
-
-fn mapped(r: &RunReport, i: usize) -> &MemremapOutcome {
-    match &r.steps[i].outcome {
-        Outcome::Mapped(m) => m,
-        other => panic!("step #{} did not map: {other:?}", i + 1),
-    }
-}
-
-fn reason(r: &RunReport, i: usize) -> &str {
-    match &r.steps[i].outcome {
-        Outcome::Failed(e) => &e.reason,
-        other => panic!("step #{} did not fail: {other:?}", i + 1),
-    }
 }
 
 fn device_zone(m: &Model) -> (u64, u64, u64, u64) {

@@ -7,8 +7,8 @@
 //! The 1 GiB VM: managed 258,048 pages at boot (see scenario_table.rs).
 
 use hotplug_host::model::{Model, ZoneType};
-use hotplug_host::runner::{Outcome, RunReport};
-use hotplug_tests::run_in_process;
+use hotplug_host::runner::Outcome;
+use hotplug_tests::{added, run_in_process, zone};
 
 fn machine(extra: &str, auto: &str) -> String {
     format!(
@@ -28,18 +28,6 @@ fn add(start: &str, size: &str, strategy: &str) -> String {
     step("add", start, size, &format!("strategy = \"{strategy}\""))
 }
 
-fn zone(m: &Model, z: ZoneType) -> (u64, u64, u64, u64) {
-    let zone = m.nodes.get(&0).unwrap().zone(z);
-    (zone.start_pfn, zone.spanned, zone.present, zone.managed)
-}
-
-fn added(r: &RunReport, i: usize) -> &hotplug_host::model::hotplug::AddOutcome {
-    match &r.steps[i].outcome {
-        Outcome::Added(a) => a,
-        other => panic!("step #{} did not add: {other:?}", i + 1),
-    }
-}
-
 fn vmemmap(m: &Model, block: u64) -> u64 {
     m.blocks.get(&block).unwrap().vmemmap_pages
 }
@@ -53,7 +41,7 @@ fn one_block_holds_512_vmemmap_pages_and_32256_usable() {
     let a = added(&r, 0);
     assert_eq!((a.memmap_altmap_pages, a.memmap_node_pages), (512, 0));
     assert_eq!(vmemmap(&r.model, 32), 512);
-    assert_eq!(zone(&r.model, ZoneType::Normal), (0x100000, 32_768, 32_768, 32_256));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x100000, 32_768, 32_768, 32_256));
     assert_eq!(r.model.nodes.get(&0).unwrap().free_pages(), 290_304);
     // The pages holding the memmap are marked: pfns 0x100000..0x100200.
     assert_eq!(r.model.pages.count(0x100000, 0x108000, |v| *v == hotplug_host::model::PageState::Vmemmap), 512);
@@ -64,7 +52,7 @@ fn one_gib_online_matches_the_real_kernel() {
     // 8 blocks: present +262,144; managed +262,144 - 8 x 512 = 258,048; MemTotal
     // +258,048 x 4 = +1,032,192 kB (measured on 6.12): 1,032,192 + 1,032,192 = 2,064,384.
     let r = run_in_process("mom-1g", &(machine("", "online") + &add("4GiB", "1GiB", "mom")));
-    assert_eq!(zone(&r.model, ZoneType::Normal), (0x100000, 262_144, 262_144, 258_048));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x100000, 262_144, 262_144, 258_048));
     assert_eq!(r.model.total_managed() * 4, 2_064_384);
     assert_eq!(added(&r, 0).memmap_altmap_pages, 4_096);
     assert!((32..40).all(|b| vmemmap(&r.model, b) == 512));
@@ -78,7 +66,7 @@ fn two_gib_blocks() {
     let cfg = machine("memory_block_size = \"2GiB\"", "online") + &add("4GiB", "4GiB", "mom");
     let r = run_in_process("mom-2g", &cfg);
     assert_eq!((vmemmap(&r.model, 2), vmemmap(&r.model, 3)), (8_192, 8_192));
-    assert_eq!(zone(&r.model, ZoneType::Normal), (0x100000, 1_048_576, 1_048_576, 1_032_192));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x100000, 1_048_576, 1_048_576, 1_032_192));
     assert_eq!(added(&r, 0).memmap_altmap_pages, 16_384);
 }
 
@@ -99,7 +87,7 @@ fn ppc64_radix_strict_refuses_force_wastes() {
     let b = r.model.blocks.get(&32).unwrap();
     assert_eq!(b.altmap.unwrap().free, 32);
     // Normal holds both blocks: 2 x 4,096 present; managed 4,096 (strict) + 4,064 (force).
-    let (_, _, present, managed) = zone(&r.model, ZoneType::Normal);
+    let (_, _, present, managed) = zone(&r.model, 0, ZoneType::Normal);
     assert_eq!((present, managed), (8_192, 8_160));
 }
 
@@ -142,8 +130,8 @@ fn online_movable_or_kernel_keep_vmemmap_out_of_managed() {
         + &step("online", "4GiB", "256MiB", "online_type = \"online_movable\"")
         + &step("online", "0x110000000", "256MiB", "online_type = \"online_kernel\"");
     let r = run_in_process("mom-zones", &cfg);
-    assert_eq!(zone(&r.model, ZoneType::Movable), (0x100000, 65_536, 65_536, 64_512));
-    assert_eq!(zone(&r.model, ZoneType::Normal), (0x110000, 65_536, 65_536, 64_512));
+    assert_eq!(zone(&r.model, 0, ZoneType::Movable), (0x100000, 65_536, 65_536, 64_512));
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x110000, 65_536, 65_536, 64_512));
 }
 
 #[test]

@@ -15,11 +15,10 @@
 //!   = 1,032,192 kB. min_free_kbytes = isqrt(1,032,192 x 16 = 16,515,072) = 4,063
 //!   (4,063^2 = 16,507,969; 4,064^2 = 16,516,096): ceil(4,063 / 4) = 1,016 pages.
 
-use hotplug_host::model::hotplug::AddOutcome;
 use hotplug_host::model::{BlockState, Model, ZoneType};
-use hotplug_host::runner::{Outcome, RunReport};
+use hotplug_host::runner::Outcome;
 use hotplug_host::views::View;
-use hotplug_tests::run_in_process;
+use hotplug_tests::{added, reason, run_in_process, zone};
 
 /// A 1 GiB guest at pfn 0 with `auto_online_blocks = auto` and extra `[machine]` lines.
 fn vm_1g(auto: &str, extra: &str) -> String {
@@ -33,27 +32,8 @@ fn step(op: &str, start: &str, size: &str, extra: &str) -> String {
     format!("\n[[step]]\nop = \"{op}\"\nstart = \"{start}\"\nsize = \"{size}\"\n{extra}\n")
 }
 
-fn zone(m: &Model, nid: u32, z: ZoneType) -> (u64, u64, u64, u64) {
-    let zone = m.nodes.get(&nid).unwrap().zone(z);
-    (zone.start_pfn, zone.spanned, zone.present, zone.managed)
-}
-
 fn free(m: &Model, nid: u32) -> u64 {
     m.nodes.get(&nid).unwrap().free_pages()
-}
-
-fn added(r: &RunReport, i: usize) -> &AddOutcome {
-    match &r.steps[i].outcome {
-        Outcome::Added(a) => a,
-        other => panic!("step #{} did not add: {other:?}", i + 1),
-    }
-}
-
-fn reason(r: &RunReport, i: usize) -> &str {
-    match &r.steps[i].outcome {
-        Outcome::Failed(e) => &e.reason,
-        other => panic!("step #{} did not fail: {other:?}", i + 1),
-    }
 }
 
 fn mem_total_kb(m: &Model) -> u64 {
