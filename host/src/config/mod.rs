@@ -96,6 +96,16 @@ impl AutoOnline {
         }
     }
 
+    /// How a new block is onlined under this setting (`None`: left offline).
+    pub fn online_type(self) -> Option<OnlineType> {
+        match self {
+            AutoOnline::Offline => None,
+            AutoOnline::Online => Some(OnlineType::Online),
+            AutoOnline::OnlineKernel => Some(OnlineType::OnlineKernel),
+            AutoOnline::OnlineMovable => Some(OnlineType::OnlineMovable),
+        }
+    }
+
     /// The value sysfs shows as `name`, if any.
     pub fn from_name(name: &str) -> Option<AutoOnline> {
         [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable]

@@ -159,21 +159,13 @@ impl Model {
 
         // Sections, their boot memmap, and zones per node.
         let pps = g.pages_per_section();
-        let pp_sub = g.pages_per_subsection();
         let section_memmap = g.memmap_pages(pps);
         for n in &spec.nodes {
             let node = model.nodes.get(&n.id).cloned().expect("node just inserted");
             let mut memmap_pages = 0u64;
             for &(s, e) in &node.boot_ranges {
                 for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
-                    let sec_start = g.section_to_pfn(nr);
-                    let mut map = 0u64;
-                    for i in 0..g.subsections_per_section() {
-                        let sub = (sec_start + i * pp_sub, sec_start + (i + 1) * pp_sub);
-                        if overlap(sub, (s, e)) > 0 {
-                            map |= 1 << i;
-                        }
-                    }
+                    let map = g.subsection_mask(nr, s, e);
                     match model.sections.get(nr).copied() {
                         Some(mut sec) => {
                             sec.subsection_map |= map;

@@ -290,16 +290,13 @@ impl Model {
     /// memmap from `altmap` PMD by PMD. Node charges are filled in later.
     fn add_subsections(&mut self, start: u64, nr: u64, nid: u32, mut alt: Option<&mut Altmap>) -> Result<Vec<SectionCharge>, StepError> {
         let g = self.geometry;
-        let (pps, pp_sub) = (g.pages_per_section(), g.pages_per_subsection());
+        let pps = g.pages_per_section();
         let mut charges = Vec::new();
         let end = start + nr;
         for nr_sec in g.pfn_to_section(start)..=g.pfn_to_section(end - 1) {
             let s_start = g.section_to_pfn(nr_sec);
             let (a, b) = (start.max(s_start), end.min(s_start + pps));
-            let mut mask = 0u64;
-            for i in (a - s_start) / pp_sub..(b - s_start).div_ceil(pp_sub) {
-                mask |= 1 << i;
-            }
+            let mask = g.subsection_mask(nr_sec, start, end);
             let existing = self.sections.get(nr_sec).copied();
             if let Some(sec) = existing {
                 if sec.subsection_map & mask != 0 {

@@ -136,6 +136,17 @@ impl MachineGeometry {
         self.g.section_size / self.g.subsection_size
     }
 
+    /// The subsection map bits of section `nr` that pfns `[start, end)` touch
+    /// (the kernel's subsection_mask_set).
+    pub fn subsection_mask(&self, nr: u64, start: u64, end: u64) -> u64 {
+        let (s_start, pp_sub) = (self.section_to_pfn(nr), self.pages_per_subsection());
+        let (a, b) = (start.max(s_start), end.min(s_start + self.pages_per_section()));
+        if a >= b {
+            return 0;
+        }
+        (((a - s_start) / pp_sub)..(b - s_start).div_ceil(pp_sub)).fold(0, |m, i| m | (1u64 << i))
+    }
+
     pub fn pages_per_block(&self) -> u64 {
         self.g.memory_block_size / self.g.page_size
     }
@@ -240,5 +251,16 @@ mod tests {
         let mut g = preset(Arch::X86_64);
         g.page_size = 3000;
         assert!(MachineGeometry::new(g).unwrap_err().contains("power of two"));
+    }
+
+    #[test]
+    fn subsection_masks() {
+        let g = MachineGeometry::new(preset(Arch::X86_64)).unwrap();
+        // Section 8 is pfns [0x40000, 0x48000); a subsection is 512 pages.
+        assert_eq!(g.subsection_mask(8, 0, u64::MAX), u64::MAX);
+        assert_eq!(g.subsection_mask(8, 0x40200, 0x40400), 1 << 1);
+        // A partial subsection counts: [0x40001, 0x40201) touches subsections 0 and 1.
+        assert_eq!(g.subsection_mask(8, 0x40001, 0x40201), 0b11);
+        assert_eq!(g.subsection_mask(8, 0x48000, 0x50000), 0);
     }
 }

@@ -13,7 +13,7 @@ use super::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
 use super::sections::{MemmapHome, Section};
 use super::zone::ZoneType;
 use super::{AddRecord, Model, PageState};
-use crate::config::{format_size, AutoOnline, OnlineType};
+use crate::config::{format_size, OnlineType};
 
 /// A System RAM hot-add, in bytes.
 #[derive(Debug, Clone)]
@@ -105,13 +105,7 @@ impl Model {
     /// Hot-add System RAM through `strategy`, then auto-online as configured.
     pub fn add_memory(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
         let mut outcome = self.transaction(|m| m.add_memory_resource(p, strategy))?;
-        let online_type = match self.policy.auto_online_blocks {
-            AutoOnline::Offline => None,
-            AutoOnline::Online => Some(OnlineType::Online),
-            AutoOnline::OnlineKernel => Some(OnlineType::OnlineKernel),
-            AutoOnline::OnlineMovable => Some(OnlineType::OnlineMovable),
-        };
-        if let Some(t) = online_type {
+        if let Some(t) = self.policy.auto_online_blocks.online_type() {
             for &id in &outcome.blocks {
                 match self.transaction(|m| m.online_block(id, t)) {
                     Ok(zone) => outcome.onlined.push((id, zone)),
@@ -499,13 +493,7 @@ impl Model {
             };
             self.sections.set(
                 nr_sec,
-                Some(Section {
-                    nid,
-                    subsection_map: if g.subsections_per_section() == 64 { u64::MAX } else { (1u64 << g.subsections_per_section()) - 1 },
-                    online: false,
-                    early: false,
-                    memmap: home,
-                }),
+                Some(Section { nid, subsection_map: g.subsection_mask(nr_sec, 0, u64::MAX), online: false, early: false, memmap: home }),
             );
         }
         Ok((node_pages, alt_pages))

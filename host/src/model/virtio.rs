@@ -13,7 +13,7 @@ use super::hotplug::{AddParams, GroupRequest};
 use super::ops::{StrategyHandle, StrategyLookup};
 use super::zone::ZoneType;
 use super::{BlockState, Model};
-use crate::config::{format_size, AutoOnline, OnlineType};
+use crate::config::format_size;
 
 /// One virtio-mem device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,13 +85,7 @@ impl Model {
                 out.blocks.extend(added.blocks);
             }
             // Auto-online as for any add; the first failure stops onlining, not the grow.
-            let online_type = match m.policy.auto_online_blocks {
-                AutoOnline::Offline => None,
-                AutoOnline::Online => Some(OnlineType::Online),
-                AutoOnline::OnlineKernel => Some(OnlineType::OnlineKernel),
-                AutoOnline::OnlineMovable => Some(OnlineType::OnlineMovable),
-            };
-            if let Some(t) = online_type {
+            if let Some(t) = m.policy.auto_online_blocks.online_type() {
                 for &b in &out.blocks.clone() {
                     match m.online_block(b, t) {
                         Ok(zone) => out.onlined.push((b, zone)),
