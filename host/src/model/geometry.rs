@@ -144,7 +144,9 @@ impl MachineGeometry {
         if a >= b {
             return 0;
         }
-        (((a - s_start) / pp_sub)..(b - s_start).div_ceil(pp_sub)).fold(0, |m, i| m | (1u64 << i))
+        let (lo, hi) = ((a - s_start) / pp_sub, (b - s_start).div_ceil(pp_sub));
+        let below_hi = if hi >= 64 { u64::MAX } else { (1u64 << hi) - 1 };
+        below_hi & (u64::MAX << lo)
     }
 
     pub fn pages_per_block(&self) -> u64 {
