@@ -1,15 +1,19 @@
-//! The stable-ABI objects of contract 1.0.0: the plugin trait, the host's services and
+//! The stable-ABI objects of contract 1.1.0: the plugin trait, the host's services and
 //! memmap callbacks, and the root module a plugin library exports.
+//!
+//! New in 1.1: `MemmapOps::mark_vmemmap_strided` / `clear_pages_strided`,
+//! `HostServices::distance`, and the root module's `options_schema`. The 1.0 layouts are
+//! frozen in [`crate::compat::v1_0::abi`].
 //!
 //! Plugin authors never touch these directly: they implement [`crate::Strategy`] and
 //! call [`crate::export_plugin!`]. The host uses them through its loader.
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::{RMut, VersionStrings};
-use abi_stable::std_types::{RArc, RBox, RResult, RStr};
+use abi_stable::std_types::{RArc, RBox, ROption, RResult, RSlice, RStr};
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
 
-use crate::types::{Altmap, DevicePageInit, Geometry, PfnRange, PluginError, PluginInfo, Request, Restrictions};
+use crate::types::{Altmap, DevicePageInit, Geometry, OptionSpec, PfnRange, PluginError, PluginInfo, Request, Restrictions, StridedRange};
 
 /// A strategy instance as the host sees it. `Send + Sync`: the host may call one instance
 /// from several threads, each on its own model.
@@ -67,7 +71,14 @@ pub trait MemmapOps {
     fn release_pages(&mut self, handle: u64) -> RResult<(), PluginError>;
 
     /// The altmap of the current block, as allocation left it (None without one).
-    fn altmap(&self) -> abi_stable::std_types::ROption<Altmap>;
+    fn altmap(&self) -> ROption<Altmap>;
+
+    /// `mark_vmemmap` on each run of `runs`, in one call (e.g. the memmap at the start of
+    /// every memory block of an add). Checked as the single calls would be. New in 1.1.
+    fn mark_vmemmap_strided(&mut self, runs: StridedRange) -> RResult<(), PluginError>;
+
+    /// `clear_pages` on each run of `runs`, in one call. New in 1.1.
+    fn clear_pages_strided(&mut self, runs: StridedRange) -> RResult<(), PluginError>;
 }
 
 /// Services the host gives every plugin instance for its lifetime.
@@ -81,6 +92,11 @@ pub trait HostServices: Clone + Send + Sync + 'static {
 
     /// The machine's geometry.
     fn geometry(&self) -> Geometry;
+
+    /// The NUMA distance from node `from` to node `to`, as `/sys/devices/system/node/nodeN/distance`
+    /// shows it (10 local, 20 remote unless the machine says otherwise); `RNone` when either
+    /// node does not exist. New in 1.1.
+    fn distance(&self, from: u32, to: u32) -> ROption<u32>;
 }
 
 /// The owned host-services object handed to a plugin's constructor.
@@ -93,8 +109,11 @@ pub type HostServicesBox = HostServices_TO<RArc<()>>;
 #[sabi(missing_field(panic))]
 pub struct PluginMod {
     /// Build an instance from the strategy's `options` table (TOML text).
-    #[sabi(last_prefix_field)]
     pub new: extern "C" fn(RStr<'_>, HostServicesBox) -> RResult<PluginBox, PluginError>,
+    /// The options the plugin takes, without building an instance; `RNone` when it does
+    /// not declare them (its options then go to `new` unchecked, as in 1.0). New in 1.1.
+    #[sabi(last_prefix_field)]
+    pub options_schema: extern "C" fn() -> ROption<RSlice<'static, OptionSpec>>,
 }
 
 impl RootModule for PluginModRef {

@@ -12,11 +12,11 @@ use std::sync::{Once, OnceLock};
 use abi_stable::library::{CheckTypeLayout, LibHeader, RootModuleResult};
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 
 use crate::abi::{HostServicesBox, MemmapOps_TO, PluginBox, PluginMod, PluginModRef, RestrictionPlugin, RestrictionPlugin_TO};
 use crate::strategy::{to_rresult, Host, Ops, Strategy};
-use crate::types::{ContractVersion, PluginError, PluginInfo, Request, Restrictions};
+use crate::types::{errno, ContractVersion, OptionSpec, PluginError, PluginInfo, Request, RequestKinds, Restrictions};
 
 /// The plugin crate's name and version, filled in by the macro from Cargo's environment.
 pub trait PluginMeta: 'static {
@@ -58,6 +58,22 @@ fn panic_error(call: &str, payload: Box<dyn Any + Send>) -> PluginError {
     }
 }
 
+/// `Strategy::KINDS` is a promise to the author: a request of another kind is refused
+/// with EOPNOTSUPP before any of the strategy's code runs. Public so a host that links a
+/// strategy statically keeps the same promise.
+pub fn unclaimed_kind(plugin: &str, kinds: RequestKinds, call: &str, request: &Request<'_>) -> Option<PluginError> {
+    (!kinds.contains(request.kind)).then(|| {
+        PluginError::errno(
+            errno::EOPNOTSUPP,
+            format!(
+                "{plugin} handles {} requests, not {} (its Strategy::KINDS); {call} refused before the strategy ran",
+                kinds.names(),
+                request.kind.name()
+            ),
+        )
+    })
+}
+
 impl<S: Strategy, M: PluginMeta> RestrictionPlugin for Adapter<S, M> {
     fn info(&self) -> PluginInfo {
         PluginInfo {
@@ -70,6 +86,9 @@ impl<S: Strategy, M: PluginMeta> RestrictionPlugin for Adapter<S, M> {
     }
 
     fn set_up(&self, request: &Request<'_>) -> RResult<Restrictions, PluginError> {
+        if let Some(e) = unclaimed_kind(M::NAME, S::KINDS, "set_up", request) {
+            return RResult::RErr(e);
+        }
         guarded("set_up", || self.strategy.set_up(request))
     }
 
@@ -79,6 +98,9 @@ impl<S: Strategy, M: PluginMeta> RestrictionPlugin for Adapter<S, M> {
         restrictions: &Restrictions,
         mut ops: MemmapOps_TO<'_, abi_stable::sabi_types::RMut<'_, ()>>,
     ) -> RResult<(), PluginError> {
+        if let Some(e) = unclaimed_kind(M::NAME, S::KINDS, "construct", request) {
+            return RResult::RErr(e);
+        }
         let mut ops = Ops::new(&mut ops);
         guarded("construct", || self.strategy.construct(request, restrictions, &mut ops))
     }
@@ -89,6 +111,9 @@ impl<S: Strategy, M: PluginMeta> RestrictionPlugin for Adapter<S, M> {
         restrictions: &Restrictions,
         mut ops: MemmapOps_TO<'_, abi_stable::sabi_types::RMut<'_, ()>>,
     ) -> RResult<(), PluginError> {
+        if let Some(e) = unclaimed_kind(M::NAME, S::KINDS, "tear_down", request) {
+            return RResult::RErr(e);
+        }
         let mut ops = Ops::new(&mut ops);
         guarded("tear_down", || self.strategy.tear_down(request, restrictions, &mut ops))
     }
@@ -162,9 +187,14 @@ pub extern "C" fn new_plugin<S: Strategy, M: PluginMeta>(options: RStr<'_>, host
     })
 }
 
+/// The options `S` declares, for the root module.
+pub extern "C" fn options_schema<S: Strategy>() -> ROption<RSlice<'static, OptionSpec>> {
+    S::OPTIONS.map(RSlice::from_slice).into()
+}
+
 /// Build (and leak, once per load) the root module for `S`.
 pub fn root_module<S: Strategy, M: PluginMeta>() -> PluginModRef {
-    PluginMod { new: new_plugin::<S, M> }.leak_into_prefix()
+    PluginMod { new: new_plugin::<S, M>, options_schema: options_schema::<S> }.leak_into_prefix()
 }
 
 extern "C" fn root_loader<S: Strategy, M: PluginMeta>() -> RootModuleResult {

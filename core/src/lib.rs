@@ -4,9 +4,11 @@
 //! the new pages are set up: the kernel's old `mhp_restrictions` turned into an API with
 //! `set_up()` and `construct()`. Plugin authors implement [`Strategy`] and call
 //! [`export_plugin!`]; the host loads the library through the stable-ABI types in
-//! [`abi`]. Contract version: [`ContractVersion::CURRENT`] (docs/abi.md lists every type).
+//! [`abi`]. Contract version: [`ContractVersion::CURRENT`] (docs/abi.md lists every type);
+//! [`compat`] keeps the layouts of older versions so their plugins keep loading.
 
 pub mod abi;
+pub mod compat;
 pub mod export;
 #[cfg(feature = "options")]
 pub mod options;
@@ -37,12 +39,48 @@ mod tests {
         assert!(caught.is_err());
     }
 
+    /// The rule docs/abi.md section 5 states: same major, minor not newer than the host's.
     #[test]
-    fn contract_versions_accept_same_major_only() {
+    fn contract_versions_accept_same_major_and_older_minors() {
         let host = ContractVersion::CURRENT;
-        assert!(host.accepts(&ContractVersion::new(1, 3, 0)));
-        assert!(!host.accepts(&ContractVersion::new(2, 0, 0)));
-        assert!(!host.accepts(&ContractVersion { magic: 0, ..ContractVersion::CURRENT }));
+        assert_eq!((host.major, host.minor), (1, 1));
+        assert!(host.accepts(&ContractVersion::new(1, 0, 0)), "1.0: loaded through compat::v1_0");
+        assert!(host.accepts(&ContractVersion::new(1, 1, 9)), "1.1.x: any patch");
+        assert!(!host.accepts(&ContractVersion::new(1, 2, 0)), "1.2: a newer minor this host cannot know");
+        assert!(!host.accepts(&ContractVersion::new(2, 0, 0)), "another major");
+        assert!(!host.accepts(&ContractVersion::new(0, 1, 0)), "another major");
+        assert!(!host.accepts(&ContractVersion { magic: 0, ..ContractVersion::CURRENT }), "wrong magic");
+    }
+
+    /// The package version is the contract version: abi_stable checks package versions,
+    /// and authors read the contract from Cargo.toml.
+    #[test]
+    fn package_version_is_the_contract_version() {
+        let v = ContractVersion::CURRENT;
+        assert_eq!(env!("CARGO_PKG_VERSION"), format!("{}.{}.{}", v.major, v.minor, v.patch));
+        assert_eq!(compat::v1_0::types::ContractVersion::CURRENT.minor, 0, "the frozen copy keeps 1.0.0");
+    }
+
+    #[test]
+    fn strided_ranges() {
+        // Four 8-page runs, one per 32768-page block from pfn 0x100000.
+        let r = StridedRange::new(0x10_0000, 8, 32768, 4);
+        assert_eq!(r.run(0), Some(PfnRange::new(0x10_0000, 8)));
+        assert_eq!(r.run(3), Some(PfnRange::new(0x10_0000 + 3 * 32768, 8)));
+        assert_eq!(r.run(4), None);
+        assert_eq!(r.span(), Some(PfnRange::new(0x10_0000, 3 * 32768 + 8)));
+        assert_eq!(StridedRange::new(0, 0, 1, 4).span(), None, "empty runs");
+        assert_eq!(StridedRange::new(0, 1, 1, 0).span(), None, "no runs");
+        assert_eq!(StridedRange::new(u64::MAX - 4, 2, 2, 3).span(), None, "the last run ends past 2^64");
+        assert_eq!(StridedRange::new(1, 2, u64::MAX, 2).run(1), None, "1 + 2^64 - 1 overflows");
+    }
+
+    #[test]
+    fn option_choices() {
+        let o = OptionSpec::choice("mode", "strict|force", "\"strict\"", "help");
+        assert_eq!(o.choice_list().collect::<Vec<_>>(), ["strict", "force"]);
+        assert_eq!(OptionSpec::new("n", OptionType::INTEGER, "", "h").choice_list().count(), 0);
+        assert_eq!(OptionType(99).name(), "unknown");
     }
 
     #[test]

@@ -9,13 +9,20 @@ use abi_stable::std_types::{RResult, RStr};
 use abi_stable::sabi_types::RMut;
 
 use crate::abi::{HostServicesBox, MemmapOps, MemmapOps_TO};
-use crate::types::{Altmap, DevicePageInit, Geometry, PfnRange, PluginError, Request, RequestKinds, Restrictions};
+use crate::types::{Altmap, DevicePageInit, Geometry, OptionSpec, PfnRange, PluginError, Request, RequestKinds, Restrictions, StridedRange};
 
 /// A memory-hotplug strategy: decides where the memmap of a new range goes (`set_up`) and
 /// sets up the new pages once they exist (`construct`).
 pub trait Strategy: Send + Sync + Sized + 'static {
-    /// The request kinds `set_up` handles; the host never sends others.
+    /// The request kinds `set_up` handles. `export_plugin!` refuses any other kind with
+    /// EOPNOTSUPP before your code runs, so `set_up` never sees one.
     const KINDS: RequestKinds;
+
+    /// The keys of the `options` table this strategy takes. With `Some`, the host refuses
+    /// an undeclared key or a value of the wrong type before the run, naming the key and
+    /// its line and listing these; `host plugins --verbose` shows them. `None` (the
+    /// default): options reach `new` unchecked. `Some(&[])`: the strategy takes none.
+    const OPTIONS: Option<&'static [OptionSpec]> = None;
 
     /// Build an instance from the `[[strategy]]` table's `options`, as TOML text
     /// (empty when the table has none). Return an error naming the bad key.
@@ -50,6 +57,12 @@ impl Host {
     /// The machine's geometry.
     pub fn geometry(&self) -> Geometry {
         self.services.geometry()
+    }
+
+    /// The NUMA distance from node `from` to node `to` (10 local, 20 remote by default);
+    /// `None` when either node does not exist.
+    pub fn distance(&self, from: u32, to: u32) -> Option<u32> {
+        self.services.distance(from, to).into_option()
     }
 
     pub(crate) fn log(&self, level: u8, target: &str, message: &str) {
@@ -99,6 +112,17 @@ impl<'a> Ops<'a> {
     /// The current altmap as allocation left it.
     pub fn altmap(&self) -> Option<Altmap> {
         self.inner.altmap().into_option()
+    }
+
+    /// Mark every run of `runs` as pages holding memmap, in one call: e.g. the first
+    /// `free` pages of each of a million memory blocks.
+    pub fn mark_vmemmap_strided(&mut self, runs: StridedRange) -> Result<(), PluginError> {
+        self.inner.mark_vmemmap_strided(runs).into_result()
+    }
+
+    /// Clear marks and device initialisation from every run of `runs`, in one call.
+    pub fn clear_pages_strided(&mut self, runs: StridedRange) -> Result<(), PluginError> {
+        self.inner.clear_pages_strided(runs).into_result()
     }
 }
 

@@ -1,11 +1,15 @@
 //! Plain `#[repr(C)]` data that crosses the plugin boundary.
 //!
-//! Everything here is part of contract 1.0.0: a field added later costs a new contract
-//! version (see docs/abi.md). Codes that may grow (request kinds, drivers, pgmap types,
-//! flags) are open `u32`/`u64` newtypes with named constants, so a new value never
-//! changes a layout.
+//! Contract 1.1.0. A field added to any of these types costs a new contract version and a
+//! frozen copy of the old one (see [`crate::compat`] and docs/abi.md). Codes that may grow
+//! (request kinds, drivers, pgmap types, flags, option types) are open `u32`/`u64`
+//! newtypes with named constants, so a new value never changes a layout.
+//!
+//! New in 1.1: [`NodeInfo::has_cpus`] and [`NodeInfo::tier`], [`Restrictions::memmap_nodes`],
+//! [`OptionSpec`] (a plugin's declared options) and [`StridedRange`] (for the strided
+//! `MemmapOps` calls).
 
-use abi_stable::std_types::{ROption, RSlice, RString};
+use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 /// The contract version a library was built against, readable without abi_stable.
@@ -30,17 +34,18 @@ pub const CONTRACT_VERSION_SYMBOL: &str = "HOTPLUG_CONTRACT_VERSION";
 
 impl ContractVersion {
     /// The contract this crate defines.
-    pub const CURRENT: ContractVersion = ContractVersion::new(1, 0, 0);
+    pub const CURRENT: ContractVersion = ContractVersion::new(1, 1, 0);
 
     /// A version with the right magic.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
         ContractVersion { magic: CONTRACT_MAGIC, major, minor, patch }
     }
 
-    /// A host of `self` can load a plugin built for `plugin` when the majors agree
-    /// (same major: the layouts are compatible by the evolution rule).
+    /// A host of `self` can load a plugin built for `plugin` when the majors agree and the
+    /// plugin's minor is not newer: the host keeps the layouts of every older minor of its
+    /// major ([`crate::compat`]), but cannot know what a newer minor added.
     pub fn accepts(&self, plugin: &ContractVersion) -> bool {
-        plugin.magic == CONTRACT_MAGIC && plugin.major == self.major
+        plugin.magic == CONTRACT_MAGIC && plugin.major == self.major && plugin.minor <= self.minor
     }
 }
 
@@ -93,6 +98,18 @@ impl RequestKinds {
     /// Both masks together.
     pub const fn union(self, other: RequestKinds) -> RequestKinds {
         RequestKinds(self.0 | other.0)
+    }
+
+    /// The kinds this contract defines that are in the mask, for messages:
+    /// `"system-ram, device"`, or `"nothing"`.
+    pub fn names(self) -> String {
+        let names: Vec<&str> =
+            [RequestKind::SYSTEM_RAM, RequestKind::DEVICE].into_iter().filter(|k| self.contains(*k)).map(RequestKind::name).collect();
+        if names.is_empty() {
+            "nothing".to_string()
+        } else {
+            names.join(", ")
+        }
     }
 }
 
@@ -262,6 +279,11 @@ pub struct NodeInfo<'a> {
     pub free_pages: u64,
     /// Pages present in the node's zones now.
     pub present_pages: u64,
+    /// Whether the node has CPUs (a CXL or other memory-only node has none). New in 1.1.
+    pub has_cpus: bool,
+    /// The node's memory tier: lower is faster (the kernel's DRAM is tier 4, as
+    /// `/sys/devices/virtual/memory_tiering/memory_tier4` shows). New in 1.1.
+    pub tier: u32,
 }
 
 /// What the host asks a strategy about: one hot-add (or one device range).
@@ -334,7 +356,7 @@ impl RestrictionFlags {
     pub const MEMMAP_ON_MEMORY: RestrictionFlags = RestrictionFlags(1 << 1);
     /// Device private memory: pages added without a direct (linear) mapping.
     pub const NO_DIRECT_MAP: RestrictionFlags = RestrictionFlags(1 << 2);
-    /// Every bit contract 1.0.0 defines.
+    /// Every bit the contract defines (the same in 1.0 and 1.1).
     pub const ALL: RestrictionFlags = RestrictionFlags(0b111);
 
     pub const fn empty() -> Self {
@@ -361,12 +383,143 @@ pub struct Restrictions {
     pub memmap_nid: ROption<u32>,
     /// Why the strategy chose this (e.g. why memmap on memory fell back); shown in reports.
     pub note: RString,
+    /// Nodes that may pay for the memmap not held by an altmap, in order of preference:
+    /// each allocation comes from the first listed node with room; when none has room
+    /// the step fails with ENOMEM. Empty: `memmap_nid`, else the range's own node. Set
+    /// this or `memmap_nid`, not both. New in 1.1.
+    pub memmap_nodes: RVec<u32>,
 }
 
 impl Restrictions {
     /// No flags, no altmap: memmap from the range's node.
     pub fn new(flags: RestrictionFlags) -> Self {
-        Restrictions { flags, altmap: ROption::RNone, memmap_nid: ROption::RNone, note: RString::new() }
+        Restrictions { flags, altmap: ROption::RNone, memmap_nid: ROption::RNone, note: RString::new(), memmap_nodes: RVec::new() }
+    }
+
+    /// The same, with the memmap paid by the first of `nodes` that has room.
+    pub fn with_memmap_nodes(mut self, nodes: impl IntoIterator<Item = u32>) -> Self {
+        self.memmap_nodes = nodes.into_iter().collect();
+        self
+    }
+}
+
+/// `count` equal runs of `len` pages, the `i`-th starting at `start + i * stride`: the
+/// memmap of many memory blocks in one call, instead of one call per block.
+///
+/// The host treats it exactly as the `count` single-range calls it stands for.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StridedRange {
+    pub start: u64,
+    /// Pages in each run.
+    pub len: u64,
+    /// Pages from the start of one run to the start of the next.
+    pub stride: u64,
+    /// How many runs.
+    pub count: u64,
+}
+
+impl StridedRange {
+    /// `count` runs of `len` pages, `stride` pages apart, from `start`.
+    pub const fn new(start: u64, len: u64, stride: u64, count: u64) -> Self {
+        StridedRange { start, len, stride, count }
+    }
+
+    /// The `i`-th run, or `None` past the last or when its end overflows.
+    pub fn run(&self, i: u64) -> Option<PfnRange> {
+        if i >= self.count {
+            return None;
+        }
+        let start = self.start.checked_add(i.checked_mul(self.stride)?)?;
+        start.checked_add(self.len)?;
+        Some(PfnRange::new(start, self.len))
+    }
+
+    /// The pfns from the first run's start to the last run's end, or `None` when the
+    /// range is empty (`len` or `count` 0) or overflows.
+    pub fn span(&self) -> Option<PfnRange> {
+        if self.len == 0 || self.count == 0 {
+            return None;
+        }
+        let last = self.run(self.count - 1)?;
+        Some(PfnRange::new(self.start, last.end()? - self.start))
+    }
+}
+
+/// The type of a declared option: an open code (a newer plugin's unknown type is shown
+/// as "unknown" and not checked).
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OptionType(pub u32);
+
+impl OptionType {
+    /// `true` or `false`.
+    pub const BOOL: OptionType = OptionType(0);
+    /// A TOML integer.
+    pub const INTEGER: OptionType = OptionType(1);
+    /// A TOML float (an integer is accepted too).
+    pub const FLOAT: OptionType = OptionType(2);
+    /// Any TOML string.
+    pub const STRING: OptionType = OptionType(3);
+    /// One of the strings in [`OptionSpec::choices`].
+    pub const CHOICE: OptionType = OptionType(4);
+    /// An array of TOML integers (e.g. node ids).
+    pub const INTEGER_LIST: OptionType = OptionType(5);
+
+    /// The name shown by `host plugins --verbose`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptionType::BOOL => "bool",
+            OptionType::INTEGER => "integer",
+            OptionType::FLOAT => "float",
+            OptionType::STRING => "string",
+            OptionType::CHOICE => "choice",
+            OptionType::INTEGER_LIST => "integer list",
+            _ => "unknown",
+        }
+    }
+}
+
+/// One option a plugin declares (`Strategy::OPTIONS`): the host refuses a `[[strategy]]`
+/// whose `options` name a key no spec declares, or give a value of the wrong type,
+/// before the run starts. Static data: it lives as long as the library, which is never
+/// unloaded.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// The key, as written in the `options` table.
+    pub name: RStr<'static>,
+    pub ty: OptionType,
+    /// [`OptionType::CHOICE`]: the allowed strings, separated by `|` (e.g. `"strict|force"`).
+    pub choices: RStr<'static>,
+    /// The value used when the key is absent, as TOML text (`"\"strict\""`, `"true"`), or
+    /// a description in parentheses when there is no literal default (`"(the range's node)"`).
+    pub default: RStr<'static>,
+    /// One line for `host plugins --verbose`.
+    pub help: RStr<'static>,
+}
+
+impl OptionSpec {
+    /// An option of type `ty` (for [`OptionType::CHOICE`] use [`OptionSpec::choice`]).
+    pub const fn new(name: &'static str, ty: OptionType, default: &'static str, help: &'static str) -> Self {
+        OptionSpec { name: RStr::from_str(name), ty, choices: RStr::from_str(""), default: RStr::from_str(default), help: RStr::from_str(help) }
+    }
+
+    /// A string option that must be one of `choices` (`|`-separated).
+    pub const fn choice(name: &'static str, choices: &'static str, default: &'static str, help: &'static str) -> Self {
+        OptionSpec {
+            name: RStr::from_str(name),
+            ty: OptionType::CHOICE,
+            choices: RStr::from_str(choices),
+            default: RStr::from_str(default),
+            help: RStr::from_str(help),
+        }
+    }
+
+    /// The allowed strings of a [`OptionType::CHOICE`] option.
+    pub fn choice_list(&self) -> impl Iterator<Item = &'static str> {
+        let text: &'static str = self.choices.as_str();
+        text.split('|').filter(|c| !c.is_empty())
     }
 }
 
@@ -419,7 +572,7 @@ pub struct PluginInfo {
     pub contract: ContractVersion,
     /// The request kinds `set_up` handles.
     pub kinds: RequestKinds,
-    /// Reserved: 0 in contract 1.0.0.
+    /// Reserved: 0 (contract 1.1 defines no bits).
     pub flags: u64,
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::{OnlineType, Op};
-use crate::loader::{InstanceError, LoadError, Loader, StrategyInstance};
+use crate::loader::{InstanceError, LoadError, LoadedLibrary, Loader, StrategyInstance};
 use crate::model::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use crate::model::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
@@ -24,6 +24,9 @@ pub enum RunError {
     StrategyLoad { path: String, line: usize, strategy: String, error: Box<LoadError> },
     #[error("{path}:{line}: strategy \"{strategy}\" (plugin {plugin}): {message}")]
     Options { path: String, line: usize, strategy: String, plugin: String, message: String },
+    /// An option the plugin does not declare, or of the wrong type: located at the entry.
+    #[error("{path}:{line}:{col}: strategy \"{strategy}\": {message}")]
+    UndeclaredOption { path: String, line: usize, col: usize, strategy: String, message: String },
     #[error("{0}")]
     Boot(String),
     #[error("invariant broken after step {step}: {message} (a bug in the host; please report it)")]
@@ -124,7 +127,8 @@ impl Strategies {
             };
             let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs).map_err(located)?;
             let lib = loader.load(&path).map_err(located)?;
-            let instance = StrategyInstance::new(&s.name, &lib, &s.options, scenario.machine.geometry, &s.needs).map_err(|e| match e {
+            check_declared_options(scenario, s, &lib)?;
+            let instance = StrategyInstance::new(&s.name, &lib, &s.options, &scenario.machine, &s.needs).map_err(|e| match e {
                 InstanceError::Load(l) => RunError::Load(l),
                 InstanceError::Options(p) => RunError::Options {
                     path: scenario.path.display().to_string(),
@@ -140,9 +144,25 @@ impl Strategies {
         Ok(Strategies { instances })
     }
 
+    /// The loaded instance named `name`.
     pub fn get(&self, name: &str) -> Option<&dyn StrategyHandle> {
         self.instances.get(name).map(|s| s as &dyn StrategyHandle)
     }
+}
+
+/// Refuse options the plugin does not declare (or of the wrong type) before it is built;
+/// a plugin that declares none takes its options unchecked.
+fn check_declared_options(scenario: &Scenario, s: &crate::scenario::StrategySpec, lib: &LoadedLibrary) -> Result<(), RunError> {
+    let Some(schema) = lib.options_schema() else { return Ok(()) };
+    let entries = s.option_entries.iter().map(|e| (e.key.as_str(), &e.value));
+    crate::loader::options::check(&s.plugin, schema, entries).map_err(|p| {
+        let entry = &s.option_entries[p.index];
+        let (line, col) = match p.at {
+            crate::loader::options::Where::Key => entry.key_at,
+            crate::loader::options::Where::Value => entry.value_at,
+        };
+        RunError::UndeclaredOption { path: scenario.path.display().to_string(), line, col, strategy: s.name.clone(), message: p.message }
+    })
 }
 
 impl StrategyLookup for Strategies {

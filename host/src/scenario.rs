@@ -7,6 +7,7 @@ use hotplug_core::{errno, Driver, PgmapType, RequestKind};
 
 use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
+use crate::model::numa::{NodeFacts, DRAM_TIER, LOCAL_DISTANCE};
 use crate::model::error::EPLUGIN;
 use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
 
@@ -36,10 +37,23 @@ pub struct StrategySpec {
     pub plugin: String,
     /// The options table as TOML text.
     pub options: String,
+    /// The same options entry by entry, located, for checking against the plugin's
+    /// declared options.
+    pub option_entries: Vec<OptionEntry>,
     /// 1-based line of the `[[strategy]]` table, for option errors.
     pub line: usize,
     /// The request kinds its steps need.
     pub needs: Vec<RequestKind>,
+}
+
+/// One `options` entry of a `[[strategy]]`, with where its key and value are (1-based
+/// line and column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionEntry {
+    pub key: String,
+    pub value: toml::Value,
+    pub key_at: (usize, usize),
+    pub value_at: (usize, usize),
 }
 
 /// What a step expects: success or a specific error code.
@@ -163,15 +177,15 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
     let mut nodes = Vec::new();
     for n in &m.node {
         let nc = n.get_ref();
-        nodes.push(NodeSpec {
-            id: nc.id,
-            boot: nc.boot.iter().map(|r| (r.get_ref().start.0, r.get_ref().size.0)).collect(),
-            free: nc.free.as_ref().map(|f| f.get_ref().0),
-            reserved: nc.reserved.as_ref().map_or(0, |r| r.get_ref().0),
-        });
+        let mut node = NodeSpec::new(nc.id, nc.boot.iter().map(|r| (r.get_ref().start.0, r.get_ref().size.0)).collect());
+        node.free = nc.free.as_ref().map(|f| f.get_ref().0);
+        node.reserved = nc.reserved.as_ref().map_or(0, |r| r.get_ref().0);
+        node.facts = NodeFacts { has_cpus: nc.cpus.unwrap_or(true), tier: nc.tier.unwrap_or(DRAM_TIER) };
+        nodes.push(node);
     }
+    resolve_distances(loaded, &mut nodes)?;
     if nodes.is_empty() {
-        nodes.push(NodeSpec { id: 0, boot: vec![(0, 1 << 30)], free: None, reserved: 0 });
+        nodes.push(NodeSpec::new(0, vec![(0, 1 << 30)]));
     }
     let boot_end = nodes.iter().flat_map(|n| n.boot.iter().map(|&(s, z)| s.saturating_add(z))).max().unwrap_or(0);
     g.memory_block_size = match m.memory_block_size.as_ref().map(|b| *b.get_ref()) {
@@ -238,14 +252,29 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         if strategies.iter().any(|x| x.name == name) {
             return Err(loaded.error_at(sc.name.span(), format!("strategy \"{name}\" is defined twice")));
         }
+        let option_entries: Vec<OptionEntry> = sc.options.as_ref().map_or_else(Vec::new, |t| {
+            t.get_ref()
+                .iter()
+                .map(|(k, v)| OptionEntry {
+                    key: k.get_ref().clone(),
+                    value: v.get_ref().clone(),
+                    key_at: config::line_col(&loaded.text, k.span().start),
+                    value_at: config::line_col(&loaded.text, v.span().start),
+                })
+                .collect()
+        });
         let options = match &sc.options {
-            Some(t) => toml::to_string(t.get_ref()).map_err(|e| loaded.error_at(t.span(), format!("options: {e}")))?,
+            Some(t) => {
+                let table: toml::Table = option_entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+                toml::to_string(&table).map_err(|e| loaded.error_at(t.span(), format!("options: {e}")))?
+            }
             None => String::new(),
         };
         strategies.push(StrategySpec {
             name,
             plugin: sc.plugin.get_ref().clone(),
             options,
+            option_entries,
             line: config::line_col(&loaded.text, s.span().start).0,
             needs: Vec::new(),
         });
@@ -431,10 +460,37 @@ fn implicit_default() -> StrategySpec {
     implicit_strategy(DEFAULT_STRATEGY)
 }
 
+/// The `distance` tables of `[[machine.node]]`: node ids that exist, 10 to itself
+/// (numa_set_distance ignores anything else), and a remote distance in 11..=255 (the SLIT
+/// holds bytes, and acpi_numa's slit_valid() rejects a remote distance of 10 or less).
+fn resolve_distances(loaded: &Loaded, nodes: &mut [NodeSpec]) -> Result<(), ConfigError> {
+    let ids: Vec<u32> = nodes.iter().map(|n| n.id).collect();
+    for (node, config) in nodes.iter_mut().zip(&loaded.file.machine.get_ref().node) {
+        let Some(table) = &config.get_ref().distance else { continue };
+        for (to, d) in table.get_ref() {
+            let to_id: u32 = to
+                .get_ref()
+                .parse()
+                .map_err(|_| loaded.error_at(to.span(), format!("distance key \"{}\" is not a node id", to.get_ref())))?;
+            if !ids.contains(&to_id) {
+                return Err(loaded.error_at(to.span(), format!("distance to node {to_id}, which is not a [[machine.node]]")));
+            }
+            let distance = *d.get_ref();
+            let fine = if to_id == node.id { distance == LOCAL_DISTANCE } else { (LOCAL_DISTANCE + 1..=255).contains(&distance) };
+            if !fine {
+                let rule = if to_id == node.id { "a node's distance to itself is 10" } else { "a remote distance is 11 to 255" };
+                return Err(loaded.error_at(d.span(), format!("distance {distance} from node {} to node {to_id}: {rule}", node.id)));
+            }
+            node.distance.insert(to_id, distance);
+        }
+    }
+    Ok(())
+}
+
 /// The strategy a step uses when the config defines none: the plugin of that name.
 fn implicit_strategy(name: &str) -> StrategySpec {
     let kind = if name == DEFAULT_DEVICE_STRATEGY { RequestKind::DEVICE } else { RequestKind::SYSTEM_RAM };
-    StrategySpec { name: name.into(), plugin: name.into(), options: String::new(), line: 0, needs: vec![kind] }
+    StrategySpec { name: name.into(), plugin: name.into(), options: String::new(), option_entries: Vec::new(), line: 0, needs: vec![kind] }
 }
 
 /// The defined strategy names, for "unknown strategy" messages.

@@ -39,10 +39,10 @@ fn system_ram_passes_every_check() {
 
 /// Each loadable fixture and the check that exists to catch its fault.
 const FAULTS: &[(&str, &str, &str)] = &[
-    ("broken-unknown-kinds", "info", "bits contract 1.0.0 does not define (0x80)"),
+    ("broken-unknown-kinds", "info", "bits contract 1.1.0 does not define (0x80)"),
     ("broken-wrong-kind", "kinds", "since the plugin claims that kind"),
     ("broken-panic-set-up", "set-up-grid", "plugin panicked in set_up"),
-    ("broken-nonsense-flags", "set-up-grid", "flags 0xdead0001 has bits contract 1.0.0 does not define"),
+    ("broken-nonsense-flags", "set-up-grid", "flags 0xdead0001 has bits contract 1.1.0 does not define"),
     ("broken-altmap-outside", "altmap-bounds", "is not inside"),
     ("broken-altmap-small", "altmap-bounds", "cannot hold the memmap"),
     ("broken-marks-outside", "construct-marks", "outside the request's range"),

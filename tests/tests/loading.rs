@@ -81,7 +81,7 @@ fn library_without_contract_symbol_is_not_a_plugin() {
 fn plugin_for_contract_2_names_both_versions() {
     let cfg = config_with_plugin("contract_2", "broken-contract-2");
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
-    assert_one_line_failure(&run, &["libbroken_contract_2.so", "built for contract 2.0.0", "this host speaks contract 1.0.0"]);
+    assert_one_line_failure(&run, &["libbroken_contract_2.so", "built for contract 2.0.0", "this host speaks contract 1.1.0", "another major version"]);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn plugins_lists_real_and_broken_libraries() {
     };
     let sys = line("libsystem_ram.so");
     assert!(
-        sys.starts_with("system-ram") && sys.contains("1.0.0") && sys.contains("contract 1.0.0") && sys.contains("system-ram"),
+        sys.starts_with("system-ram") && sys.contains("1.0.0") && sys.contains("contract 1.1.0") && sys.contains("system-ram"),
         "{sys}"
     );
     assert!(line("libbroken_no_root.so").contains("no root module"));

@@ -22,7 +22,7 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         auto_movable_numa_aware: true,
         movable_node: false,
         min_free: None,
-        nodes: vec![NodeSpec { id: 0, boot: vec![(0, boot)], free: None, reserved: 0 }],
+        nodes: vec![NodeSpec::new(0, vec![(0, boot)])],
         capture: None,
     })
     .unwrap()

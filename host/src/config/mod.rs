@@ -186,6 +186,13 @@ pub struct NodeConfig {
     pub free: Option<Spanned<Size>>,
     /// Boot memory the kernel holds back (kernel image, crash kernel, ...): present, not managed.
     pub reserved: Option<Spanned<Size>>,
+    /// Whether the node has CPUs (default true; a CXL memory expander has none).
+    pub cpus: Option<bool>,
+    /// The node's memory tier (default 4, the kernel's DRAM tier).
+    pub tier: Option<u32>,
+    /// Distances to other nodes by id, e.g. `{ 1 = 20, 2 = 30 }` (default 10 local, 20 remote).
+    #[serde(default)]
+    pub distance: Option<Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<u32>>>>,
 }
 
 /// `{ start = ..., size = ... }`.
@@ -202,8 +209,13 @@ pub struct RangeConfig {
 pub struct StrategyConfig {
     pub name: Spanned<String>,
     pub plugin: Spanned<String>,
-    pub options: Option<Spanned<toml::Table>>,
+    /// The plugin's options; each key and value keeps its span, so an option the plugin
+    /// does not declare is reported at its own line.
+    pub options: Option<Spanned<OptionsTable>>,
 }
+
+/// A `[[strategy]]`'s `options`, key by key.
+pub type OptionsTable = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -396,6 +408,16 @@ mod tests {
     fn missing_machine_is_an_error() {
         let err = parse_str("[[step]]\nop = \"add\"\n").unwrap_err();
         assert!(err.message.contains("machine"), "{err}");
+    }
+
+    #[test]
+    fn option_keys_keep_their_spans() {
+        let text = "[machine]\n[[strategy]]\nname = \"a\"\nplugin = \"p\"\noptions = { mode = \"x\", per_block = true }\n";
+        let loaded = parse_str(text).unwrap();
+        let options = loaded.file.strategy[0].get_ref().options.as_ref().unwrap().get_ref();
+        let keys: Vec<(String, (usize, usize))> =
+            options.keys().map(|k| (k.get_ref().clone(), line_col(&loaded.text, k.span().start))).collect();
+        assert_eq!(keys, [("mode".to_string(), (5, 13)), ("per_block".to_string(), (5, 25))]);
     }
 
     #[test]

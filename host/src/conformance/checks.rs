@@ -203,7 +203,7 @@ fn info(subject: &Subject, s: &StrategyInstance) -> Outcome {
     if i.kinds.0 & !known != 0 {
         return fail(
             format!("kinds within {known:#x} (system-ram, device)"),
-            format!("kinds {:#x}, with bits contract 1.0.0 does not define ({:#x})", i.kinds.0, i.kinds.0 & !known),
+            format!("kinds {:#x}, with bits contract {} does not define ({:#x})", i.kinds.0, ContractVersion::CURRENT, i.kinds.0 & !known),
         );
     }
     let again = match subject.instance() {

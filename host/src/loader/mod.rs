@@ -4,6 +4,7 @@
 //! failures (missing file, not a plugin, built for another contract) each get one short
 //! line; only then does abi_stable check layouts, and its long dump goes to debug logs.
 
+pub mod options;
 mod services;
 mod static_strategy;
 
@@ -14,12 +15,13 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RStr;
 use hotplug_core::abi::{MemmapOps_TO, PluginBox, PluginModRef};
+use hotplug_core::compat::{upgrade, v1_0};
 use hotplug_core::{
-    ContractVersion, Geometry, PluginError, PluginInfo, Request, RequestKind, RequestKinds, Restrictions, CONTRACT_VERSION_SYMBOL,
+    ContractVersion, OptionSpec, PluginError, PluginInfo, Request, RequestKind, RequestKinds, Restrictions, CONTRACT_VERSION_SYMBOL,
 };
 
 use crate::model::ops::{ModelOps, StrategyHandle};
-pub use services::HostServicesImpl;
+pub use services::{HostServicesImpl, MachineFacts};
 pub use static_strategy::StaticStrategy;
 
 /// Why a plugin could not be loaded: one line, naming the file.
@@ -31,8 +33,8 @@ pub enum LoadError {
     CannotOpen { path: String, reason: String },
     #[error("{path}: not a hotplug-lab plugin: {reason}")]
     NotAPlugin { path: String, reason: String },
-    #[error("{path}: built for contract {plugin}, this host speaks contract {host}")]
-    Incompatible { path: String, plugin: String, host: String },
+    #[error("{path}: built for contract {plugin}, this host speaks contract {host} ({hint})")]
+    Incompatible { path: String, plugin: String, host: String, hint: String },
     #[error("{path}: layout check failed (contract {plugin}): {reason} (RUST_LOG=debug shows abi_stable's report)")]
     Layout { path: String, plugin: String, reason: String },
     #[error("{path}: plugin {plugin} does not handle {kind} requests (it handles: {handles})")]
@@ -108,8 +110,17 @@ pub fn probe(path: &Path) -> Result<ContractVersion, LoadError> {
     if version.magic != hotplug_core::CONTRACT_MAGIC {
         return Err(LoadError::NotAPlugin { path: shown, reason: format!("{CONTRACT_VERSION_SYMBOL} has the wrong magic") });
     }
-    if !ContractVersion::CURRENT.accepts(&version) {
-        return Err(LoadError::Incompatible { path: shown, plugin: version.to_string(), host: ContractVersion::CURRENT.to_string() });
+    let host = ContractVersion::CURRENT;
+    if !host.accepts(&version) {
+        let hint = if version.major == host.major {
+            format!(
+                "it loads plugins for {}.0 to {}.{}; rebuild the plugin against hotplug-core {}.{} or use a newer host",
+                host.major, host.major, host.minor, host.major, host.minor
+            )
+        } else {
+            format!("another major version; only {}.x plugins load here", host.major)
+        };
+        return Err(LoadError::Incompatible { path: shown, plugin: version.to_string(), host: host.to_string(), hint });
     }
     Ok(version)
 }
@@ -132,12 +143,21 @@ fn short_library_error(e: &LibraryError) -> String {
     }
 }
 
+/// A library's root module, in the contract layout it was built with.
+#[derive(Clone, Copy)]
+enum Module {
+    Current(PluginModRef),
+    /// A contract 1.0 library, adapted by `hotplug_core::compat::upgrade`.
+    V1_0(v1_0::abi::PluginModRef),
+}
+
 /// A loaded plugin library.
 #[derive(Clone)]
 pub struct LoadedLibrary {
     pub path: PathBuf,
+    /// What the library's contract-version symbol says.
     pub contract: ContractVersion,
-    module: PluginModRef,
+    module: Module,
 }
 
 impl std::fmt::Debug for LoadedLibrary {
@@ -147,10 +167,31 @@ impl std::fmt::Debug for LoadedLibrary {
 }
 
 impl LoadedLibrary {
-    /// Build an instance with `options` (TOML text).
-    pub fn instantiate(&self, options: &str, geometry: Geometry) -> Result<PluginBox, PluginError> {
-        let host = HostServicesImpl::boxed(geometry);
-        (self.module.new())(RStr::from(options), host).into_result()
+    /// Build an instance with `options` (TOML text) on a machine of `facts` (a geometry,
+    /// or a `&MachineSpec` for the distance table too).
+    pub fn instantiate(&self, options: &str, facts: impl Into<MachineFacts>) -> Result<PluginBox, PluginError> {
+        let host = HostServicesImpl::boxed(facts);
+        match self.module {
+            Module::Current(m) => (m.new())(RStr::from(options), host).into_result(),
+            Module::V1_0(m) => upgrade::instantiate_v1_0(m, RStr::from(options), host).into_result(),
+        }
+    }
+
+    /// The options the plugin declares, or `None` when it declares none (then its options
+    /// reach its constructor unchecked; a contract 1.0 plugin never declares them).
+    pub fn options_schema(&self) -> Option<&'static [OptionSpec]> {
+        match self.module {
+            Module::Current(m) => (m.options_schema())().into_option().map(|s| s.as_slice()),
+            Module::V1_0(_) => None,
+        }
+    }
+
+    /// The contract layout the library was loaded through: `"1.1"`, or `"1.0"` (adapted).
+    pub fn layout(&self) -> &'static str {
+        match self.module {
+            Module::Current(_) => "1.1",
+            Module::V1_0(_) => "1.0",
+        }
     }
 }
 
@@ -183,13 +224,23 @@ impl Loader {
             LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: shown.clone(), reason: short_library_error(&e) },
             _ => LoadError::Layout { path: shown.clone(), plugin: contract.to_string(), reason: short_library_error(&e) },
         })?;
-        let module = header.init_root_module::<PluginModRef>().map_err(|e| LoadError::Layout {
-            path: shown.clone(),
-            plugin: contract.to_string(),
-            reason: short_library_error(&e),
-        })?;
-        log::info!("loaded plugin {} (contract {contract})", key.display());
+        // The newest layout first, then each older one (docs/abi.md section 5).
+        let module = match header.init_root_module::<PluginModRef>() {
+            Ok(m) => Module::Current(m),
+            Err(newest) => {
+                log::debug!("{shown}: not a contract 1.1 layout ({}); trying 1.0", short_library_error(&newest));
+                match header.init_root_module::<v1_0::abi::PluginModRef>() {
+                    Ok(m) => Module::V1_0(m),
+                    Err(older) => {
+                        // Report the layout the library says it was built for.
+                        let e = if contract.minor == 0 { older } else { newest };
+                        return Err(LoadError::Layout { path: shown.clone(), plugin: contract.to_string(), reason: short_library_error(&e) });
+                    }
+                }
+            }
+        };
         let lib = LoadedLibrary { path: key.clone(), contract, module };
+        log::info!("loaded plugin {} (contract {contract}, through the {} layout)", key.display(), lib.layout());
         self.loaded.insert(key, lib.clone());
         Ok(lib)
     }
@@ -231,13 +282,7 @@ pub fn check_path_safety(_path: &Path) -> Result<(), LoadError> {
 
 /// Names of the request kinds in a mask.
 pub fn kinds_text(kinds: RequestKinds) -> String {
-    let names: Vec<&str> =
-        [RequestKind::SYSTEM_RAM, RequestKind::DEVICE].into_iter().filter(|k| kinds.contains(*k)).map(RequestKind::name).collect();
-    if names.is_empty() {
-        "nothing".into()
-    } else {
-        names.join(", ")
-    }
+    kinds.names()
 }
 
 /// A `[[strategy]]` instance: a plugin instance with its name.
@@ -245,13 +290,21 @@ pub struct StrategyInstance {
     pub name: String,
     pub info: PluginInfo,
     pub path: PathBuf,
+    /// The options the plugin declares (`None`: it declares none).
+    pub options_schema: Option<&'static [OptionSpec]>,
     obj: PluginBox,
 }
 
 impl StrategyInstance {
     /// Instantiate `lib` as strategy `name`, checking that it handles `needs`.
-    pub fn new(name: &str, lib: &LoadedLibrary, options: &str, geometry: Geometry, needs: &[RequestKind]) -> Result<Self, InstanceError> {
-        let obj = lib.instantiate(options, geometry).map_err(InstanceError::Options)?;
+    pub fn new(
+        name: &str,
+        lib: &LoadedLibrary,
+        options: &str,
+        facts: impl Into<MachineFacts>,
+        needs: &[RequestKind],
+    ) -> Result<Self, InstanceError> {
+        let obj = lib.instantiate(options, facts).map_err(InstanceError::Options)?;
         let info = obj.info();
         for kind in needs {
             if !info.kinds.contains(*kind) {
@@ -263,7 +316,7 @@ impl StrategyInstance {
                 }));
             }
         }
-        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), obj })
+        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), options_schema: lib.options_schema(), obj })
     }
 }
 

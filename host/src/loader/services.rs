@@ -1,20 +1,46 @@
-//! The HostServices object every plugin instance receives: logging and geometry.
+//! The HostServices object every plugin instance receives: logging, geometry, and the
+//! NUMA distance table.
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, RStr};
+use abi_stable::std_types::{RArc, ROption, RStr};
 use hotplug_core::abi::{HostServices, HostServicesBox, HostServices_TO};
 use hotplug_core::Geometry;
+
+use crate::model::boot::MachineSpec;
+use crate::model::numa::Distances;
+
+/// What an instance may ask the host about the machine for its whole life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineFacts {
+    pub geometry: Geometry,
+    pub distances: Distances,
+}
+
+impl From<Geometry> for MachineFacts {
+    /// The geometry alone: `distance` answers `None` for every node.
+    fn from(geometry: Geometry) -> Self {
+        MachineFacts { geometry, distances: Distances::default() }
+    }
+}
+
+impl From<&MachineSpec> for MachineFacts {
+    fn from(spec: &MachineSpec) -> Self {
+        MachineFacts { geometry: spec.geometry, distances: spec.distances() }
+    }
+}
 
 /// Forwards plugin log records to the host's `log` (so `RUST_LOG` governs both).
 #[derive(Debug, Clone)]
 pub struct HostServicesImpl {
     geometry: Geometry,
+    distances: Distances,
 }
 
 impl HostServicesImpl {
     /// The boxed, type-erased object a constructor takes.
-    pub fn boxed(geometry: Geometry) -> HostServicesBox {
-        HostServices_TO::from_ptr(RArc::new(HostServicesImpl { geometry }), TD_Opaque)
+    pub fn boxed(facts: impl Into<MachineFacts>) -> HostServicesBox {
+        let facts = facts.into();
+        HostServices_TO::from_ptr(RArc::new(HostServicesImpl { geometry: facts.geometry, distances: facts.distances }), TD_Opaque)
     }
 }
 
@@ -40,5 +66,9 @@ impl HostServices for HostServicesImpl {
 
     fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    fn distance(&self, from: u32, to: u32) -> ROption<u32> {
+        self.distances.get(from, to).into()
     }
 }

@@ -7,6 +7,8 @@ use super::block::{BlockState, MemoryBlock};
 use super::geometry::MachineGeometry;
 use super::journal::{JCell, JMap};
 use super::node::Node;
+use super::numa::{Distances, NodeFacts};
+use std::collections::BTreeMap;
 use super::sections::{MemmapHome, Section, SectionTable};
 use super::zone::{Zone, ZoneType};
 use super::{Counters, Model, Policy};
@@ -22,6 +24,17 @@ pub struct NodeSpec {
     pub free: Option<u64>,
     /// Boot bytes the kernel holds back (present, not managed).
     pub reserved: u64,
+    /// CPUs and memory tier (defaults: CPUs, DRAM tier).
+    pub facts: NodeFacts,
+    /// Distances from this node to others, where they differ from the kernel's default.
+    pub distance: BTreeMap<u32, u32>,
+}
+
+impl NodeSpec {
+    /// A node with boot RAM `(start, size)` ranges and every other setting at its default.
+    pub fn new(id: u32, boot: Vec<(u64, u64)>) -> Self {
+        NodeSpec { id, boot, free: None, reserved: 0, facts: NodeFacts::default(), distance: BTreeMap::new() }
+    }
 }
 
 /// The machine as configured, resolved (block size probed, defaults filled in).
@@ -54,9 +67,15 @@ impl MachineSpec {
             auto_movable_numa_aware: true,
             movable_node: false,
             min_free: None,
-            nodes: nodes.iter().map(|&(id, start, size)| NodeSpec { id, boot: vec![(start, size)], free: None, reserved: 0 }).collect(),
+            nodes: nodes.iter().map(|&(id, start, size)| NodeSpec::new(id, vec![(start, size)])).collect(),
             capture: None,
         }
+    }
+
+    /// The machine's distance table (what `HostServices::distance` answers).
+    pub fn distances(&self) -> Distances {
+        let given = self.nodes.iter().flat_map(|n| n.distance.iter().map(move |(&to, &d)| ((n.id, to), d))).collect();
+        Distances::new(self.nodes.iter().map(|n| n.id), given)
     }
 }
 
@@ -113,6 +132,7 @@ impl Model {
             groups: JMap::default(),
             virtio: JMap::default(),
             counters: JCell::new(Counters::default()),
+            distances: spec.distances(),
             in_txn: false,
         };
 
@@ -147,6 +167,7 @@ impl Model {
                     onlined_since_boot: 0,
                     memmap_taken: 0,
                     online: !n.boot.is_empty(),
+                    facts: n.facts,
                 },
             );
         }

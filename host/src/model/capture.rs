@@ -163,7 +163,7 @@ impl Capture {
         let page = geometry.page_size;
         let mut nodes: BTreeMap<u32, NodeSpec> = BTreeMap::new();
         for &(nid, _) in self.zones.keys() {
-            nodes.entry(nid).or_insert(NodeSpec { id: nid, boot: Vec::new(), free: None, reserved: 0 });
+            nodes.entry(nid).or_insert(NodeSpec::new(nid, Vec::new()));
         }
         for &(depth, start, end, ref name) in &self.iomem {
             if depth != 0 || name != "System RAM" {

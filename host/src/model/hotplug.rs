@@ -57,9 +57,12 @@ pub enum GroupRequest {
 pub struct AddOutcome {
     pub add_id: u64,
     pub blocks: Vec<u64>,
-    /// Pages of memmap taken from node memory, and from which node.
+    /// Pages of memmap taken from node memory, and from which node (the first that paid).
     pub memmap_node_pages: u64,
     pub memmap_nid: u32,
+    /// Pages of memmap per node, when more than one node paid (`Restrictions::memmap_nodes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memmap_by_node: Vec<(u32, u64)>,
     /// Pages of memmap placed inside the range through altmaps.
     pub memmap_altmap_pages: u64,
     /// The strategy's note (why it placed the memmap where it did).
@@ -90,6 +93,16 @@ pub struct RemoveOutcome {
 /// petabyte add of 2 GiB blocks stays linear).
 fn altmap_of_chunk(chunks: &[(u64, Option<Altmap>)], start: u64) -> Option<Altmap> {
     chunks.binary_search_by_key(&start, |(s, _)| *s).ok().and_then(|i| chunks[i].1)
+}
+
+/// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
+/// `memmap_nid`, else the range's own node.
+fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
+    if r.memmap_nodes.is_empty() {
+        vec![r.memmap_nid.into_option().unwrap_or(nid)]
+    } else {
+        r.memmap_nodes.to_vec()
+    }
 }
 
 /// The resource name each driver uses.
@@ -162,7 +175,8 @@ impl Model {
         self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
 
         let per_block = restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
-        let memmap_nid = restrictions.memmap_nid.into_option().unwrap_or(p.nid);
+        let payers = memmap_payers(&restrictions, p.nid);
+        let mut by_node: Vec<(u32, u64)> = Vec::new();
         let mut first_altmap: Option<Altmap> = None;
         let mut memmap_node_pages = 0;
         let mut memmap_altmap_pages = 0;
@@ -186,7 +200,7 @@ impl Model {
                 altmap::check_for_add(a, chunk_start, chunk_pages)
                     .map_err(|e| StepError::validator(strategy.plugin_name(), format!("invalid altmap: {e}")))?;
             }
-            let (node_pages, alt_pages) = self.add_sections(chunk_start, chunk_pages, p.nid, memmap_nid, altmap.as_mut())?;
+            let (node_pages, alt_pages) = self.add_sections(chunk_start, chunk_pages, p.nid, &payers, &mut by_node, altmap.as_mut())?;
             memmap_node_pages += node_pages;
             memmap_altmap_pages += alt_pages;
             if first_altmap.is_none() {
@@ -258,7 +272,8 @@ impl Model {
             add_id,
             blocks,
             memmap_node_pages,
-            memmap_nid,
+            memmap_nid: by_node.first().map_or(payers[0], |&(nid, _)| nid),
+            memmap_by_node: if by_node.len() > 1 { by_node } else { Vec::new() },
             memmap_altmap_pages,
             note: restrictions.note.to_string(),
             onlined: Vec::new(),
@@ -315,7 +330,7 @@ impl Model {
     }
 
     /// What the validator demands of a `set_up` result for a request of `kind` over
-    /// `[start_pfn, start_pfn + nr_pages)`: only flags contract 1.0.0 defines, an existing
+    /// `[start_pfn, start_pfn + nr_pages)`: only flags the contract defines, an existing
     /// `memmap_nid`, and an altmap the kernel's `__add_pages` would accept (starting at the
     /// range's first pfn, `reserve + free` inside the range, or inside one memory block
     /// with MEMMAP_ON_MEMORY). Public so the conformance suite applies the same rules.
@@ -331,7 +346,7 @@ impl Model {
         if unknown != 0 {
             return Err(StepError::validator(
                 plugin,
-                format!("flags {:#x} has bits contract 1.0.0 does not define ({unknown:#x})", r.flags.0),
+                format!("flags {:#x} has bits contract {} does not define ({unknown:#x})", r.flags.0, hotplug_core::ContractVersion::CURRENT),
             ));
         }
         if kind == RequestKind::DEVICE && r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
@@ -343,6 +358,22 @@ impl Model {
         if let Some(nid) = r.memmap_nid.into_option() {
             if self.nodes.get(&nid).is_none() {
                 return Err(StepError::validator(plugin, format!("memmap_nid {nid} names a node that does not exist")));
+            }
+        }
+        if !r.memmap_nodes.is_empty() {
+            if kind == RequestKind::DEVICE {
+                return Err(StepError::validator(plugin, "memmap_nodes for device memory (its memmap comes from the pgmap's node)"));
+            }
+            if r.memmap_nid.is_some() {
+                return Err(StepError::validator(plugin, "both memmap_nid and memmap_nodes: give one"));
+            }
+            for (i, nid) in r.memmap_nodes.iter().enumerate() {
+                if self.nodes.get(nid).is_none() {
+                    return Err(StepError::validator(plugin, format!("memmap_nodes names node {nid}, which does not exist")));
+                }
+                if r.memmap_nodes[..i].contains(nid) {
+                    return Err(StepError::validator(plugin, format!("memmap_nodes names node {nid} twice")));
+                }
             }
         }
         let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
@@ -422,14 +453,16 @@ impl Model {
     }
 
     /// sparse_add_section for each section of `[start, start + nr)`: allocate its memmap
-    /// (PMD by PMD, from the altmap if given, else from `memmap_nid`'s free memory) and
-    /// mark it present. Returns (node pages, altmap pages) allocated.
+    /// (PMD by PMD, from the altmap if given, else from the first of `payers` with room)
+    /// and mark it present. Returns (node pages, altmap pages) allocated; `by_node` adds
+    /// up the node pages per paying node.
     fn add_sections(
         &mut self,
         start: u64,
         nr: u64,
         nid: u32,
-        memmap_nid: u32,
+        payers: &[u32],
+        by_node: &mut Vec<(u32, u64)>,
         mut altmap: Option<&mut Altmap>,
     ) -> Result<(u64, u64), StepError> {
         let g = self.geometry;
@@ -466,8 +499,25 @@ impl Model {
                 alt_pages += need;
                 MemmapHome::Altmap { pages: need }
             } else {
-                let available = self.allocatable(memmap_nid);
-                if need > available {
+                let payer = payers.iter().copied().find(|&n| self.allocatable(n) >= need);
+                if payer.is_none() && payers.len() > 1 {
+                    let done = nr_sec - first_sec;
+                    let room: Vec<String> = payers.iter().map(|&n| format!("node {n} {}", self.allocatable(n))).collect();
+                    return Err(StepError::kernel(
+                        errno::ENOMEM,
+                        format!(
+                            "memmap for section {} of {total} (pfn {s_start:#x}) needs {need} pages ({}), and no node of memmap_nodes \
+                             has that many allocatable ({}); {done} sections' memmap ({}) fit",
+                            done + 1,
+                            format_size(need * g.page_size()),
+                            room.join(", "),
+                            format_size(node_pages * g.page_size()),
+                        ),
+                    ));
+                }
+                let Some(memmap_nid) = payer else {
+                    let memmap_nid = payers[0];
+                    let available = self.allocatable(memmap_nid);
                     let n = self.nodes.get(&memmap_nid).expect("memmap node checked");
                     let done = nr_sec - first_sec;
                     return Err(StepError::kernel(
@@ -486,8 +536,12 @@ impl Model {
                             format_size(node_pages * g.page_size()),
                         ),
                     ));
-                }
+                };
                 self.nodes.update(&memmap_nid, |n| n.memmap_taken += need);
+                match by_node.iter_mut().find(|(n, _)| *n == memmap_nid) {
+                    Some((_, pages)) => *pages += need,
+                    None => by_node.push((memmap_nid, need)),
+                }
                 node_pages += need;
                 MemmapHome::Node { nid: memmap_nid, pages: need }
             };
@@ -687,6 +741,16 @@ impl Model {
     /// try_remove_memory for `[start, start + size)`: only offline memory, only whole
     /// hot-adds; the strategy's `tear_down` runs before the sections go.
     pub fn remove_memory(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
+        // virtio-mem memory is the driver's to unplug (a `shrink` step); removing it under
+        // the device would leave the device counting blocks that are gone.
+        let page = self.geometry.page_size();
+        let (s_pfn, e_pfn) = (start / page, start.saturating_add(size) / page);
+        if let Some(a) = self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn) {
+            return Err(StepError::kernel(
+                errno::EBUSY,
+                format!("{:#x}+{:#x} is virtio-mem memory: the device unplugs it (a shrink step), not a remove", a.start_pfn * page, a.nr_pages * page),
+            ));
+        }
         self.transaction(|m| m.remove_memory_locked(start, size, lookup))
     }
 

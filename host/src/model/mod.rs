@@ -16,6 +16,7 @@ pub mod hotplug;
 pub mod invariants;
 pub mod journal;
 pub mod node;
+pub mod numa;
 pub mod ops;
 pub mod pages;
 pub mod resource;
@@ -108,6 +109,8 @@ pub struct Model {
     /// virtio-mem devices, by name.
     pub virtio: JMap<String, virtio::VirtioMem>,
     pub counters: JCell<Counters>,
+    /// The NUMA distance table (fixed at boot).
+    pub distances: numa::Distances,
     in_txn: bool,
 }
 

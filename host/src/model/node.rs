@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::numa::NodeFacts;
 use super::zone::{Zone, ZoneType};
 
 /// One node (`pg_data_t`) and the model's free-memory account for it.
@@ -19,6 +20,9 @@ pub struct Node {
     pub memmap_taken: u64,
     /// Whether the node is online (has memory or a CPU).
     pub online: bool,
+    /// CPUs and memory tier, as strategies see them in each request.
+    #[serde(skip)]
+    pub facts: NodeFacts,
 }
 
 impl Node {

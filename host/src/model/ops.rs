@@ -5,6 +5,7 @@ use abi_stable::std_types::{ROption, RResult, RSlice};
 use hotplug_core::abi::MemmapOps;
 use hotplug_core::{
     Altmap, DevicePageInit, Driver, Geometry, NodeInfo, PfnRange, PgmapType, PluginError, Request, RequestKind, RequestKinds, Restrictions,
+    StridedRange,
 };
 
 use super::{Model, PageState};
@@ -41,8 +42,17 @@ pub struct RequestData {
     pub range_index: u32,
     pub range_count: u32,
     pub geometry: Geometry,
-    /// Per node: (id, free pages, present pages, boot ranges).
-    pub nodes: Vec<(u32, u64, u64, Vec<PfnRange>)>,
+    pub nodes: Vec<NodeData>,
+}
+
+/// Everything a [`NodeInfo`] borrows, owned.
+#[derive(Debug, Clone)]
+pub struct NodeData {
+    pub id: u32,
+    pub free_pages: u64,
+    pub present_pages: u64,
+    pub boot_ranges: Vec<PfnRange>,
+    pub facts: super::numa::NodeFacts,
 }
 
 impl RequestData {
@@ -64,9 +74,12 @@ impl RequestData {
             nodes: model
                 .nodes
                 .values()
-                .map(|n| {
-                    let ranges = n.boot_ranges.iter().map(|&(s, e)| PfnRange::new(s, e - s)).collect();
-                    (n.id, model.allocatable(n.id), n.present_pages(), ranges)
+                .map(|n| NodeData {
+                    id: n.id,
+                    free_pages: model.allocatable(n.id),
+                    present_pages: n.present_pages(),
+                    boot_ranges: n.boot_ranges.iter().map(|&(s, e)| PfnRange::new(s, e - s)).collect(),
+                    facts: n.facts,
                 })
                 .collect(),
         }
@@ -97,11 +110,13 @@ impl RequestData {
         let nodes: Vec<NodeInfo<'_>> = self
             .nodes
             .iter()
-            .map(|(id, free, present, ranges)| NodeInfo {
-                id: *id,
-                boot_ranges: RSlice::from_slice(ranges),
-                free_pages: *free,
-                present_pages: *present,
+            .map(|n| NodeInfo {
+                id: n.id,
+                boot_ranges: RSlice::from_slice(&n.boot_ranges),
+                free_pages: n.free_pages,
+                present_pages: n.present_pages,
+                has_cpus: n.facts.has_cpus,
+                tier: n.facts.tier,
             })
             .collect();
         let request = Request {
@@ -153,6 +168,35 @@ impl<'m> ModelOps<'m> {
             );
             self.violation.get_or_insert(msg.clone());
             Err(PluginError::msg(msg))
+        }
+    }
+
+    /// The runs of `runs`, checked as the single calls would be, in O(1): every run
+    /// non-empty and inside the request's range (runs move one way, so the first and the
+    /// last decide). No runs at all is no calls at all.
+    fn check_strided(&mut self, call: &str, runs: StridedRange) -> Result<(), PluginError> {
+        if runs.count == 0 {
+            return Ok(());
+        }
+        let inside = runs.span().is_some_and(|span| runs.len > 0 && self.range.contains_range(&span));
+        if !inside {
+            let end = self.range.start.saturating_add(self.range.count);
+            let msg = format!(
+                "{call} on {} runs of {:#x} pages every {:#x} from pfn {:#x}: not all inside the request's range {:#x}-{end:#x}",
+                runs.count, runs.len, runs.stride, runs.start, self.range.start
+            );
+            self.violation.get_or_insert(msg.clone());
+            return Err(PluginError::msg(msg));
+        }
+        Ok(())
+    }
+
+    /// Give every run of a checked `runs` the state `value`.
+    fn set_strided(&mut self, runs: StridedRange, value: Option<PageState>) {
+        // Checked: every run lies inside the range, so none of this overflows.
+        for i in 0..runs.count {
+            let s = runs.start + i * runs.stride;
+            self.model.pages.set(s, s + runs.len, value);
         }
     }
 }
@@ -209,5 +253,13 @@ impl MemmapOps for ModelOps<'_> {
 
     fn altmap(&self) -> ROption<Altmap> {
         self.altmap.into()
+    }
+
+    fn mark_vmemmap_strided(&mut self, runs: StridedRange) -> RResult<(), PluginError> {
+        self.check_strided("mark_vmemmap_strided", runs).map(|()| self.set_strided(runs, Some(PageState::Vmemmap))).into()
+    }
+
+    fn clear_pages_strided(&mut self, runs: StridedRange) -> RResult<(), PluginError> {
+        self.check_strided("clear_pages_strided", runs).map(|()| self.set_strided(runs, None)).into()
     }
 }

@@ -198,6 +198,15 @@ fn signed_thousands(v: i64) -> String {
     }
 }
 
+/// "node 0", or "nodes 1 (768 MiB), 0 (256 MiB)" when several nodes paid for an add's memmap.
+fn memmap_nodes_text(page: u64, a: &crate::model::hotplug::AddOutcome) -> String {
+    if a.memmap_by_node.is_empty() {
+        return format!("node {}", a.memmap_nid);
+    }
+    let parts: Vec<String> = a.memmap_by_node.iter().map(|&(nid, pages)| format!("{nid} ({})", format_size(pages * page))).collect();
+    format!("nodes {}", parts.join(", "))
+}
+
 /// One line describing what a step did.
 pub fn step_line(model_page: u64, s: &StepResult) -> String {
     let mut line =
@@ -212,7 +221,7 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
         Outcome::Added(a) => {
             let mut d = format!("ok: {} block(s)", a.blocks.len());
             if a.memmap_node_pages > 0 {
-                let _ = write!(d, "; memmap {} from node {}", format_size(a.memmap_node_pages * model_page), a.memmap_nid);
+                let _ = write!(d, "; memmap {} from {}", format_size(a.memmap_node_pages * model_page), memmap_nodes_text(model_page, a));
             }
             if a.memmap_altmap_pages > 0 {
                 let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
@@ -410,7 +419,7 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
         Outcome::Added(a) => {
             let mut parts = Vec::new();
             if a.memmap_node_pages > 0 {
-                parts.push(format!("memmap {} from node {}", format_size(a.memmap_node_pages * page), a.memmap_nid));
+                parts.push(format!("memmap {} from {}", format_size(a.memmap_node_pages * page), memmap_nodes_text(page, a)));
             }
             if a.memmap_altmap_pages > 0 {
                 parts.push(format!("memmap {} inside", format_size(a.memmap_altmap_pages * page)));
