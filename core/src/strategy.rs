@@ -42,7 +42,8 @@ pub trait Strategy: Send + Sync + Sized + 'static {
     }
 }
 
-/// The host's services as a plugin sees them.
+/// The host's services as a plugin sees them (cheap to clone: keep one in your strategy).
+#[derive(Clone)]
 pub struct Host {
     services: HostServicesBox,
 }

@@ -465,6 +465,8 @@ impl OptionType {
     pub const CHOICE: OptionType = OptionType(4);
     /// An array of TOML integers (e.g. node ids).
     pub const INTEGER_LIST: OptionType = OptionType(5);
+    /// A size: an integer of bytes, or a string with a binary unit (`"2MiB"`).
+    pub const SIZE: OptionType = OptionType(6);
 
     /// The name shown by `host plugins --verbose`.
     pub fn name(self) -> &'static str {
@@ -475,6 +477,7 @@ impl OptionType {
             OptionType::STRING => "string",
             OptionType::CHOICE => "choice",
             OptionType::INTEGER_LIST => "integer list",
+            OptionType::SIZE => "size",
             _ => "unknown",
         }
     }

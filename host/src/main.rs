@@ -92,6 +92,9 @@ enum Command {
         /// A directory to search (repeatable; default: next to the host binary).
         #[arg(long = "dir", value_name = "DIR")]
         dirs: Vec<PathBuf>,
+        /// Also show each plugin's options and which optional operations of its contract it provides.
+        #[arg(long, short)]
+        verbose: bool,
     },
 }
 
@@ -123,7 +126,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Plugins { dirs }) => list_plugins(dirs, cli.allow_unsafe_plugin_path),
+        Some(Command::Plugins { dirs, verbose }) => list_plugins(dirs, *verbose, cli.allow_unsafe_plugin_path),
         Some(Command::Snapshot { root, out }) => hotplug_host::snapshot::take(root, out).map_err(anyhow::Error::msg).map(|n| {
             eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
             ExitCode::SUCCESS
@@ -264,7 +267,49 @@ fn run_conformance(plugin: &str, suite: &conformance::SuiteOptions, format: Form
     Ok(ExitCode::from(report.exit_code()))
 }
 
-fn list_plugins(dirs: &[PathBuf], allow_unsafe: bool) -> anyhow::Result<ExitCode> {
+/// `host plugins --verbose`: the layout a library loaded through, what of its contract's
+/// optional operations it provides (and the defaults it gets for the rest), its options.
+fn plugin_details(lib: &loader::LoadedLibrary) -> String {
+    let mut out = String::new();
+    let schema = lib.options_schema();
+    if lib.layout() == "1.0" {
+        out.push_str("\n    layout: contract 1.0, adapted to 1.1 by the host (docs/abi.md section 5)");
+        out.push_str("\n    provides: nothing optional; defaults: options reach its constructor unchecked, the host refuses unclaimed kinds, no node facts or distances, no memmap_nodes");
+    } else {
+        out.push_str("\n    layout: contract 1.1");
+        let declared = match schema {
+            Some(s) => format!("options_schema ({} option{})", s.len(), if s.len() == 1 { "" } else { "s" }),
+            None => "no options_schema (its options reach its constructor unchecked)".to_string(),
+        };
+        out.push_str(&format!("\n    provides: {declared}"));
+    }
+    if let Some(schema) = schema {
+        if schema.is_empty() {
+            out.push_str("\n    options: none");
+        }
+        for o in schema {
+            let ty = if o.ty == hotplug_core::OptionType::CHOICE {
+                o.choice_list().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" | ")
+            } else {
+                o.ty.name().to_string()
+            };
+            let default = match o.default.as_str() {
+                "" => String::new(),
+                d if d.starts_with('(') => format!(" (default: {})", clean(d.trim_start_matches('(').trim_end_matches(')'))),
+                d => format!(" (default {})", clean(d)),
+            };
+            out.push_str(&format!("\n    option {} = {ty}{default}: {}", clean(o.name.as_str()), clean(o.help.as_str())));
+        }
+    }
+    out
+}
+
+/// Plugin text for a terminal: control characters shown as `?`.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+fn list_plugins(dirs: &[PathBuf], verbose: bool, allow_unsafe: bool) -> anyhow::Result<ExitCode> {
     let dirs: Vec<PathBuf> = if dirs.is_empty() { loader::exe_dir().into_iter().collect() } else { dirs.to_vec() };
     let mut loader = Loader::new(allow_unsafe);
     let geometry = hotplug_host::model::geometry::preset(hotplug_core::Arch::X86_64);
@@ -282,20 +327,26 @@ fn list_plugins(dirs: &[PathBuf], allow_unsafe: bool) -> anyhow::Result<ExitCode
         files.sort();
         for file in files {
             let line = match loader.load(&file) {
-                Ok(lib) => match lib.instantiate("", geometry) {
-                    Ok(obj) => {
-                        let info = obj.info();
-                        format!(
-                            "{:<24} {:<8} contract {:<6} handles {:<20} {}",
-                            info.name.as_str(),
-                            info.version.as_str(),
-                            info.contract.to_string(),
-                            loader::kinds_text(info.kinds),
-                            file.display()
-                        )
+                Ok(lib) => {
+                    let mut text = match lib.instantiate("", geometry) {
+                        Ok(obj) => {
+                            let info = obj.info();
+                            format!(
+                                "{:<24} {:<8} contract {:<6} handles {:<20} {}",
+                                info.name.as_str(),
+                                info.version.as_str(),
+                                info.contract.to_string(),
+                                loader::kinds_text(info.kinds),
+                                file.display()
+                            )
+                        }
+                        Err(e) => format!("{}: constructor failed with empty options: {}", file.display(), e.message),
+                    };
+                    if verbose {
+                        text.push_str(&plugin_details(&lib));
                     }
-                    Err(e) => format!("{}: constructor failed with empty options: {}", file.display(), e.message),
-                },
+                    text
+                }
                 Err(e) => e.to_string(),
             };
             println!("{line}");

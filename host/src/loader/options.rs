@@ -55,9 +55,18 @@ fn type_mismatch(spec: &OptionSpec, value: &toml::Value) -> Option<String> {
         (OptionType::FLOAT, V::Float(_) | V::Integer(_)) => true,
         (OptionType::CHOICE, V::String(s)) => spec.choice_list().any(|c| c == s),
         (OptionType::INTEGER_LIST, V::Array(items)) => items.iter().all(|i| matches!(i, V::Integer(_))),
-        (OptionType::BOOL | OptionType::INTEGER | OptionType::FLOAT | OptionType::STRING | OptionType::CHOICE | OptionType::INTEGER_LIST, _) => {
-            false
-        }
+        (OptionType::SIZE, V::Integer(n)) => *n >= 0,
+        (OptionType::SIZE, V::String(s)) => crate::config::parse_size(s).is_ok(),
+        (
+            OptionType::BOOL
+            | OptionType::INTEGER
+            | OptionType::FLOAT
+            | OptionType::STRING
+            | OptionType::CHOICE
+            | OptionType::INTEGER_LIST
+            | OptionType::SIZE,
+            _,
+        ) => false,
         _ => true,
     };
     if ok {
@@ -70,6 +79,7 @@ fn type_mismatch(spec: &OptionSpec, value: &toml::Value) -> Option<String> {
         }
         OptionType::BOOL => "true or false".to_string(),
         OptionType::INTEGER_LIST => "an array of integers".to_string(),
+        OptionType::SIZE => "a size (bytes, or a string such as \"2MiB\")".to_string(),
         t => format!("a{} {}", if t == OptionType::INTEGER { "n" } else { "" }, t.name()),
     })
 }
@@ -95,6 +105,7 @@ mod tests {
         OptionSpec::new("memmap_nodes", OptionType::INTEGER_LIST, "[]", "who pays"),
         OptionSpec::new("ratio", OptionType::FLOAT, "1.0", "a float"),
         OptionSpec::new("future", OptionType(77), "", "a type this host does not know"),
+        OptionSpec::new("align", OptionType::SIZE, "\"2MiB\"", "a size"),
     ];
 
     fn entries(text: &str) -> toml::Table {
@@ -103,7 +114,7 @@ mod tests {
 
     #[test]
     fn declared_keys_of_the_right_type_pass() {
-        let t = entries("mode = \"force\"\nper_block = false\nmemmap_nodes = [1, 0]\nratio = 2\nfuture = { any = 1 }\n");
+        let t = entries("mode = \"force\"\nper_block = false\nmemmap_nodes = [1, 0]\nratio = 2\nfuture = { any = 1 }\nalign = \"1GiB\"\n");
         assert_eq!(check("mom", SCHEMA, t.iter().map(|(k, v)| (k.as_str(), v))), Ok(()));
     }
 
@@ -112,7 +123,7 @@ mod tests {
         let t = entries("mod = \"force\"\n");
         let e = check("mom", SCHEMA, t.iter().map(|(k, v)| (k.as_str(), v))).unwrap_err();
         assert_eq!((e.index, e.at), (0, Where::Key));
-        assert_eq!(e.message, "plugin mom has no option \"mod\"; it takes: mode, per_block, memmap_nodes, ratio, future");
+        assert_eq!(e.message, "plugin mom has no option \"mod\"; it takes: mode, per_block, memmap_nodes, ratio, future, align");
         let e = check("x", &[], t.iter().map(|(k, v)| (k.as_str(), v))).unwrap_err();
         assert!(e.message.ends_with("it takes no options"), "{}", e.message);
     }
@@ -124,6 +135,8 @@ mod tests {
             ("per_block = 1", "option \"per_block\" of plugin p takes true or false, not 1"),
             ("memmap_nodes = [1, \"x\"]", "option \"memmap_nodes\" of plugin p takes an array of integers, not [1, \"x\"]"),
             ("ratio = \"1\"", "option \"ratio\" of plugin p takes a float, not \"1\""),
+            ("align = \"2 furlongs\"", "option \"align\" of plugin p takes a size (bytes, or a string such as \"2MiB\"), not \"2 furlongs\""),
+            ("align = -1", "option \"align\" of plugin p takes a size (bytes, or a string such as \"2MiB\"), not -1"),
         ];
         for (text, message) in cases {
             let t = entries(text);

@@ -8,8 +8,8 @@
 mod namespace;
 
 use hotplug_core::{
-    errno, export_plugin, Altmap, DevicePageInit, Host, Ops, PfnRange, PgmapType, PluginError, Request, RequestKind, RequestKinds,
-    RestrictionFlags, Restrictions, Strategy,
+    errno, export_plugin, Altmap, DevicePageInit, Host, OptionSpec, OptionType, Ops, PfnRange, PgmapType, PluginError, Request,
+    RequestKinds, RestrictionFlags, Restrictions, Strategy,
 };
 pub use namespace::{layout, Layout, LayoutError, Map};
 use serde::Deserialize;
@@ -62,6 +62,19 @@ fn pgmap_type(name: &str) -> Option<PgmapType> {
         .find(|t| t.name() == name)
 }
 
+/// The options, for the host and `host plugins --verbose`.
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::choice(
+        "type",
+        "private|coherent|fsdax|generic|p2pdma",
+        "\"generic\"",
+        "the pgmap type when the step names none (generic: device-dax)",
+    ),
+    OptionSpec::choice("map", "mem|dev", "\"mem\"", "where an nvdimm namespace's memmap lives: RAM, or the namespace (altmap)"),
+    OptionSpec::new("align", OptionType::SIZE, "\"2MiB\"", "the namespace alignment, raised to 2 MiB"),
+    OptionSpec::new("vmemmap_shift", OptionType::INTEGER, "0", "compound-page order when the step names none (9: 2 MiB, 18: 1 GiB)"),
+];
+
 /// The device-pgmap strategy.
 #[derive(Debug)]
 pub struct DevicePgmap {
@@ -83,6 +96,7 @@ impl DevicePgmap {
 
 impl Strategy for DevicePgmap {
     const KINDS: RequestKinds = RequestKinds::DEVICE;
+    const OPTIONS: Option<&'static [OptionSpec]> = Some(OPTIONS);
 
     fn new(options: &str, _host: &Host) -> Result<Self, PluginError> {
         let o: Options = hotplug_core::options::parse("device-pgmap", options)?;
@@ -103,12 +117,6 @@ impl Strategy for DevicePgmap {
     }
 
     fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
-        if request.kind != RequestKind::DEVICE {
-            return Err(PluginError::errno(
-                errno::EOPNOTSUPP,
-                format!("device-pgmap handles only device requests, not {}", request.kind.name()),
-            ));
-        }
         let (t, shift) = self.pgmap_of(request);
         let g = request.geometry;
         let compound = (1u64 << shift) * g.page_size;

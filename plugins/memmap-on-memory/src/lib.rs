@@ -12,8 +12,8 @@ mod eligibility;
 
 pub use eligibility::{plan, Mode, Plan, Refusal};
 use hotplug_core::{
-    errno, export_plugin, Altmap, Host, Ops, PfnRange, PluginError, Request, RequestKind, RequestKinds, RestrictionFlags, Restrictions,
-    Strategy,
+    errno, export_plugin, Altmap, Host, OptionSpec, OptionType, Ops, PluginError, Request, RequestKinds, RestrictionFlags, Restrictions,
+    Strategy, StridedRange,
 };
 use serde::Deserialize;
 
@@ -27,6 +27,12 @@ struct Options {
     /// 6.7, where only an add of exactly one block may use memmap on memory.
     per_block: Option<bool>,
 }
+
+/// The options, for the host and `host plugins --verbose`.
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::choice("mode", "strict|force", "\"strict\"", "memory_hotplug.memmap_on_memory=y (strict) or =force"),
+    OptionSpec::new("per_block", OptionType::BOOL, "true", "one altmap per memory block (Linux 6.8+); false: the 6.7 one-block rule"),
+];
 
 /// The memmap-on-memory strategy.
 #[derive(Debug)]
@@ -47,6 +53,7 @@ impl MemmapOnMemory {
 
 impl Strategy for MemmapOnMemory {
     const KINDS: RequestKinds = RequestKinds::SYSTEM_RAM;
+    const OPTIONS: Option<&'static [OptionSpec]> = Some(OPTIONS);
 
     fn new(options: &str, _host: &Host) -> Result<Self, PluginError> {
         let o: Options = hotplug_core::options::parse("memmap-on-memory", options)?;
@@ -54,12 +61,6 @@ impl Strategy for MemmapOnMemory {
     }
 
     fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
-        if request.kind != RequestKind::SYSTEM_RAM {
-            return Err(PluginError::errno(
-                errno::EOPNOTSUPP,
-                format!("memmap-on-memory handles only system-ram requests, not {}", request.kind.name()),
-            ));
-        }
         let g = request.geometry;
         let block = g.memory_block_size / g.page_size;
         if request.nr_pages == 0 || request.start_pfn % block != 0 || request.nr_pages % block != 0 {
@@ -107,13 +108,10 @@ impl Strategy for MemmapOnMemory {
         let g = request.geometry;
         let block = g.memory_block_size / g.page_size;
         // Every block starts with its vmemmap pages (all of `free`, waste included: the
-        // kernel treats them alike, present but never handed to the buddy).
-        let mut start = request.start_pfn;
-        while start < request.start_pfn + request.nr_pages {
-            ops.mark_vmemmap(PfnRange::new(start + a.reserve, a.free))?;
-            start += block;
-        }
-        Ok(())
+        // kernel treats them alike, present but never handed to the buddy): one strided
+        // call for all of them. Before 6.8 the add is a single block, so `count` is 1.
+        let blocks = request.nr_pages / block;
+        ops.mark_vmemmap_strided(StridedRange::new(request.start_pfn + a.reserve, a.free, block, blocks))
     }
 }
 
