@@ -9,7 +9,9 @@ use abi_stable::std_types::{RResult, RStr};
 use abi_stable::sabi_types::RMut;
 
 use crate::abi::{HostServicesBox, MemmapOps, MemmapOps_TO};
-use crate::types::{Altmap, DevicePageInit, Geometry, OptionSpec, PfnRange, PluginError, Request, RequestKinds, Restrictions, StridedRange};
+use crate::types::{
+    Altmap, DevicePageInit, Geometry, OptionSpec, PfnRange, PluginError, Request, RequestKinds, Restrictions, StridedRange,
+};
 
 /// A memory-hotplug strategy: decides where the memmap of a new range goes (`set_up`) and
 /// sets up the new pages once they exist (`construct`).

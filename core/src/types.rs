@@ -505,7 +505,13 @@ pub struct OptionSpec {
 impl OptionSpec {
     /// An option of type `ty` (for [`OptionType::CHOICE`] use [`OptionSpec::choice`]).
     pub const fn new(name: &'static str, ty: OptionType, default: &'static str, help: &'static str) -> Self {
-        OptionSpec { name: RStr::from_str(name), ty, choices: RStr::from_str(""), default: RStr::from_str(default), help: RStr::from_str(help) }
+        OptionSpec {
+            name: RStr::from_str(name),
+            ty,
+            choices: RStr::from_str(""),
+            default: RStr::from_str(default),
+            help: RStr::from_str(help),
+        }
     }
 
     /// A string option that must be one of `choices` (`|`-separated).

@@ -7,9 +7,9 @@ use hotplug_core::{errno, Driver, PgmapType, RequestKind};
 
 use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
-use crate::model::numa::{NodeFacts, DRAM_TIER, LOCAL_DISTANCE};
 use crate::model::error::EPLUGIN;
 use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
+use crate::model::numa::{NodeFacts, DRAM_TIER, LOCAL_DISTANCE};
 
 /// The strategy used when a config names none: the baseline plugin.
 pub const DEFAULT_STRATEGY: &str = "system-ram";

@@ -204,3 +204,94 @@ pub fn zone(m: &hotplug_host::model::Model, nid: u32, z: hotplug_host::model::Zo
     let zone = m.nodes.get(&nid).expect("node exists").zone(z);
     (zone.start_pfn, zone.spanned, zone.present, zone.managed)
 }
+
+/// Building plugins out of this workspace (the README example, the frozen 1.0 sources)
+/// the way an author would: a crate of its own in a temporary directory, built with
+/// `--offline` into one shared target directory (`target/out-of-tree`), with this
+/// workspace's Cargo.lock and `[profile]` sections so dependencies compile once and
+/// match.
+pub mod out_of_tree {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The shared target directory of every out-of-tree build.
+    pub fn target_dir() -> PathBuf {
+        super::target_dir().join("out-of-tree")
+    }
+
+    /// A fresh directory outside the workspace for crate `name`.
+    pub fn crate_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hotplug-out-of-tree-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create out-of-tree dir");
+        dir
+    }
+
+    /// This workspace's manifest.
+    fn workspace_manifest() -> toml::Table {
+        let text = std::fs::read_to_string(super::workspace_root().join("Cargo.toml")).expect("read Cargo.toml");
+        text.parse().expect("Cargo.toml parses")
+    }
+
+    /// The `[profile.*]` sections of this workspace, as TOML text.
+    pub fn profiles() -> String {
+        let manifest = workspace_manifest();
+        let mut t = toml::Table::new();
+        if let Some(p) = manifest.get("profile") {
+            t.insert("profile".into(), p.clone());
+        }
+        toml::to_string(&t).expect("profiles serialise")
+    }
+
+    /// A `[workspace]` root for `members`, with this workspace's `[workspace.package]`,
+    /// `[workspace.lints]` and registry `[workspace.dependencies]` (for crates that
+    /// inherit them, like the released core/) and its profiles.
+    pub fn workspace_root_manifest(members: &[&str]) -> String {
+        let manifest = workspace_manifest();
+        let ws = manifest["workspace"].as_table().expect("[workspace]");
+        let mut deps = ws["dependencies"].as_table().expect("[workspace.dependencies]").clone();
+        deps.retain(|_, v| v.get("path").is_none());
+        let mut workspace = toml::Table::new();
+        workspace.insert("resolver".into(), "2".into());
+        workspace.insert("members".into(), members.iter().map(|m| toml::Value::from(*m)).collect::<Vec<_>>().into());
+        workspace.insert("package".into(), ws["package"].clone());
+        workspace.insert("dependencies".into(), deps.into());
+        if let Some(lints) = ws.get("lints") {
+            workspace.insert("lints".into(), lints.clone());
+        }
+        let mut root = toml::Table::new();
+        root.insert("workspace".into(), workspace.into());
+        format!("{}\n{}", toml::to_string(&root).expect("workspace serialises"), profiles())
+    }
+
+    /// Copy the directory tree `from` to `to`.
+    pub fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("dir entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("file type").is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy file");
+            }
+        }
+    }
+
+    /// `cargo build --offline --lib` of the workspace at `dir` (after copying this
+    /// workspace's Cargo.lock there); returns the cdylib of package `lib_name`.
+    pub fn build(dir: &Path, lib_name: &str) -> PathBuf {
+        std::fs::copy(super::workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(dir)
+            .args(["build", "--offline", "--quiet", "--lib", "--target-dir"])
+            .arg(target_dir())
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "out-of-tree build in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        target_dir().join("debug").join(format!("lib{}.so", lib_name.replace('-', "_")))
+    }
+}

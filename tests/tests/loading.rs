@@ -81,7 +81,10 @@ fn library_without_contract_symbol_is_not_a_plugin() {
 fn plugin_for_contract_2_names_both_versions() {
     let cfg = config_with_plugin("contract_2", "broken-contract-2");
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
-    assert_one_line_failure(&run, &["libbroken_contract_2.so", "built for contract 2.0.0", "this host speaks contract 1.1.0", "another major version"]);
+    assert_one_line_failure(
+        &run,
+        &["libbroken_contract_2.so", "built for contract 2.0.0", "this host speaks contract 1.1.0", "another major version"],
+    );
 }
 
 #[test]
@@ -102,11 +105,16 @@ plugin_dirs = ["@PLUGINS@"]
 [[strategy]]
 name = "base"
 plugin = "system-ram"
-options = { memmap_nid = "zero" }
+options = { memmap_nid = 0, memmap_nodes = [0] }
 "#,
     );
+    // Both keys are declared and well typed, so the host passes them on; the constructor
+    // refuses the pair, and the error points at the [[strategy]] table (line 4).
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
-    assert_one_line_failure(&run, &["scenario.toml:4:", "strategy \"base\" (plugin system-ram)", "memmap_nid"]);
+    assert_one_line_failure(
+        &run,
+        &["scenario.toml:4:", "strategy \"base\" (plugin system-ram)", "\"memmap_nid\" and \"memmap_nodes\": give one"],
+    );
 }
 
 #[test]

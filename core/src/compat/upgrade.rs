@@ -90,7 +90,8 @@ impl RestrictionPlugin for PluginV1_0 {
         }
         let given = restrictions_down(restrictions);
         let mut down = OpsForV1_0 { inner: ops };
-        with_v1_0_request(request, |r| self.inner.construct(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque))).map_err(Into::into)
+        with_v1_0_request(request, |r| self.inner.construct(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque)))
+            .map_err(Into::into)
     }
 
     fn tear_down(
@@ -104,7 +105,8 @@ impl RestrictionPlugin for PluginV1_0 {
         }
         let given = restrictions_down(restrictions);
         let mut down = OpsForV1_0 { inner: ops };
-        with_v1_0_request(request, |r| self.inner.tear_down(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque))).map_err(Into::into)
+        with_v1_0_request(request, |r| self.inner.tear_down(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque)))
+            .map_err(Into::into)
     }
 }
 
@@ -146,7 +148,12 @@ fn with_v1_0_request<R>(request: &t::Request<'_>, f: impl FnOnce(&o::Request<'_>
         .nodes
         .iter()
         .zip(&ranges)
-        .map(|(n, r)| o::NodeInfo { id: n.id, boot_ranges: RSlice::from_slice(r), free_pages: n.free_pages, present_pages: n.present_pages })
+        .map(|(n, r)| o::NodeInfo {
+            id: n.id,
+            boot_ranges: RSlice::from_slice(r),
+            free_pages: n.free_pages,
+            present_pages: n.present_pages,
+        })
         .collect();
     let old_request = o::Request {
         kind: o::RequestKind(request.kind.0),
@@ -169,7 +176,12 @@ fn with_v1_0_request<R>(request: &t::Request<'_>, f: impl FnOnce(&o::Request<'_>
 /// Restrictions as a 1.0 plugin knows them (`memmap_nodes` is 1.1's and always empty for
 /// restrictions a 1.0 plugin returned).
 fn restrictions_down(r: &t::Restrictions) -> o::Restrictions {
-    o::Restrictions { flags: o::RestrictionFlags(r.flags.0), altmap: r.altmap.map(Into::into), memmap_nid: r.memmap_nid, note: r.note.clone() }
+    o::Restrictions {
+        flags: o::RestrictionFlags(r.flags.0),
+        altmap: r.altmap.map(Into::into),
+        memmap_nid: r.memmap_nid,
+        note: r.note.clone(),
+    }
 }
 
 impl From<o::Restrictions> for t::Restrictions {

@@ -234,7 +234,11 @@ impl Loader {
                     Err(older) => {
                         // Report the layout the library says it was built for.
                         let e = if contract.minor == 0 { older } else { newest };
-                        return Err(LoadError::Layout { path: shown.clone(), plugin: contract.to_string(), reason: short_library_error(&e) });
+                        return Err(LoadError::Layout {
+                            path: shown.clone(),
+                            plugin: contract.to_string(),
+                            reason: short_library_error(&e),
+                        });
                     }
                 }
             }

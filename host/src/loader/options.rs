@@ -21,10 +21,18 @@ pub struct OptionProblem {
 
 /// Check `given` (key, value) entries against `schema`: every key declared, every value of
 /// the declared type (options of a type this host does not know are not type-checked).
-pub fn check<'a>(plugin: &str, schema: &[OptionSpec], given: impl IntoIterator<Item = (&'a str, &'a toml::Value)>) -> Result<(), OptionProblem> {
+pub fn check<'a>(
+    plugin: &str,
+    schema: &[OptionSpec],
+    given: impl IntoIterator<Item = (&'a str, &'a toml::Value)>,
+) -> Result<(), OptionProblem> {
     for (index, (key, value)) in given.into_iter().enumerate() {
         let Some(spec) = schema.iter().find(|s| s.name.as_str() == key) else {
-            return Err(OptionProblem { index, at: Where::Key, message: format!("plugin {plugin} has no option \"{key}\"; {}", takes(schema)) });
+            return Err(OptionProblem {
+                index,
+                at: Where::Key,
+                message: format!("plugin {plugin} has no option \"{key}\"; {}", takes(schema)),
+            });
         };
         if let Some(expected) = type_mismatch(spec, value) {
             return Err(OptionProblem {
@@ -135,7 +143,10 @@ mod tests {
             ("per_block = 1", "option \"per_block\" of plugin p takes true or false, not 1"),
             ("memmap_nodes = [1, \"x\"]", "option \"memmap_nodes\" of plugin p takes an array of integers, not [1, \"x\"]"),
             ("ratio = \"1\"", "option \"ratio\" of plugin p takes a float, not \"1\""),
-            ("align = \"2 furlongs\"", "option \"align\" of plugin p takes a size (bytes, or a string such as \"2MiB\"), not \"2 furlongs\""),
+            (
+                "align = \"2 furlongs\"",
+                "option \"align\" of plugin p takes a size (bytes, or a string such as \"2MiB\"), not \"2 furlongs\"",
+            ),
             ("align = -1", "option \"align\" of plugin p takes a size (bytes, or a string such as \"2MiB\"), not -1"),
         ];
         for (text, message) in cases {

@@ -23,6 +23,16 @@ impl<S: Strategy> StaticStrategy<S> {
         let host = Host::new(HostServicesImpl::boxed(facts));
         Ok(StaticStrategy { name: name.to_string(), plugin: plugin.to_string(), strategy: S::new(options, &host)? })
     }
+
+    /// The strategy itself (tests read what it recorded).
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+
+    /// The strategy itself, to adjust a test strategy after construction.
+    pub fn strategy_mut(&mut self) -> &mut S {
+        &mut self.strategy
+    }
 }
 
 impl<S: Strategy> StrategyHandle for StaticStrategy<S> {

@@ -8,11 +8,11 @@ use super::geometry::MachineGeometry;
 use super::journal::{JCell, JMap};
 use super::node::Node;
 use super::numa::{Distances, NodeFacts};
-use std::collections::BTreeMap;
 use super::sections::{MemmapHome, Section, SectionTable};
 use super::zone::{Zone, ZoneType};
 use super::{Counters, Model, Policy};
 use crate::config::{AutoOnline, OnlinePolicy};
+use std::collections::BTreeMap;
 
 /// One node as configured (bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -346,7 +346,11 @@ impl Model {
         if unknown != 0 {
             return Err(StepError::validator(
                 plugin,
-                format!("flags {:#x} has bits contract {} does not define ({unknown:#x})", r.flags.0, hotplug_core::ContractVersion::CURRENT),
+                format!(
+                    "flags {:#x} has bits contract {} does not define ({unknown:#x})",
+                    r.flags.0,
+                    hotplug_core::ContractVersion::CURRENT
+                ),
             ));
         }
         if kind == RequestKind::DEVICE && r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
@@ -502,7 +506,7 @@ impl Model {
                 let payer = payers.iter().copied().find(|&n| self.allocatable(n) >= need);
                 if payer.is_none() && payers.len() > 1 {
                     let done = nr_sec - first_sec;
-                    let room: Vec<String> = payers.iter().map(|&n| format!("node {n} {}", self.allocatable(n))).collect();
+                    let room: Vec<String> = payers.iter().map(|&n| format!("node {n} has {}", self.allocatable(n))).collect();
                     return Err(StepError::kernel(
                         errno::ENOMEM,
                         format!(
@@ -745,10 +749,16 @@ impl Model {
         // the device would leave the device counting blocks that are gone.
         let page = self.geometry.page_size();
         let (s_pfn, e_pfn) = (start / page, start.saturating_add(size) / page);
-        if let Some(a) = self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn) {
+        if let Some(a) =
+            self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn)
+        {
             return Err(StepError::kernel(
                 errno::EBUSY,
-                format!("{:#x}+{:#x} is virtio-mem memory: the device unplugs it (a shrink step), not a remove", a.start_pfn * page, a.nr_pages * page),
+                format!(
+                    "{:#x}+{:#x} is virtio-mem memory: the device unplugs it (a shrink step), not a remove",
+                    a.start_pfn * page,
+                    a.nr_pages * page
+                ),
             ));
         }
         self.transaction(|m| m.remove_memory_locked(start, size, lookup))

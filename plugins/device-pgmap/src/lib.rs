@@ -8,7 +8,7 @@
 mod namespace;
 
 use hotplug_core::{
-    errno, export_plugin, Altmap, DevicePageInit, Host, OptionSpec, OptionType, Ops, PfnRange, PgmapType, PluginError, Request,
+    errno, export_plugin, Altmap, DevicePageInit, Host, Ops, OptionSpec, OptionType, PfnRange, PgmapType, PluginError, Request,
     RequestKinds, RestrictionFlags, Restrictions, Strategy,
 };
 pub use namespace::{layout, Layout, LayoutError, Map};

@@ -12,7 +12,7 @@ mod eligibility;
 
 pub use eligibility::{plan, Mode, Plan, Refusal};
 use hotplug_core::{
-    errno, export_plugin, Altmap, Host, OptionSpec, OptionType, Ops, PluginError, Request, RequestKinds, RestrictionFlags, Restrictions,
+    errno, export_plugin, Altmap, Host, Ops, OptionSpec, OptionType, PluginError, Request, RequestKinds, RestrictionFlags, Restrictions,
     Strategy, StridedRange,
 };
 use serde::Deserialize;

@@ -65,12 +65,8 @@ impl std::fmt::Debug for SystemRam {
 impl SystemRam {
     /// The nodes with CPUs, nearest to `request.nid` first (ties by node id).
     fn nearest_cpu_nodes(&self, request: &Request<'_>) -> Vec<u32> {
-        let mut nodes: Vec<(u32, u32)> = request
-            .nodes
-            .iter()
-            .filter(|n| n.has_cpus)
-            .filter_map(|n| self.host.distance(request.nid, n.id).map(|d| (d, n.id)))
-            .collect();
+        let mut nodes: Vec<(u32, u32)> =
+            request.nodes.iter().filter(|n| n.has_cpus).filter_map(|n| self.host.distance(request.nid, n.id).map(|d| (d, n.id))).collect();
         nodes.sort_unstable();
         nodes.into_iter().map(|(_, id)| id).collect()
     }
