@@ -59,7 +59,9 @@ fn rows() -> Vec<Row> {
             "plugin option of the wrong type",
             Steps("[[strategy]]\nname = \"base\"\nplugin = \"system-ram\"\noptions = { memmap_nid = \"zero\" }\n"),
             2,
-            &["scenario.toml:6", "strategy \"base\"", "option \"memmap_nid\""],
+            // The host checks the declared type before the plugin runs: the [[strategy]] is
+            // line 6, `options` line 9, and the value starts at column 26.
+            &["scenario.toml:9:26", "strategy \"base\"", "option \"memmap_nid\" of plugin system-ram takes an integer, not \"zero\""],
         ),
         r(
             "plugin directory that does not exist",

@@ -215,10 +215,13 @@ fn the_validator_refuses_impossible_node_lists() {
     assert!(check(device, hotplug_core::RequestKind::DEVICE).unwrap_err().contains("device memory"));
 }
 
+/// Per node: id, has_cpus, tier, and the distance from the request's node.
+type Seen = Vec<(u32, bool, u32, Option<u32>)>;
+
 /// Records what `set_up` saw of the nodes and the distances.
 struct Observer {
     host: Host,
-    seen: Mutex<Vec<(u32, bool, u32, Option<u32>)>>,
+    seen: Mutex<Seen>,
 }
 
 impl Strategy for Observer {
