@@ -63,6 +63,7 @@ pub fn run(name: &str, subject: &Subject) -> Option<Outcome> {
     };
     let outcome = match name {
         "info" => info(subject, &instance),
+        "options" => options(subject),
         "kinds" => kinds(&instance),
         "set-up-grid" => set_up_grid(&instance),
         "altmap-bounds" => altmap_bounds(&instance),
@@ -214,6 +215,52 @@ fn info(subject: &Subject, s: &StrategyInstance) -> Outcome {
         return fail("the same info from every instance", format!("{:?} then {:?}", i, again));
     }
     pass(format!("{name} {} (contract {}, handles {})", i.version, i.contract, crate::loader::kinds_text(i.kinds)))
+}
+
+/// The schema a plugin declares must agree with its own constructor: an author who
+/// declares `mode` but parses `mod` would have every user's config refused or ignored.
+fn options(subject: &Subject) -> Outcome {
+    let Some(schema) = subject.lib.options_schema() else {
+        return skip("the plugin declares no options (options_schema is RNone): its options reach its constructor unchecked");
+    };
+    let mut problems = Vec::new();
+    for (i, o) in schema.iter().enumerate() {
+        let name = o.name.as_str();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            problems.push(format!("option name {name:?} is not a bare TOML key"));
+            continue;
+        }
+        if schema[..i].iter().any(|p| p.name.as_str() == name) {
+            problems.push(format!("option \"{name}\" is declared twice"));
+        }
+        if o.help.as_str().trim().is_empty() || o.help.as_str().chars().any(char::is_control) {
+            problems.push(format!("option \"{name}\" has no one-line help"));
+        }
+        if o.ty == hotplug_core::OptionType::CHOICE && o.choice_list().next().is_none() {
+            problems.push(format!("choice option \"{name}\" lists no choices"));
+        }
+        let default = o.default.as_str();
+        if default.is_empty() || default.starts_with('(') {
+            continue;
+        }
+        let text = format!("{name} = {default}\n");
+        let Ok(table) = text.parse::<toml::Table>() else {
+            problems.push(format!("the default of \"{name}\", {default:?}, is not a TOML value"));
+            continue;
+        };
+        if let Err(p) = crate::loader::options::check("under test", schema, table.iter().map(|(k, v)| (k.as_str(), v))) {
+            problems.push(format!("its declared default: {}", p.message));
+            continue;
+        }
+        if let Err(e) = subject.lib.instantiate(&text, machine_geometry()) {
+            problems.push(format!("the constructor refuses the declared default {}: {}", text.trim(), e.message));
+        }
+    }
+    if problems.is_empty() {
+        pass(format!("{} declared option(s), each default accepted by the constructor", schema.len()))
+    } else {
+        fail("declared options whose defaults the constructor accepts", first_few(&problems))
+    }
 }
 
 fn is_semver(v: &str) -> bool {

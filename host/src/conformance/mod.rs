@@ -34,6 +34,10 @@ pub const CHECKS: &[CheckInfo] = &[
         summary: "info() names the plugin, a semver version, contract 1.x and only request kinds the contract defines",
     },
     CheckInfo {
+        name: "options",
+        summary: "declared options are well formed, their defaults have the declared type, and the constructor accepts each default",
+    },
+    CheckInfo {
         name: "kinds",
         summary: "set_up accepts a plain request of each kind the plugin claims and refuses the others with an error",
     },
