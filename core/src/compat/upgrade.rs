@@ -85,13 +85,7 @@ impl RestrictionPlugin for PluginV1_0 {
         restrictions: &t::Restrictions,
         ops: MemmapOps_TO<'_, RMut<'_, ()>>,
     ) -> RResult<(), t::PluginError> {
-        if let Some(e) = self.refuse_unclaimed("construct", request) {
-            return RResult::RErr(e);
-        }
-        let given = restrictions_down(restrictions);
-        let mut down = OpsForV1_0 { inner: ops };
-        with_v1_0_request(request, |r| self.inner.construct(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque)))
-            .map_err(Into::into)
+        self.with_ops(Phase::Construct, request, restrictions, ops)
     }
 
     fn tear_down(
@@ -100,13 +94,44 @@ impl RestrictionPlugin for PluginV1_0 {
         restrictions: &t::Restrictions,
         ops: MemmapOps_TO<'_, RMut<'_, ()>>,
     ) -> RResult<(), t::PluginError> {
-        if let Some(e) = self.refuse_unclaimed("tear_down", request) {
+        self.with_ops(Phase::TearDown, request, restrictions, ops)
+    }
+}
+
+/// The two calls that borrow the host's memmap callbacks.
+#[derive(Clone, Copy)]
+enum Phase {
+    Construct,
+    TearDown,
+}
+
+impl PluginV1_0 {
+    /// `construct` or `tear_down` with the request, the restrictions and the callbacks as
+    /// 1.0 knows them.
+    fn with_ops(
+        &self,
+        phase: Phase,
+        request: &t::Request<'_>,
+        restrictions: &t::Restrictions,
+        ops: MemmapOps_TO<'_, RMut<'_, ()>>,
+    ) -> RResult<(), t::PluginError> {
+        let call = match phase {
+            Phase::Construct => "construct",
+            Phase::TearDown => "tear_down",
+        };
+        if let Some(e) = self.refuse_unclaimed(call, request) {
             return RResult::RErr(e);
         }
         let given = restrictions_down(restrictions);
         let mut down = OpsForV1_0 { inner: ops };
-        with_v1_0_request(request, |r| self.inner.tear_down(r, &given, old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque)))
-            .map_err(Into::into)
+        with_v1_0_request(request, |r| {
+            let ops = old::MemmapOps_TO::from_ptr(&mut down, TD_Opaque);
+            match phase {
+                Phase::Construct => self.inner.construct(r, &given, ops),
+                Phase::TearDown => self.inner.tear_down(r, &given, ops),
+            }
+        })
+        .map_err(Into::into)
     }
 }
 
