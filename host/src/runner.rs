@@ -7,12 +7,9 @@ use serde::Serialize;
 
 use crate::config::{OnlineType, Op};
 use crate::loader::{InstanceError, LoadError, LoadedLibrary, Loader, StrategyInstance};
-use crate::model::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
-use crate::model::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
-use crate::model::virtio::ResizeOutcome;
-use crate::model::{Model, StepError};
-use crate::scenario::{Expect, Scenario, StepSpec};
+use crate::model::Model;
+use crate::scenario::{Expect, Scenario, Step, StepSpec};
 
 /// A run that could not start (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -33,28 +30,7 @@ pub enum RunError {
     Invariant { step: usize, message: String },
 }
 
-/// How a step ended.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum Outcome {
-    Added(AddOutcome),
-    Blocks(BlocksOutcome),
-    Removed(RemoveOutcome),
-    Mapped(MemremapOutcome),
-    Resized(ResizeOutcome),
-    Unmapped(MemunmapOutcome),
-    Failed(StepError),
-}
-
-impl Outcome {
-    /// "ok" or the error code.
-    pub fn code(&self) -> &str {
-        match self {
-            Outcome::Failed(e) => &e.code,
-            _ => "ok",
-        }
-    }
-}
+pub use crate::model::step::Outcome;
 
 /// One step's record.
 #[derive(Debug, Clone, Serialize)]
@@ -188,15 +164,18 @@ pub fn run(
     }
     let mut steps = Vec::new();
     let last = options.stop_after.unwrap_or(usize::MAX);
-    for step in scenario.steps.iter().take_while(|s| s.index <= last) {
-        let forced = if step.op == Op::Add { strategy.map(str::to_string) } else { None };
-        // A memremap step resolves its free region (no `start`) against this run's model.
-        let step = &resolve_free_region(&model, step);
-        let strategy_name = forced.or_else(|| step.strategy.clone());
-        log::debug!("step {}: {} {:#x}+{:#x} node {}", step.index, step.op.as_str(), step.start, step.size, step.node);
+    for spec in scenario.steps.iter().take_while(|s| s.index <= last) {
+        // A compare or --strategy run forces the strategy of add steps; a memremap step
+        // resolves its free region (no `start`) against this run's model.
+        let forced = strategy.map_or_else(|| spec.step.clone(), |name| spec.step.with_add_strategy(name));
+        let to_run = model.resolve_step(&forced);
+        let (shown_start, shown_size) = shown_range(&model, spec, &to_run);
+        let strategy_name = to_run.strategy().map(str::to_string);
+        let step = spec;
+        log::debug!("step {}: {} {shown_start:#x}+{shown_size:#x} node {}", step.index, step.op().as_str(), step.node);
         // With checks on, keep a copy to prove a failed step changed nothing.
         let before = check.then(|| model.clone());
-        let outcome = run_step(&mut model, step, strategy_name.as_deref(), strategies);
+        let outcome = model.apply(&to_run, strategies);
         if let (Some(before), Outcome::Failed(e)) = (&before, &outcome) {
             let changed = model.differences(before);
             if !changed.is_empty() {
@@ -220,13 +199,16 @@ pub fn run(
         };
         steps.push(StepResult {
             index: step.index,
-            op: step.op,
+            op: step.op(),
             name: step.name.clone(),
-            start: step.start,
-            size: step.size,
+            start: shown_start,
+            size: shown_size,
             node: step.node,
             strategy: strategy_name,
-            online_type: (step.op == Op::Online).then_some(step.online_type),
+            online_type: match &to_run {
+                Step::Online { online_type, .. } => Some(*online_type),
+                _ => None,
+            },
             expect: expect.as_str().to_string(),
             outcome,
             matched,
@@ -238,98 +220,15 @@ pub fn run(
     Ok(RunReport { strategy: strategy.map(str::to_string), steps, model, history })
 }
 
-fn run_step(model: &mut Model, step: &StepSpec, strategy: Option<&str>, strategies: &dyn StrategyLookup) -> Outcome {
-    let result = match step.op {
-        Op::Add => {
-            let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
-            match strategies.strategy(name) {
-                Some(s) => match driver_range(model, step) {
-                    Ok((start, size)) => {
-                        let params = AddParams::for_driver(start, size, step.node, step.driver, step.device_name.clone());
-                        model.add_memory(&params, s).map(Outcome::Added)
-                    }
-                    Err(e) => Err(e),
-                },
-                None => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
-            }
-        }
-        Op::Online => model.online_range(step.start, step.size, step.online_type).map(Outcome::Blocks),
-        Op::Offline => model.offline_range(step.start, step.size, step.unmovable).map(Outcome::Blocks),
-        Op::Remove => model.remove_memory(step.start, step.size, strategies).map(Outcome::Removed),
-        Op::Memremap => {
-            let name = strategy.unwrap_or(crate::scenario::DEFAULT_DEVICE_STRATEGY);
-            match (strategies.strategy(name), &step.device) {
-                (Some(s), Some(d)) => {
-                    let params = MemremapParams {
-                        ranges: d.ranges.clone(),
-                        nid: step.node,
-                        pgmap_type: d.pgmap_type,
-                        vmemmap_shift: d.vmemmap_shift,
-                        resource: d.resource.clone(),
-                    };
-                    model.memremap(&params, s).map(Outcome::Mapped)
-                }
-                (None, _) => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
-                (_, None) => Err(StepError::kernel(hotplug_core::errno::EINVAL, "memremap step without a pgmap")),
-            }
-        }
-        Op::Memunmap => model.memunmap(step.start, strategies).map(Outcome::Unmapped),
-        Op::Grow => {
-            let name = strategy.unwrap_or(crate::scenario::DEFAULT_STRATEGY);
-            match strategies.strategy(name) {
-                Some(s) => {
-                    let device = step.device_name.as_deref().unwrap_or("virtio0");
-                    let start = (step.start != 0 || model.virtio.get(&device.to_string()).is_none()).then_some(step.start);
-                    model.virtio_grow(device, start, step.size, step.node, step.unit, s).map(Outcome::Resized)
-                }
-                None => Err(StepError::kernel(hotplug_core::errno::EINVAL, format!("strategy \"{name}\" is not loaded"))),
-            }
-        }
-        Op::Shrink => {
-            let device = step.device_name.as_deref().unwrap_or("virtio0");
-            model.virtio_shrink(device, step.size, step.unmovable, strategies).map(Outcome::Resized)
-        }
-    };
-    result.unwrap_or_else(Outcome::Failed)
-}
-
-/// A memremap step without `start` takes the region request_free_mem_region would pick
-/// now; failing that, it keeps start 0 and the step fails on its own checks.
-fn resolve_free_region(model: &Model, step: &StepSpec) -> StepSpec {
-    let mut step = step.clone();
-    // A shrink's range is the end of its device's plugged part (for the report).
-    if step.op == Op::Shrink {
-        if let Some(d) = step.device_name.as_ref().and_then(|n| model.virtio.get(n)) {
-            step.start = (d.start + d.plugged).saturating_sub(step.size);
-        }
+/// The range the report shows for a step: as written, except a memremap's found free
+/// region and a shrink's range (the end of its device's plugged part).
+fn shown_range(model: &Model, spec: &StepSpec, step: &Step) -> (u64, u64) {
+    match step {
+        Step::Memremap { pgmap, .. } if spec.start == 0 && !pgmap.find_free => (pgmap.ranges[0].0, spec.size),
+        Step::Shrink { device, size, .. } => match model.virtio.get(device) {
+            Some(d) => ((d.start + d.plugged).saturating_sub(*size), spec.size),
+            None => (spec.start, spec.size),
+        },
+        _ => (spec.start, spec.size),
     }
-    if let Some(d) = &mut step.device {
-        if d.find_free {
-            if let Ok(start) = model.find_free_region(d.ranges[0].1) {
-                d.ranges[0].0 = start;
-                step.start = start;
-                // request_free_mem_region inserts the region it found.
-                d.resource.get_or_insert_with(|| "device private memory".to_string());
-            }
-        }
-    }
-    step
-}
-
-/// The range an add step's driver hands to add_memory: dax/kmem trims the device's range
-/// inward to whole memory blocks (EINVAL when none is left); the others add it as given.
-fn driver_range(model: &Model, step: &StepSpec) -> Result<(u64, u64), StepError> {
-    if step.driver != hotplug_core::Driver::DAX_KMEM {
-        return Ok((step.start, step.size));
-    }
-    let bs = model.geometry.g.memory_block_size;
-    let start = step.start.div_ceil(bs) * bs;
-    let end = step.start.saturating_add(step.size) / bs * bs;
-    if end <= start {
-        return Err(StepError::kernel(
-            hotplug_core::errno::EINVAL,
-            format!("dax/kmem: {:#x}+{:#x} holds no whole {} memory block", step.start, step.size, crate::config::format_size(bs)),
-        ));
-    }
-    Ok((start, end - start))
 }

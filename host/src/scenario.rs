@@ -17,17 +17,7 @@ pub const DEFAULT_STRATEGY: &str = "system-ram";
 /// The strategy a `memremap` step uses when the config defines none.
 pub const DEFAULT_DEVICE_STRATEGY: &str = "device-pgmap";
 
-/// A memremap step's pgmap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceStep {
-    /// `(start, size)` per range; a single range without `start` gets the region the
-    /// kernel's free-region search picks (`find_free`).
-    pub ranges: Vec<(u64, u64)>,
-    pub find_free: bool,
-    pub pgmap_type: PgmapType,
-    pub vmemmap_shift: u32,
-    pub resource: Option<String>,
-}
+pub use crate::model::step::{DeviceStep, Step};
 
 /// A `[[strategy]]` ready to load.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,25 +62,17 @@ impl Expect {
     }
 }
 
-/// One checked step.
+/// One checked step: what runs, and what the report says about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepSpec {
     /// 1-based position in the file.
     pub index: usize,
-    pub op: Op,
+    /// What the model runs.
+    pub step: Step,
+    /// `start`, `size` and `node` as the config gives them (0 when absent), for the report.
     pub start: u64,
     pub size: u64,
     pub node: u32,
-    pub strategy: Option<String>,
-    pub driver: Driver,
-    pub online_type: OnlineType,
-    pub unmovable: bool,
-    /// `memremap` steps: the pgmap to create.
-    pub device: Option<DeviceStep>,
-    /// The device's name (dax/kmem parent resource, virtio-mem device).
-    pub device_name: Option<String>,
-    /// `grow`: a new virtio-mem device's unit in bytes.
-    pub unit: Option<u64>,
     /// The expected outcome, unless `expect_by_strategy` names the run's strategy.
     pub expect: Expect,
     /// Expected outcomes by strategy name (`expect = { base = "ENOMEM", mom = "ok" }`).
@@ -100,11 +82,16 @@ pub struct StepSpec {
 }
 
 impl StepSpec {
+    /// The step's op.
+    pub fn op(&self) -> Op {
+        self.step.op()
+    }
+
     /// What this step should end with in a run of `strategy` (a compare/--strategy run's
     /// strategy, else the step's own).
     pub fn expect_for(&self, strategy: Option<&str>) -> &Expect {
         strategy
-            .or(self.strategy.as_deref())
+            .or(self.step.strategy())
             .and_then(|s| self.expect_by_strategy.iter().find(|(n, _)| n == s))
             .map_or(&self.expect, |(_, e)| e)
     }
@@ -412,28 +399,27 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
                     st.needs.push(kind);
                 }
             }
-            Some(named)
+            named
         } else {
-            None
+            String::new()
         };
-        steps.push(StepSpec {
-            index: i + 1,
-            op: sc.op,
-            start,
-            size,
-            node: sc.node,
-            strategy,
-            driver,
-            online_type: sc.online_type.unwrap_or(OnlineType::Online),
-            unmovable: sc.unmovable,
-            device,
-            device_name: sc.device.clone(),
-            unit: sc.unit.as_ref().map(|u| u.get_ref().0),
-            expect,
-            expect_by_strategy,
-            name: sc.name.clone(),
-            line,
-        });
+        let device_name = || sc.device.clone().unwrap_or_else(|| "virtio0".to_string());
+        let step = match sc.op {
+            Op::Add => Step::Add { start, size, node: sc.node, driver, device: sc.device.clone(), strategy },
+            Op::Online => Step::Online { start, size, online_type: sc.online_type.unwrap_or(OnlineType::Online) },
+            Op::Offline => Step::Offline { start, size, unmovable: sc.unmovable },
+            Op::Remove => Step::Remove { start, size },
+            Op::Memremap => match device {
+                Some(pgmap) => Step::Memremap { pgmap, node: sc.node, strategy },
+                None => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` without a pgmap", i + 1))),
+            },
+            Op::Memunmap => Step::Memunmap { start },
+            Op::Grow => {
+                Step::Grow { device: device_name(), start, size, node: sc.node, unit: sc.unit.as_ref().map(|u| u.get_ref().0), strategy }
+            }
+            Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
+        };
+        steps.push(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line });
     }
 
     let compare = match &file.compare {

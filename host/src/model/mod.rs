@@ -21,6 +21,7 @@ pub mod ops;
 pub mod pages;
 pub mod resource;
 pub mod sections;
+pub mod step;
 pub mod virtio;
 pub mod zone;
 pub mod zone_policy;

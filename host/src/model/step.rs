@@ -1,0 +1,179 @@
+//! One typed step and the one way to run it: [`Model::apply`]. The runner, the
+//! conformance suite, the fuzz targets and the property tests all build [`Step`]s and
+//! call `apply`, so a new op is a new variant that each of them must handle before it
+//! builds.
+
+use hotplug_core::{errno, Driver, PgmapType};
+use serde::Serialize;
+
+use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
+use super::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
+use super::ops::StrategyLookup;
+use super::virtio::ResizeOutcome;
+use super::{Model, StepError};
+use crate::config::{format_size, OnlineType, Op};
+
+/// A memremap step's pgmap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceStep {
+    /// `(start, size)` per range; a single range without `start` gets the region the
+    /// kernel's free-region search picks (`find_free`).
+    pub ranges: Vec<(u64, u64)>,
+    pub find_free: bool,
+    pub pgmap_type: PgmapType,
+    pub vmemmap_shift: u32,
+    pub resource: Option<String>,
+}
+
+/// A step, with exactly the fields its op uses (addresses and sizes in bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// add_memory by `driver` (dax/kmem trims the range inward to whole blocks).
+    Add { start: u64, size: u64, node: u32, driver: Driver, device: Option<String>, strategy: String },
+    /// Online every block of the range (all or none).
+    Online { start: u64, size: u64, online_type: OnlineType },
+    /// Offline every block of the range (all or none); `unmovable`: isolation fails.
+    Offline { start: u64, size: u64, unmovable: bool },
+    /// try_remove_memory of whole hot-adds.
+    Remove { start: u64, size: u64 },
+    /// memremap_pages of a pgmap on `node`.
+    Memremap { pgmap: DeviceStep, node: u32, strategy: String },
+    /// memunmap_pages of the pgmap starting at `start`.
+    Memunmap { start: u64 },
+    /// virtio-mem: plug `size` more of `device` (a new device starts at `start`).
+    Grow { device: String, start: u64, size: u64, node: u32, unit: Option<u64>, strategy: String },
+    /// virtio-mem: unplug `size` from the end of `device`.
+    Shrink { device: String, size: u64, unmovable: bool },
+}
+
+impl Step {
+    /// The op's config name.
+    pub fn op(&self) -> Op {
+        match self {
+            Step::Add { .. } => Op::Add,
+            Step::Online { .. } => Op::Online,
+            Step::Offline { .. } => Op::Offline,
+            Step::Remove { .. } => Op::Remove,
+            Step::Memremap { .. } => Op::Memremap,
+            Step::Memunmap { .. } => Op::Memunmap,
+            Step::Grow { .. } => Op::Grow,
+            Step::Shrink { .. } => Op::Shrink,
+        }
+    }
+
+    /// The strategy instance the step calls, for ops that call one.
+    pub fn strategy(&self) -> Option<&str> {
+        match self {
+            Step::Add { strategy, .. } | Step::Memremap { strategy, .. } | Step::Grow { strategy, .. } => Some(strategy),
+            _ => None,
+        }
+    }
+
+    /// The same step run with strategy `name` (a compare or `--strategy` run forces the
+    /// strategy of add steps only).
+    pub fn with_add_strategy(&self, name: &str) -> Step {
+        match self {
+            Step::Add { start, size, node, driver, device, .. } => {
+                Step::Add { start: *start, size: *size, node: *node, driver: *driver, device: device.clone(), strategy: name.to_string() }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Added(AddOutcome),
+    Blocks(BlocksOutcome),
+    Removed(RemoveOutcome),
+    Mapped(MemremapOutcome),
+    Resized(ResizeOutcome),
+    Unmapped(MemunmapOutcome),
+    Failed(StepError),
+}
+
+impl Outcome {
+    /// "ok" or the error code.
+    pub fn code(&self) -> &str {
+        match self {
+            Outcome::Failed(e) => &e.code,
+            _ => "ok",
+        }
+    }
+}
+
+impl Model {
+    /// The step as it runs on this model now: a memremap without `start` gets the region
+    /// request_free_mem_region would pick (failing that, it keeps start 0 and fails on
+    /// its own checks).
+    pub fn resolve_step(&self, step: &Step) -> Step {
+        let mut step = step.clone();
+        if let Step::Memremap { pgmap, .. } = &mut step {
+            if pgmap.find_free {
+                if let Ok(start) = self.find_free_region(pgmap.ranges[0].1) {
+                    pgmap.ranges[0].0 = start;
+                    pgmap.find_free = false;
+                    // request_free_mem_region inserts the region it found.
+                    pgmap.resource.get_or_insert_with(|| "device private memory".to_string());
+                }
+            }
+        }
+        step
+    }
+
+    /// Run one step as the kernel would, each op one transaction: a failed step leaves
+    /// the model exactly as it was. The only way anything runs a step.
+    pub fn apply(&mut self, step: &Step, strategies: &dyn StrategyLookup) -> Outcome {
+        let step = self.resolve_step(step);
+        let strategy = |name: &str| {
+            strategies.strategy(name).ok_or_else(|| StepError::kernel(errno::EINVAL, format!("strategy \"{name}\" is not loaded")))
+        };
+        let result = match &step {
+            Step::Add { start, size, node, driver, device, strategy: name } => strategy(name).and_then(|s| {
+                let (start, size) = self.driver_range(*driver, *start, *size)?;
+                self.add_memory(&AddParams::for_driver(start, size, *node, *driver, device.clone()), s).map(Outcome::Added)
+            }),
+            Step::Online { start, size, online_type } => self.online_range(*start, *size, *online_type).map(Outcome::Blocks),
+            Step::Offline { start, size, unmovable } => self.offline_range(*start, *size, *unmovable).map(Outcome::Blocks),
+            Step::Remove { start, size } => self.remove_memory(*start, *size, strategies).map(Outcome::Removed),
+            Step::Memremap { pgmap, node, strategy: name } => strategy(name).and_then(|s| {
+                let params = MemremapParams {
+                    ranges: pgmap.ranges.clone(),
+                    nid: *node,
+                    pgmap_type: pgmap.pgmap_type,
+                    vmemmap_shift: pgmap.vmemmap_shift,
+                    resource: pgmap.resource.clone(),
+                };
+                self.memremap(&params, s).map(Outcome::Mapped)
+            }),
+            Step::Memunmap { start } => self.memunmap(*start, strategies).map(Outcome::Unmapped),
+            Step::Grow { device, start, size, node, unit, strategy: name } => strategy(name).and_then(|s| {
+                // A start of 0 means "not given" for a device that already exists.
+                let start = (*start != 0 || self.virtio.get(device).is_none()).then_some(*start);
+                self.virtio_grow(device, start, *size, *node, *unit, s).map(Outcome::Resized)
+            }),
+            Step::Shrink { device, size, unmovable } => self.virtio_shrink(device, *size, *unmovable, strategies).map(Outcome::Resized),
+        };
+        result.unwrap_or_else(Outcome::Failed)
+    }
+
+    /// The range a driver hands to add_memory: dax/kmem trims the device's range inward to
+    /// whole memory blocks (EINVAL when none is left); the others add it as given.
+    fn driver_range(&self, driver: Driver, start: u64, size: u64) -> Result<(u64, u64), StepError> {
+        if driver != Driver::DAX_KMEM {
+            return Ok((start, size));
+        }
+        let bs = self.geometry.g.memory_block_size;
+        let first = start.div_ceil(bs) * bs;
+        let end = start.saturating_add(size) / bs * bs;
+        if end <= first {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("dax/kmem: {start:#x}+{size:#x} holds no whole {} memory block", format_size(bs)),
+            ));
+        }
+        Ok((first, end - first))
+    }
+}
