@@ -4,13 +4,12 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use hotplug_core::{Driver, PgmapType};
-use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType};
+use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
 use hotplug_host::loader::StaticStrategy;
 use hotplug_host::model::boot::MachineSpec;
-use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
-use hotplug_host::model::hotplug::AddParams;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
+use hotplug_host::model::step::{DeviceStep, Outcome, Step};
 use hotplug_host::model::Model;
 
 /// Any bytes as a scenario file: parse, resolve, boot. Errors are fine; panics are not.
@@ -26,17 +25,56 @@ pub fn config_target(data: &[u8]) {
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 128 * MIB;
 
-/// One operation of a random sequence, in block slots above 4 GiB.
+/// One operation of a random sequence: an op (any of `Op::ALL`) and the numbers its
+/// step is built from, in block slots above 4 GiB.
 #[derive(Debug, Arbitrary)]
-enum Op {
-    Add { slot: u8, blocks: u8, driver: u8, mom: bool },
-    Online { slot: u8, blocks: u8, kind: u8 },
-    Offline { slot: u8, blocks: u8, unmovable: bool },
-    Remove { slot: u8, blocks: u8 },
-    Grow { blocks: u8 },
-    Shrink { blocks: u8, unmovable: bool },
-    Memremap { slot: u8, subsections: u16, shift: u8, private: bool },
-    Memunmap { slot: u8 },
+struct Params {
+    op: u8,
+    slot: u8,
+    blocks: u8,
+    /// Picks the driver of an add, the online type of an online, the compound order of a memremap.
+    choice: u8,
+    /// memmap on memory for an add, unmovable for an offline or shrink, private for a memremap.
+    flag: bool,
+    subsections: u16,
+}
+
+/// The step for `p`; a new op fails to build here until the fuzzer generates it.
+fn step(p: &Params) -> Step {
+    let start = (4 << 30) + u64::from(p.slot % 96) * BLOCK;
+    let size = u64::from(p.blocks % 8 + 1) * BLOCK;
+    let op = Op::ALL[usize::from(p.op) % Op::ALL.len()];
+    match op {
+        Op::Add => Step::Add {
+            start,
+            size,
+            node: 0,
+            driver: [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][usize::from(p.choice % 3)],
+            device: None,
+            strategy: if p.flag { "mom" } else { "base" }.to_string(),
+        },
+        Op::Online => Step::Online {
+            start,
+            size,
+            online_type: [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][usize::from(p.choice % 3)],
+        },
+        Op::Offline => Step::Offline { start, size, unmovable: p.flag },
+        Op::Remove => Step::Remove { start, size },
+        Op::Grow => Step::Grow { device: "v".into(), start: 16 << 30, size, node: 0, unit: None, strategy: "base".into() },
+        Op::Shrink => Step::Shrink { device: "v".into(), size, unmovable: p.flag },
+        Op::Memremap => Step::Memremap {
+            pgmap: DeviceStep {
+                ranges: vec![(start, u64::from(p.subsections % 512 + 1) * 2 * MIB)],
+                find_free: false,
+                pgmap_type: PgmapType::NONE,
+                vmemmap_shift: [0, 9, 18][usize::from(p.choice % 3)],
+                resource: None,
+            },
+            node: 0,
+            strategy: if p.flag { "private" } else { "dev" }.to_string(),
+        },
+        Op::Memunmap => Step::Memunmap { start },
+    }
 }
 
 #[derive(Debug)]
@@ -45,15 +83,16 @@ struct Scenario {
     auto: u8,
     auto_movable: bool,
     ratio: u16,
-    ops: Vec<Op>,
+    ops: Vec<Params>,
 }
 
 /// A scenario from the bytes: the machine first, then operations until the bytes (or
 /// 64 operations) run out. (`Vec::arbitrary` stops after a few elements on random data.)
 fn scenario(mut u: Unstructured<'_>) -> arbitrary::Result<Scenario> {
-    let mut s = Scenario { boot_gib: u.arbitrary()?, auto: u.arbitrary()?, auto_movable: u.arbitrary()?, ratio: u.arbitrary()?, ops: Vec::new() };
+    let mut s =
+        Scenario { boot_gib: u.arbitrary()?, auto: u.arbitrary()?, auto_movable: u.arbitrary()?, ratio: u.arbitrary()?, ops: Vec::new() };
     while !u.is_empty() && s.ops.len() < 64 {
-        s.ops.push(Op::arbitrary(&mut u)?);
+        s.ops.push(Params::arbitrary(&mut u)?);
     }
     Ok(s)
 }
@@ -94,41 +133,15 @@ pub fn steps_target(data: &[u8]) {
     let Ok(s) = scenario(u) else { return };
     let l = linked();
     let mut spec = MachineSpec::new(preset(hotplug_core::Arch::X86_64), &[(0, 0, (1 + u64::from(s.boot_gib % 4)) << 30)]);
-    spec.auto_online_blocks = [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable][usize::from(s.auto % 4)];
+    spec.auto_online_blocks =
+        [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable][usize::from(s.auto % 4)];
     spec.online_policy = if s.auto_movable { OnlinePolicy::AutoMovable } else { OnlinePolicy::ContigZones };
     spec.auto_movable_ratio = u32::from(s.ratio % 1000);
     let mut m = Model::boot(&spec).expect("the fuzz machine boots");
-    let at = |slot: u8| (4 << 30) + u64::from(slot % 96) * BLOCK;
-    let n = |b: u8| u64::from(b % 8 + 1) * BLOCK;
-    for op in s.ops.iter().take(64) {
+    for params in s.ops.iter().take(64) {
         let before = m.clone();
-        let result = match *op {
-            Op::Add { slot, blocks, driver, mom } => {
-                let driver = [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][usize::from(driver % 3)];
-                let p = AddParams::for_driver(at(slot), n(blocks), 0, driver, None);
-                m.add_memory(&p, if mom { &l.mom as &dyn StrategyHandle } else { &l.base }).map(|_| ())
-            }
-            Op::Online { slot, blocks, kind } => {
-                let t = [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][usize::from(kind % 3)];
-                m.online_range(at(slot), n(blocks), t).map(|_| ())
-            }
-            Op::Offline { slot, blocks, unmovable } => m.offline_range(at(slot), n(blocks), unmovable).map(|_| ()),
-            Op::Remove { slot, blocks } => m.remove_memory(at(slot), n(blocks), &l).map(|_| ()),
-            Op::Grow { blocks } => m.virtio_grow("v", Some(16 << 30), n(blocks), 0, None, &l.base).map(|_| ()),
-            Op::Shrink { blocks, unmovable } => m.virtio_shrink("v", n(blocks), unmovable, &l).map(|_| ()),
-            Op::Memremap { slot, subsections, shift, private } => {
-                let p = MemremapParams {
-                    ranges: vec![(at(slot), u64::from(subsections % 512 + 1) * 2 * MIB)],
-                    nid: 0,
-                    pgmap_type: PgmapType::NONE,
-                    vmemmap_shift: [0, 9, 18][usize::from(shift % 3)],
-                    resource: None,
-                };
-                m.memremap(&p, if private { &l.private as &dyn StrategyHandle } else { &l.dev }).map(|_| ())
-            }
-            Op::Memunmap { slot } => m.memunmap(at(slot), &l).map(|_| ()),
-        };
-        if let Err(e) = result {
+        let op = step(params);
+        if let Outcome::Failed(e) = m.apply(&op, &l) {
             let changed = m.differences(&before);
             assert!(changed.is_empty(), "{op:?} failed ({e}) but changed {changed:?}");
         }

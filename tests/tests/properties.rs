@@ -7,13 +7,12 @@
 //! 16 GiB of address space, proptest's default case count.
 
 use hotplug_core::{Driver, PgmapType};
-use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType};
+use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
 use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::MachineSpec;
-use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
-use hotplug_host::model::hotplug::AddParams;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
+use hotplug_host::model::step::{DeviceStep, Outcome, Step};
 use hotplug_host::model::{BlockState, Model};
 use proptest::prelude::*;
 
@@ -23,29 +22,70 @@ const BLOCK: u64 = 128 * MIB;
 const SLOTS: u64 = 96;
 const BASE: u64 = 4 << 30;
 
+/// One random operation: an op and the numbers its step is built from.
 #[derive(Debug, Clone)]
-enum Op {
-    Add { slot: u64, blocks: u64, driver: u8, mom: bool },
-    Online { slot: u64, blocks: u64, kind: u8 },
-    Offline { slot: u64, blocks: u64, unmovable: bool },
-    Remove { slot: u64, blocks: u64 },
-    Grow { blocks: u64 },
-    Shrink { blocks: u64 },
-    Memremap { slot: u64, subsections: u64, compound: bool },
-    Memunmap { slot: u64 },
+struct Params {
+    op: Op,
+    slot: u64,
+    blocks: u64,
+    /// Picks the driver of an add, the online type of an online.
+    choice: usize,
+    /// memmap on memory for an add, unmovable for an offline, compound pages for a memremap.
+    flag: bool,
+    subsections: u64,
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (0..SLOTS, 1..8u64, 0..3u8, any::<bool>()).prop_map(|(slot, blocks, driver, mom)| Op::Add { slot, blocks, driver, mom }),
-        2 => (0..SLOTS, 1..8u64, 0..3u8).prop_map(|(slot, blocks, kind)| Op::Online { slot, blocks, kind }),
-        2 => (0..SLOTS, 1..8u64, any::<bool>()).prop_map(|(slot, blocks, unmovable)| Op::Offline { slot, blocks, unmovable }),
-        2 => (0..SLOTS, 1..8u64).prop_map(|(slot, blocks)| Op::Remove { slot, blocks }),
-        1 => (1..4u64).prop_map(|blocks| Op::Grow { blocks }),
-        1 => (1..4u64).prop_map(|blocks| Op::Shrink { blocks }),
-        1 => (0..SLOTS, 1..128u64, any::<bool>()).prop_map(|(slot, subsections, compound)| Op::Memremap { slot, subsections, compound }),
-        1 => (0..SLOTS).prop_map(|slot| Op::Memunmap { slot }),
-    ]
+/// How often each op comes up: adds most, then the block ops.
+fn weight(op: Op) -> usize {
+    match op {
+        Op::Add => 3,
+        Op::Online | Op::Offline | Op::Remove => 2,
+        Op::Memremap | Op::Memunmap | Op::Grow | Op::Shrink => 1,
+    }
+}
+
+fn op() -> impl Strategy<Value = Params> {
+    let weighted: Vec<Op> = Op::ALL.iter().flat_map(|&op| std::iter::repeat_n(op, weight(op))).collect();
+    (proptest::sample::select(weighted), 0..SLOTS, 1..8u64, 0..3usize, any::<bool>(), 1..128u64)
+        .prop_map(|(op, slot, blocks, choice, flag, subsections)| Params { op, slot, blocks, choice, flag, subsections })
+}
+
+/// The step for `p`; a new op fails to build here until it is generated.
+fn step(p: &Params) -> Step {
+    let (start, size) = (BASE + p.slot * BLOCK, p.blocks * BLOCK);
+    // virtio-mem grows and shrinks by 1 to 3 blocks, at 16 GiB.
+    let virtio_size = (p.blocks % 3 + 1) * BLOCK;
+    match p.op {
+        Op::Add => Step::Add {
+            start,
+            size,
+            node: 0,
+            driver: [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][p.choice],
+            device: Some(format!("dax{}.0", p.slot)),
+            strategy: if p.flag { "mom" } else { "base" }.to_string(),
+        },
+        Op::Online => {
+            Step::Online { start, size, online_type: [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][p.choice] }
+        }
+        Op::Offline => Step::Offline { start, size, unmovable: p.flag },
+        Op::Remove => Step::Remove { start, size },
+        Op::Grow => {
+            Step::Grow { device: "virtio0".into(), start: 16 << 30, size: virtio_size, node: 0, unit: None, strategy: "base".into() }
+        }
+        Op::Shrink => Step::Shrink { device: "virtio0".into(), size: virtio_size, unmovable: false },
+        Op::Memremap => Step::Memremap {
+            pgmap: DeviceStep {
+                ranges: vec![(start, p.subsections * 2 * MIB)],
+                find_free: false,
+                pgmap_type: PgmapType::NONE,
+                vmemmap_shift: if p.flag { 9 } else { 0 },
+                resource: None,
+            },
+            node: 0,
+            strategy: "dev".into(),
+        },
+        Op::Memunmap => Step::Memunmap { start },
+    }
 }
 
 struct Plugins {
@@ -76,51 +116,33 @@ fn machine(boot_gib: u64, auto: u8, auto_movable: bool) -> Model {
     Model::boot(&spec).unwrap()
 }
 
-/// Apply `op`; on failure the model must be exactly as before.
-fn apply(m: &mut Model, p: &Plugins, op: &Op) -> Result<(), TestCaseError> {
+/// Apply `p`'s step; on failure the model must be exactly as before.
+fn apply(m: &mut Model, plugins: &Plugins, p: &Params) -> Result<(), TestCaseError> {
     let before = m.clone();
-    let at = |slot: u64| BASE + slot * BLOCK;
-    let result = match *op {
-        Op::Add { slot, blocks, driver, mom } => {
-            let driver = [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][driver as usize];
-            let params = AddParams::for_driver(at(slot), blocks * BLOCK, 0, driver, Some(format!("dax{slot}.0")));
-            m.add_memory(&params, if mom { &p.mom } else { &p.base }).map(|_| ())
-        }
-        Op::Online { slot, blocks, kind } => {
-            let t = [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][kind as usize];
-            m.online_range(at(slot), blocks * BLOCK, t).map(|_| ())
-        }
-        Op::Offline { slot, blocks, unmovable } => m.offline_range(at(slot), blocks * BLOCK, unmovable).map(|_| ()),
-        Op::Remove { slot, blocks } => m.remove_memory(at(slot), blocks * BLOCK, p).map(|_| ()),
-        Op::Grow { blocks } => m.virtio_grow("virtio0", Some(16 << 30), blocks * BLOCK, 0, None, &p.base).map(|_| ()),
-        Op::Shrink { blocks } => m.virtio_shrink("virtio0", blocks * BLOCK, false, p).map(|_| ()),
-        Op::Memremap { slot, subsections, compound } => {
-            let params = MemremapParams {
-                ranges: vec![(at(slot), subsections * 2 * MIB)],
-                nid: 0,
-                pgmap_type: PgmapType::NONE,
-                vmemmap_shift: if compound { 9 } else { 0 },
-                resource: None,
-            };
-            m.memremap(&params, &p.device).map(|_| ())
-        }
-        Op::Memunmap { slot } => m.memunmap(at(slot), p).map(|_| ()),
-    };
-    if let Err(e) = &result {
-        prop_assert!(*m == before, "{op:?} failed ({e}) and changed {:?}", m.differences(&before));
+    let step = step(p);
+    if let Outcome::Failed(e) = m.apply(&step, plugins) {
+        prop_assert!(*m == before, "{step:?} failed ({e}) and changed {:?}", m.differences(&before));
     }
-    m.check_invariants().map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))
+    m.check_invariants().map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))
+}
+
+/// Run `step`, which must succeed.
+fn must(m: &mut Model, p: &Plugins, step: Step) -> Result<(), TestCaseError> {
+    match m.apply(&step, p) {
+        Outcome::Failed(e) => Err(TestCaseError::fail(format!("{step:?}: {e}"))),
+        _ => Ok(()),
+    }
 }
 
 /// Take away everything hot-plugged: virtio-mem, pgmaps, then each add (offlined first).
 fn clean_up(m: &mut Model, p: &Plugins) -> Result<(), TestCaseError> {
     let device = m.virtio.values().next().cloned();
     if let Some(d) = device {
-        m.virtio_shrink(&d.name, d.plugged, false, p).map_err(|e| TestCaseError::fail(format!("shrink: {e}")))?;
+        must(m, p, Step::Shrink { device: d.name.clone(), size: d.plugged, unmovable: false })?;
     }
     let page = m.geometry.page_size();
     for start in m.pgmaps.values().map(|pg| pg.ranges[0].0 * page).collect::<Vec<_>>() {
-        m.memunmap(start, p).map_err(|e| TestCaseError::fail(format!("memunmap {start:#x}: {e}")))?;
+        must(m, p, Step::Memunmap { start })?;
     }
     let adds: Vec<(u64, u64)> = m.adds.values().map(|a| (a.start_pfn * page, a.nr_pages * page)).collect();
     for (start, size) in adds {
@@ -131,9 +153,9 @@ fn clean_up(m: &mut Model, p: &Plugins) -> Result<(), TestCaseError> {
             .map(|b| b.id)
             .collect::<Vec<_>>();
         for id in online {
-            m.offline_range(id * BLOCK, BLOCK, false).map_err(|e| TestCaseError::fail(format!("offline memory{id}: {e}")))?;
+            must(m, p, Step::Offline { start: id * BLOCK, size: BLOCK, unmovable: false })?;
         }
-        m.remove_memory(start, size, p).map_err(|e| TestCaseError::fail(format!("remove {start:#x}: {e}")))?;
+        must(m, p, Step::Remove { start, size })?;
     }
     m.check_invariants().map_err(TestCaseError::fail)
 }
@@ -149,8 +171,8 @@ proptest! {
         let p = plugins();
         let mut m = machine(boot_gib, auto, auto_movable);
         let boot = m.clone();
-        for op in &ops {
-            apply(&mut m, &p, op)?;
+        for params in &ops {
+            apply(&mut m, &p, params)?;
         }
         clean_up(&mut m, &p)?;
         let diff: Vec<&str> = m.differences(&boot).into_iter().filter(|d| !["max_pfn", "device_zone_spans"].contains(d)).collect();

@@ -609,3 +609,20 @@ fn row30_grow_that_runs_out_of_memmap_leaves_nothing_plugged() {
     assert!(reason(&r, 0).contains("which has 8 allocatable"), "{}", reason(&r, 0));
     assert!(r.model.groups.is_empty() && r.model.virtio.is_empty());
 }
+
+#[test]
+fn row31_a_remove_over_virtio_mem_memory_is_busy() {
+    // A virtio-mem device plugs one block at 16 GiB (memory128); a DIMM of 3 blocks sits
+    // just below it (memory125-127). A remove of memory125-128 would take the device's
+    // block from under it: EBUSY, nothing removed. The device's own shrink then unplugs
+    // it, and the DIMM's own range removes it. (Found by the property test.)
+    let cfg = vm_4g("").replace("auto_online_blocks = \"online\"", "auto_online_blocks = \"offline\"")
+        + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"16GiB\"\nsize = \"128MiB\"\n"
+        + &step("add", "16000MiB", "384MiB", "")
+        + &step("remove", "16000MiB", "512MiB", "expect = \"EBUSY\"")
+        + "\n[[step]]\nop = \"shrink\"\ndevice = \"virtio0\"\nsize = \"128MiB\"\n"
+        + &step("remove", "16000MiB", "384MiB", "");
+    let r = run_in_process("row31", &cfg);
+    assert!(reason(&r, 2).contains("virtio-mem memory"), "{}", reason(&r, 2));
+    assert!(r.model.virtio.is_empty() && r.model.blocks.values().all(|b| b.early));
+}

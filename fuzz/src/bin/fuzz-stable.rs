@@ -24,12 +24,45 @@ impl Rng {
 
 /// Text fragments that make mutated configs reach deep into the resolver.
 const TOKENS: &[&str] = &[
-    "[machine]\n", "[[step]]\n", "[[strategy]]\n", "[[machine.node]]\n", "op = \"add\"\n", "op = \"memremap\"\n", "op = \"grow\"\n",
-    "op = \"shrink\"\n", "op = \"remove\"\n", "start = \"4GiB\"\n", "size = \"1GiB\"\n", "size = \"0\"\n", "start = \"0xffffffffffffffff\"\n",
-    "size = \"16EiB\"\n", "memory_block_size = \"auto\"\n", "hypervisor = true\n", "id = 0\n", "boot = [{ start = \"0\", size = \"1GiB\" }]\n",
-    "page_size = \"64KiB\"\n", "section_size = \"1KiB\"\n", "max_phys_bits = 64\n", "max_phys_bits = 0\n", "struct_page_size = 0\n",
-    "pageblock_pages = 0\n", "expect = { a = \"ok\" }\n", "compare = [\"a\"]\n", "ranges = []\n", "from = \"/\"\n", "device = \"d\"\n",
-    "driver = \"dax-kmem\"\n", "online_policy = \"auto-movable\"\n", "auto_movable_ratio = 0\n", "min_free = \"1PiB\"\n", "\"", "=", "{", "}", "[", "]",
+    "[machine]\n",
+    "[[step]]\n",
+    "[[strategy]]\n",
+    "[[machine.node]]\n",
+    "op = \"add\"\n",
+    "op = \"memremap\"\n",
+    "op = \"grow\"\n",
+    "op = \"shrink\"\n",
+    "op = \"remove\"\n",
+    "start = \"4GiB\"\n",
+    "size = \"1GiB\"\n",
+    "size = \"0\"\n",
+    "start = \"0xffffffffffffffff\"\n",
+    "size = \"16EiB\"\n",
+    "memory_block_size = \"auto\"\n",
+    "hypervisor = true\n",
+    "id = 0\n",
+    "boot = [{ start = \"0\", size = \"1GiB\" }]\n",
+    "page_size = \"64KiB\"\n",
+    "section_size = \"1KiB\"\n",
+    "max_phys_bits = 64\n",
+    "max_phys_bits = 0\n",
+    "struct_page_size = 0\n",
+    "pageblock_pages = 0\n",
+    "expect = { a = \"ok\" }\n",
+    "compare = [\"a\"]\n",
+    "ranges = []\n",
+    "from = \"/\"\n",
+    "device = \"d\"\n",
+    "driver = \"dax-kmem\"\n",
+    "online_policy = \"auto-movable\"\n",
+    "auto_movable_ratio = 0\n",
+    "min_free = \"1PiB\"\n",
+    "\"",
+    "=",
+    "{",
+    "}",
+    "[",
+    "]",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -60,7 +93,8 @@ fn main() {
     let target = args.get(1).cloned().unwrap_or_default();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
     let seconds = value("--seconds").unwrap_or(60);
-    let seed = value("--seed").unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1);
+    let seed = value("--seed")
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1);
     let run: fn(&[u8]) = match target.as_str() {
         "config" => hotplug_fuzz::config_target,
         "steps" => hotplug_fuzz::steps_target,
@@ -80,15 +114,15 @@ fn main() {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut execs, mut crashes) = (0u64, 0u64);
     while Instant::now() < deadline {
-        let input = if target == "config" {
-            mutate(&mut rng, &seeds)
-        } else {
-            (0..rng.below(4096)).map(|_| rng.next() as u8).collect()
-        };
+        let input = if target == "config" { mutate(&mut rng, &seeds) } else { (0..rng.below(4096)).map(|_| rng.next() as u8).collect() };
         execs += 1;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(&input))) {
             crashes += 1;
-            let msg = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(&target);
             let _ = std::fs::create_dir_all(&dir);
             let file = dir.join(format!("crash-{execs}"));

@@ -234,6 +234,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every op, for generators that must cover them all (fuzz, property tests): they
+    /// build a step for each with an exhaustive `match`, so a new op breaks their build.
+    pub const ALL: [Op; 8] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink];
+
+    /// The name users type (`op = "add"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Add => "add",

@@ -11,10 +11,9 @@ use super::Status;
 use crate::config::{format_size, AutoOnline};
 use crate::loader::{LoadedLibrary, StrategyInstance};
 use crate::model::boot::MachineSpec;
-use crate::model::device::MemremapParams;
 use crate::model::geometry::preset;
-use crate::model::hotplug::AddParams;
 use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use crate::model::step::{DeviceStep, Outcome as StepOutcome, Step};
 use crate::model::{altmap, BlockState, Model, PageState};
 
 const MIB: u64 = 1 << 20;
@@ -431,31 +430,49 @@ fn plugs(s: &StrategyInstance) -> Vec<Plug> {
     out
 }
 
+impl Plug {
+    /// The step that makes this plug: an ACPI DIMM add, or a memremap of the plugin's type.
+    fn step(&self) -> Step {
+        let strategy = "under-test".to_string();
+        if self.kind == RequestKind::DEVICE {
+            let pgmap = DeviceStep {
+                ranges: vec![(self.start, self.size)],
+                find_free: false,
+                pgmap_type: PgmapType::NONE,
+                vmemmap_shift: 0,
+                resource: None,
+            };
+            Step::Memremap { pgmap, node: self.nid, strategy }
+        } else {
+            Step::Add { start: self.start, size: self.size, node: self.nid, driver: Driver::ACPI_DIMM, device: None, strategy }
+        }
+    }
+}
+
+/// Run `step` through `s`, as the runner would.
+fn apply(model: &mut Model, s: &dyn StrategyHandle, step: &Step) -> Result<(), String> {
+    match model.apply(step, &One(s)) {
+        StepOutcome::Failed(e) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
 fn plug(model: &mut Model, s: &dyn StrategyHandle, p: Plug) -> Result<(), String> {
-    let result = if p.kind == RequestKind::DEVICE {
-        let params =
-            MemremapParams { ranges: vec![(p.start, p.size)], nid: p.nid, pgmap_type: PgmapType::NONE, vmemmap_shift: 0, resource: None };
-        model.memremap(&params, s).map(|_| ())
-    } else {
-        let params = AddParams::for_driver(p.start, p.size, p.nid, Driver::ACPI_DIMM, None);
-        model.add_memory(&params, s).map(|_| ())
-    };
-    result.map_err(|e| format!("{p} failed: {e}"))
+    apply(model, s, &p.step()).map_err(|e| format!("{p} failed: {e}"))
 }
 
 /// Undo `p`: offline (when online) and remove System RAM; memunmap device memory.
 fn unplug(model: &mut Model, s: &dyn StrategyHandle, p: Plug) -> Result<(), String> {
     let result = if p.kind == RequestKind::DEVICE {
-        model.memunmap(p.start, &One(s)).map(|_| ())
+        apply(model, s, &Step::Memunmap { start: p.start })
     } else {
         let g = model.geometry;
         let online = model.blocks.get(&g.pfn_to_block(p.start / g.page_size())).is_some_and(|b| b.state == BlockState::Online);
         if online {
-            model
-                .offline_range(p.start, p.size, false)
+            apply(model, s, &Step::Offline { start: p.start, size: p.size, unmovable: false })
                 .map_err(|e| format!("offline {:#x}+{} failed: {e}", p.start, format_size(p.size)))?;
         }
-        model.remove_memory(p.start, p.size, &One(s)).map(|_| ())
+        apply(model, s, &Step::Remove { start: p.start, size: p.size })
     };
     result.map_err(|e| format!("undoing {p} failed: {e}"))
 }
