@@ -92,6 +92,23 @@ mod tests {
     }
 
     #[test]
+    fn name_lists_read_both_ways() {
+        assert_eq!(or_list(Driver::ALL.map(Driver::name)), "none, acpi-dimm, virtio-mem or dax-kmem");
+        assert_eq!(or_list(["a"]), "a");
+        assert_eq!(or_list(Vec::<&str>::new()), "");
+        for d in Driver::ALL {
+            assert_eq!(Driver::from_name(d.name()), Some(d));
+        }
+        for t in PgmapType::ALL {
+            assert_eq!(PgmapType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(PgmapType::from_name("none"), None, "not a type a device request carries");
+        for a in Arch::ALL {
+            assert_eq!(Arch::from_name(a.name()), Some(a));
+        }
+    }
+
+    #[test]
     fn request_kind_bits() {
         let both = RequestKinds::SYSTEM_RAM.union(RequestKinds::DEVICE);
         assert!(both.contains(RequestKind::SYSTEM_RAM));

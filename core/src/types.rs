@@ -128,6 +128,9 @@ impl Driver {
     /// dax/kmem: "System RAM (kmem)" under the dax device, one static group.
     pub const DAX_KMEM: Driver = Driver(3);
 
+    /// Every driver this contract names, in the order messages list them.
+    pub const ALL: [Driver; 4] = [Driver::NONE, Driver::ACPI_DIMM, Driver::VIRTIO_MEM, Driver::DAX_KMEM];
+
     /// The name users type in a config.
     pub fn name(self) -> &'static str {
         match self {
@@ -137,6 +140,11 @@ impl Driver {
             Driver::DAX_KMEM => "dax-kmem",
             _ => "unknown",
         }
+    }
+
+    /// The driver a config names.
+    pub fn from_name(name: &str) -> Option<Driver> {
+        Driver::ALL.into_iter().find(|d| d.name() == name)
     }
 }
 
@@ -157,6 +165,14 @@ impl PgmapType {
     pub const GENERIC: PgmapType = PgmapType(4);
     /// MEMORY_DEVICE_PCI_P2PDMA: PCI peer-to-peer BAR memory.
     pub const PCI_P2PDMA: PgmapType = PgmapType(5);
+
+    /// Every pgmap type a device request may carry (all but `NONE`).
+    pub const ALL: [PgmapType; 5] = [PgmapType::PRIVATE, PgmapType::COHERENT, PgmapType::FS_DAX, PgmapType::GENERIC, PgmapType::PCI_P2PDMA];
+
+    /// The pgmap type a config or an option names (`NONE` is not one).
+    pub fn from_name(name: &str) -> Option<PgmapType> {
+        PgmapType::ALL.into_iter().find(|t| t.name() == name)
+    }
 
     /// The name users type in a config.
     pub fn name(self) -> &'static str {
@@ -184,6 +200,14 @@ impl Arch {
     pub const ARM64: Arch = Arch(1);
     /// ppc64 with the radix MMU: page-aligned memmap suffices.
     pub const PPC64_RADIX: Arch = Arch(2);
+
+    /// Every architecture the contract names.
+    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::ARM64, Arch::PPC64_RADIX];
+
+    /// The architecture a config names.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == name)
+    }
 
     /// The name users type in a config.
     pub fn name(self) -> &'static str {
@@ -585,6 +609,16 @@ pub struct PluginInfo {
     pub flags: u64,
 }
 
+/// `"a, b or c"`: the names a message offers, from one of the `ALL` lists.
+pub fn or_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// Linux errno values a strategy may report (x86_64 numbering).
 pub mod errno {
     pub const ENOENT: i32 = 2;
@@ -601,30 +635,30 @@ pub mod errno {
     pub const EOPNOTSUPP: i32 = 95;
     pub const EHWPOISON: i32 = 133;
 
+    /// Every errno listed here, with its name: the one table both directions read.
+    pub const ALL: [(i32, &str); 13] = [
+        (ENOENT, "ENOENT"),
+        (EINTR, "EINTR"),
+        (ENXIO, "ENXIO"),
+        (E2BIG, "E2BIG"),
+        (ENOMEM, "ENOMEM"),
+        (EBUSY, "EBUSY"),
+        (EEXIST, "EEXIST"),
+        (ENODEV, "ENODEV"),
+        (EINVAL, "EINVAL"),
+        (ENOSPC, "ENOSPC"),
+        (ERANGE, "ERANGE"),
+        (EOPNOTSUPP, "EOPNOTSUPP"),
+        (EHWPOISON, "EHWPOISON"),
+    ];
+
     /// The symbolic name of an errno (e.g. "ENOMEM"), or `None` for one not listed.
     pub fn name(errno: i32) -> Option<&'static str> {
-        Some(match errno {
-            ENOENT => "ENOENT",
-            EINTR => "EINTR",
-            ENXIO => "ENXIO",
-            E2BIG => "E2BIG",
-            ENOMEM => "ENOMEM",
-            EBUSY => "EBUSY",
-            EEXIST => "EEXIST",
-            ENODEV => "ENODEV",
-            EINVAL => "EINVAL",
-            ENOSPC => "ENOSPC",
-            ERANGE => "ERANGE",
-            EOPNOTSUPP => "EOPNOTSUPP",
-            EHWPOISON => "EHWPOISON",
-            _ => return None,
-        })
+        ALL.iter().find(|(e, _)| *e == errno).map(|(_, n)| *n)
     }
 
     /// The errno for a symbolic name.
     pub fn from_name(name: &str) -> Option<i32> {
-        [ENOENT, EINTR, ENXIO, E2BIG, ENOMEM, EBUSY, EEXIST, ENODEV, EINVAL, ENOSPC, ERANGE, EOPNOTSUPP, EHWPOISON]
-            .into_iter()
-            .find(|&e| self::name(e) == Some(name))
+        ALL.iter().find(|(_, n)| *n == name).map(|(e, _)| *e)
     }
 }

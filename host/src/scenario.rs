@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hotplug_core::{errno, Driver, PgmapType, RequestKind};
+use hotplug_core::{errno, or_list, Arch, Driver, PgmapType, RequestKind};
 
 use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
@@ -119,16 +119,6 @@ pub struct Scenario {
     pub compare: Option<Vec<String>>,
 }
 
-fn pgmap_type_from_name(name: &str) -> Option<PgmapType> {
-    [PgmapType::PRIVATE, PgmapType::COHERENT, PgmapType::FS_DAX, PgmapType::GENERIC, PgmapType::PCI_P2PDMA]
-        .into_iter()
-        .find(|t| t.name() == name)
-}
-
-fn driver_from_name(name: &str) -> Option<Driver> {
-    [Driver::NONE, Driver::ACPI_DIMM, Driver::VIRTIO_MEM, Driver::DAX_KMEM].into_iter().find(|d| d.name() == name)
-}
-
 /// Check `loaded` and resolve it. `strategy_override` (the CLI's `--strategy`) replaces
 /// the strategy of every add step.
 pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scenario, ConfigError> {
@@ -138,8 +128,9 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
 
     // Geometry: the arch preset, then each key given.
     let arch = match &m.arch {
-        Some(a) => arch_from_name(a.get_ref())
-            .ok_or_else(|| loaded.error_at(a.span(), format!("unknown arch \"{}\": use x86_64, arm64 or ppc64-radix", a.get_ref())))?,
+        Some(a) => arch_from_name(a.get_ref()).ok_or_else(|| {
+            loaded.error_at(a.span(), format!("unknown arch \"{}\": use {}", a.get_ref(), or_list(Arch::ALL.map(Arch::name))))
+        })?,
         None => hotplug_core::Arch::X86_64,
     };
     let mut g = preset(arch);
@@ -292,10 +283,10 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         let (start, size, device) = match sc.op {
             Op::Memremap => {
                 let pgmap_type = match &sc.pgmap_type {
-                    Some(t) => pgmap_type_from_name(t.get_ref()).ok_or_else(|| {
+                    Some(t) => PgmapType::from_name(t.get_ref()).ok_or_else(|| {
                         loaded.error_at(
                             t.span(),
-                            format!("unknown pgmap_type \"{}\": use private, coherent, fsdax, generic or p2pdma", t.get_ref()),
+                            format!("unknown pgmap_type \"{}\": use {}", t.get_ref(), or_list(PgmapType::ALL.map(PgmapType::name))),
                         )
                     })?,
                     None => PgmapType::NONE,
@@ -334,8 +325,8 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
         };
         let driver = match &sc.driver {
-            Some(d) => driver_from_name(d.get_ref()).ok_or_else(|| {
-                loaded.error_at(d.span(), format!("unknown driver \"{}\": use acpi-dimm, virtio-mem or dax-kmem", d.get_ref()))
+            Some(d) => Driver::from_name(d.get_ref()).ok_or_else(|| {
+                loaded.error_at(d.span(), format!("unknown driver \"{}\": use {}", d.get_ref(), or_list(Driver::ALL.map(Driver::name))))
             })?,
             None => Driver::NONE,
         };

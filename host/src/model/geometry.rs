@@ -52,7 +52,7 @@ pub fn preset(arch: Arch) -> Geometry {
 
 /// Parse an `arch` name.
 pub fn arch_from_name(name: &str) -> Option<Arch> {
-    [Arch::X86_64, Arch::ARM64, Arch::PPC64_RADIX].into_iter().find(|a| a.name() == name)
+    Arch::from_name(name)
 }
 
 /// The x86_64 boot probe for the memory-block size (arch/x86/mm/init_64.c

@@ -56,12 +56,6 @@ impl SizeOption {
     }
 }
 
-fn pgmap_type(name: &str) -> Option<PgmapType> {
-    [PgmapType::PRIVATE, PgmapType::COHERENT, PgmapType::FS_DAX, PgmapType::GENERIC, PgmapType::PCI_P2PDMA]
-        .into_iter()
-        .find(|t| t.name() == name)
-}
-
 /// The options, for the host and `host plugins --verbose`.
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec::choice(
@@ -102,9 +96,10 @@ impl Strategy for DevicePgmap {
         let o: Options = hotplug_core::options::parse("device-pgmap", options)?;
         let t = match &o.pgmap_type {
             None => PgmapType::GENERIC,
-            Some(name) => pgmap_type(name).ok_or_else(|| {
+            Some(name) => PgmapType::from_name(name).ok_or_else(|| {
                 PluginError::msg(format!(
-                    "device-pgmap option \"type\": unknown type {name:?}: use private, coherent, fsdax, generic or p2pdma"
+                    "device-pgmap option \"type\": unknown type {name:?}: use {}",
+                    hotplug_core::or_list(PgmapType::ALL.map(PgmapType::name))
                 ))
             })?,
         };
@@ -176,3 +171,14 @@ impl Strategy for DevicePgmap {
 }
 
 export_plugin!(DevicePgmap);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `type` option's choices are the contract's pgmap type names, in its order.
+    #[test]
+    fn type_choices_are_the_contracts_pgmap_types() {
+        assert_eq!(OPTIONS[0].choice_list().collect::<Vec<_>>(), PgmapType::ALL.map(PgmapType::name));
+    }
+}
