@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::altmap;
 use super::error::StepError;
-use super::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::sections::{MemmapHome, Section};
 use super::zone::ZoneType;
 use super::{Model, PageState};
@@ -161,7 +161,7 @@ impl Model {
             let mut request = RequestData::device(self, start_pfn, nr, p.nid, p.pgmap_type, p.vmemmap_shift, id);
             request.range_index = i as u32;
             request.range_count = p.ranges.len() as u32;
-            let r = request.with(|rq| strategy.set_up(rq)).map_err(|e| StepError::plugin(&plugin, "set_up", &e))?;
+            let r = self.call_set_up(strategy, &request)?;
             self.validate_restrictions(RequestKind::DEVICE, &r, start_pfn, nr, &plugin)?;
             if r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
                 return Err(StepError::validator(&plugin, "MEMORY_BLOCK_DEVICES for device memory (it is never onlined as System RAM)"));
@@ -210,12 +210,7 @@ impl Model {
             // construct(): the strategy initialises the device pages.
             let mut given = r.clone();
             given.altmap = alt.into();
-            let mut ops = ModelOps::new(self, PfnRange::new(start_pfn, nr), alt);
-            let result = request.with(|rq| strategy.construct(rq, &given, &mut ops));
-            if let Some(v) = ops.violation.take() {
-                return Err(StepError::validator(&plugin, v));
-            }
-            result.map_err(|e| StepError::plugin(&plugin, "construct", &e))?;
+            self.call_with_ops(strategy, OpsCall::Construct, &request, &given, PfnRange::new(start_pfn, nr), alt)?;
             let first_device = start_pfn + alt.map_or(0, |a| altmap::offset(&a));
             let order = self.validate_device_pages(&plugin, id, p.nid, start_pfn, first_device, start_pfn + nr)?;
             if i == 0 {
@@ -459,17 +454,11 @@ impl Model {
         let strategy = lookup.strategy(&pgmap.strategy).ok_or_else(|| {
             StepError::kernel(errno::EINVAL, format!("strategy \"{}\" that mapped this memory is not loaded", pgmap.strategy))
         })?;
-        let plugin = strategy.plugin_name().to_string();
         for (i, (&(s, n), r)) in pgmap.ranges.iter().zip(&pgmap.restrictions).enumerate() {
             let mut request = RequestData::device(self, s, n, pgmap.nid, pgmap.pgmap_type, pgmap.compound_order, pgmap.id);
             request.range_index = i as u32;
             request.range_count = pgmap.ranges.len() as u32;
-            let mut ops = ModelOps::new(self, PfnRange::new(s, n), r.altmap.into_option());
-            let result = request.with(|rq| strategy.tear_down(rq, r, &mut ops));
-            if let Some(v) = ops.violation.take() {
-                return Err(StepError::validator(&plugin, v));
-            }
-            result.map_err(|e| StepError::plugin(&plugin, "tear_down", &e))?;
+            self.call_with_ops(strategy, OpsCall::TearDown, &request, r, PfnRange::new(s, n), r.altmap.into_option())?;
             let leftover: Vec<(u64, u64)> = self
                 .pages
                 .overlapping(s, s + n)

@@ -9,7 +9,7 @@ use super::altmap;
 use super::block::{BlockState, MemoryBlock};
 use super::error::StepError;
 use super::groups::GroupKind;
-use super::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::sections::{MemmapHome, Section};
 use super::zone::ZoneType;
 use super::{AddRecord, Model, PageState};
@@ -171,7 +171,7 @@ impl Model {
 
         // The strategy decides the memmap placement.
         let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, group_id);
-        let restrictions = request.with(|r| strategy.set_up(r)).map_err(|e| StepError::plugin(strategy.plugin_name(), "set_up", &e))?;
+        let restrictions = self.call_set_up(strategy, &request)?;
         self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
 
         let per_block = restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
@@ -245,13 +245,7 @@ impl Model {
         let mut given = restrictions.clone();
         given.altmap = first_altmap.into();
         let range = PfnRange::new(start_pfn, nr_pages);
-        let mut ops = ModelOps::new(self, range, first_altmap);
-        let result = request.with(|r| strategy.construct(r, &given, &mut ops));
-        let violation = ops.violation.take();
-        if let Some(v) = violation {
-            return Err(StepError::validator(strategy.plugin_name(), v));
-        }
-        result.map_err(|e| StepError::plugin(strategy.plugin_name(), "construct", &e))?;
+        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, range, first_altmap)?;
         self.validate_vmemmap_marks(start_pfn, nr_pages, &block_altmaps, strategy.plugin_name())?;
 
         self.adds.insert(
@@ -812,12 +806,7 @@ impl Model {
             })?;
             let request = RequestData::system_ram(self, add.start_pfn, add.nr_pages, add.nid, add.driver, add.group_id);
             let range = PfnRange::new(add.start_pfn, add.nr_pages);
-            let mut ops = ModelOps::new(self, range, add.restrictions.altmap.into_option());
-            let result = request.with(|r| strategy.tear_down(r, &add.restrictions, &mut ops));
-            if let Some(v) = ops.violation.take() {
-                return Err(StepError::validator(strategy.plugin_name(), v));
-            }
-            result.map_err(|e| StepError::plugin(strategy.plugin_name(), "tear_down", &e))?;
+            self.call_with_ops(strategy, OpsCall::TearDown, &request, &add.restrictions, range, add.restrictions.altmap.into_option())?;
             // Marks the strategy leaves behind are cleared with the memmap that held them;
             // reservations are the strategy's to release and stay in the table if it leaks.
             let leftover: Vec<(u64, u64)> = self

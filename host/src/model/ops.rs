@@ -263,3 +263,49 @@ impl MemmapOps for ModelOps<'_> {
         self.check_strided("clear_pages_strided", runs).map(|()| self.set_strided(runs, None)).into()
     }
 }
+
+/// The strategy calls that borrow the host's memmap callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpsCall {
+    Construct,
+    TearDown,
+}
+
+impl OpsCall {
+    fn name(self) -> &'static str {
+        match self {
+            OpsCall::Construct => "construct",
+            OpsCall::TearDown => "tear_down",
+        }
+    }
+}
+
+impl Model {
+    /// A strategy's `set_up`: its error becomes the step's, naming the plugin.
+    pub(super) fn call_set_up(&self, strategy: &dyn StrategyHandle, request: &RequestData) -> Result<Restrictions, super::StepError> {
+        request.with(|r| strategy.set_up(r)).map_err(|e| super::StepError::plugin(strategy.plugin_name(), "set_up", &e))
+    }
+
+    /// A strategy's `construct` or `tear_down` over `range`, with the MemmapOps of the
+    /// open transaction: a rule the strategy broke fails the step (even if the plugin
+    /// ignored the error it was given), then the plugin's own error.
+    pub(super) fn call_with_ops(
+        &mut self,
+        strategy: &dyn StrategyHandle,
+        call: OpsCall,
+        request: &RequestData,
+        restrictions: &Restrictions,
+        range: PfnRange,
+        altmap: Option<Altmap>,
+    ) -> Result<(), super::StepError> {
+        let mut ops = ModelOps::new(self, range, altmap);
+        let result = request.with(|r| match call {
+            OpsCall::Construct => strategy.construct(r, restrictions, &mut ops),
+            OpsCall::TearDown => strategy.tear_down(r, restrictions, &mut ops),
+        });
+        if let Some(v) = ops.violation.take() {
+            return Err(super::StepError::validator(strategy.plugin_name(), v));
+        }
+        result.map_err(|e| super::StepError::plugin(strategy.plugin_name(), call.name(), &e))
+    }
+}
