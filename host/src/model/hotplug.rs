@@ -118,18 +118,24 @@ impl Model {
     /// Hot-add System RAM through `strategy`, then auto-online as configured.
     pub fn add_memory(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
         let mut outcome = self.transaction(|m| m.add_memory_resource(p, strategy))?;
-        if let Some(t) = self.policy.auto_online_blocks.online_type() {
-            for &id in &outcome.blocks {
-                match self.transaction(|m| m.online_block(id, t)) {
-                    Ok(zone) => outcome.onlined.push((id, zone)),
-                    Err(e) => {
-                        outcome.online_error = Some(e);
-                        break;
-                    }
-                }
+        (outcome.onlined, outcome.online_error) = self.auto_online(&outcome.blocks);
+        Ok(outcome)
+    }
+
+    /// Online new `blocks` as auto_online_blocks says, each block its own transaction
+    /// (online_memory_block per block): the first failure stops onlining and is returned,
+    /// not raised, because the kernel does not fail the add for it. Used after every add,
+    /// a virtio-mem grow's included.
+    pub(super) fn auto_online(&mut self, blocks: &[u64]) -> (Vec<(u64, ZoneType)>, Option<StepError>) {
+        let mut onlined = Vec::new();
+        let Some(t) = self.policy.auto_online_blocks.online_type() else { return (onlined, None) };
+        for &id in blocks {
+            match self.transaction(|m| m.online_block(id, t)) {
+                Ok(zone) => onlined.push((id, zone)),
+                Err(e) => return (onlined, Some(e)),
             }
         }
-        Ok(outcome)
+        (onlined, None)
     }
 
     pub(super) fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {

@@ -36,6 +36,9 @@ pub struct ResizeOutcome {
     pub onlined: Vec<(u64, ZoneType)>,
     pub plugged: u64,
     pub memmap_node_pages: u64,
+    /// Why auto-onlining stopped early (the grow itself stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_error: Option<StepError>,
 }
 
 impl Model {
@@ -73,7 +76,7 @@ impl Model {
                 }
             };
             let mut out =
-                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0 };
+                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0, online_error: None };
             let first = dev.start + dev.plugged;
             for addr in (first..first + size).step_by(bs as usize) {
                 let params = AddParams {
@@ -84,19 +87,15 @@ impl Model {
                 out.memmap_node_pages += added.memmap_node_pages;
                 out.blocks.extend(added.blocks);
             }
-            // Auto-online as for any add; the first failure stops onlining, not the grow.
-            if let Some(t) = m.policy.auto_online_blocks.online_type() {
-                for &b in &out.blocks.clone() {
-                    match m.online_block(b, t) {
-                        Ok(zone) => out.onlined.push((b, zone)),
-                        Err(_) => break,
-                    }
-                }
-            }
             let plugged = dev.plugged + size;
             m.virtio.insert(name.to_string(), VirtioMem { plugged, ..dev });
             out.plugged = plugged;
             Ok(out)
+        })
+        .map(|mut out| {
+            // Auto-online as for any add; the first failure stops onlining, not the grow.
+            (out.onlined, out.online_error) = self.auto_online(&out.blocks);
+            out
         })
     }
 
@@ -127,7 +126,7 @@ impl Model {
                 ));
             }
             let mut out =
-                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0 };
+                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0, online_error: None };
             let end = dev.start + dev.plugged;
             for k in 1..=size / bs {
                 let addr = end - k * bs;

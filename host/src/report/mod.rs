@@ -282,6 +282,9 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
                 zones.dedup();
                 let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
             }
+            if let Some(e) = &r.online_error {
+                let _ = write!(text, "; auto-online stopped: {e}");
+            }
             text
         }
         Outcome::Unmapped(u) => format!(
