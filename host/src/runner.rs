@@ -9,7 +9,7 @@ use crate::config::{OnlineType, Op};
 use crate::loader::{InstanceError, LoadError, LoadedLibrary, Loader, StrategyInstance};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
 use crate::model::Model;
-use crate::scenario::{Expect, Scenario, Step, StepSpec};
+use crate::scenario::{Scenario, Step, StepSpec};
 
 /// A run that could not start (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -193,10 +193,7 @@ pub fn run(
             model.check_invariants().map_err(|message| RunError::Invariant { step: step.index, message })?;
         }
         let expect = step.expect_for(strategy);
-        let matched = match expect {
-            Expect::Ok => outcome.code() == "ok",
-            Expect::Error(code) => outcome.code() == code,
-        };
+        let matched = expect.matches(&outcome);
         steps.push(StepResult {
             index: step.index,
             op: step.op(),
@@ -209,7 +206,7 @@ pub fn run(
                 Step::Online { online_type, .. } => Some(*online_type),
                 _ => None,
             },
-            expect: expect.as_str().to_string(),
+            expect: expect.to_string(),
             outcome,
             matched,
         });

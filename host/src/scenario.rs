@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use hotplug_core::{errno, or_list, Arch, Driver, PgmapType, RequestKind};
+use hotplug_core::{or_list, Arch, Driver, PgmapType, RequestKind};
 
 use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
-use crate::model::error::EPLUGIN;
+use crate::model::error::ErrorCode;
 use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
 use crate::model::numa::{NodeFacts, DRAM_TIER, LOCAL_DISTANCE};
 
@@ -50,14 +50,25 @@ pub struct OptionEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
     Ok,
-    Error(String),
+    Error(ErrorCode),
 }
 
 impl Expect {
-    pub fn as_str(&self) -> &str {
+    /// Whether `outcome` is what was expected.
+    pub fn matches(&self, outcome: &crate::model::step::Outcome) -> bool {
         match self {
-            Expect::Ok => "ok",
-            Expect::Error(e) => e,
+            Expect::Ok => outcome.error_code().is_none(),
+            Expect::Error(code) => outcome.error_code() == Some(*code),
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    /// "ok" or the code's name, as a config writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Ok => f.write_str("ok"),
+            Expect::Error(code) => write!(f, "{code}"),
         }
     }
 }
@@ -101,8 +112,8 @@ impl StepSpec {
 fn parse_expect(loaded: &Loaded, span: std::ops::Range<usize>, text: &str) -> Result<Expect, ConfigError> {
     if text == "ok" {
         Ok(Expect::Ok)
-    } else if errno::from_name(text).is_some() || text == EPLUGIN {
-        Ok(Expect::Error(text.to_string()))
+    } else if let Some(code) = ErrorCode::from_name(text) {
+        Ok(Expect::Error(code))
     } else {
         Err(loaded.error_at(span, format!("unknown expect \"{text}\": use \"ok\", an errno name such as \"ENOMEM\", or \"EPLUGIN\"")))
     }

@@ -7,6 +7,7 @@ use hotplug_core::{errno, Driver, PgmapType};
 use serde::Serialize;
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
+use super::error::ErrorCode;
 use super::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use super::ops::StrategyLookup;
 use super::virtio::ResizeOutcome;
@@ -95,11 +96,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// "ok" or the error code.
-    pub fn code(&self) -> &str {
+    /// "ok" or the error code's name.
+    pub fn code(&self) -> String {
         match self {
-            Outcome::Failed(e) => &e.code,
-            _ => "ok",
+            Outcome::Failed(e) => e.code.name(),
+            _ => "ok".to_string(),
+        }
+    }
+
+    /// The error code, when the step failed.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Outcome::Failed(e) => Some(e.code),
+            _ => None,
         }
     }
 }

@@ -75,8 +75,14 @@ impl Model {
                     VirtioMem { name: name.to_string(), nid, start, plugged: 0, group_id }
                 }
             };
-            let mut out =
-                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0, online_error: None };
+            let mut out = ResizeOutcome {
+                device: name.to_string(),
+                blocks: Vec::new(),
+                onlined: Vec::new(),
+                plugged: 0,
+                memmap_node_pages: 0,
+                online_error: None,
+            };
             let first = dev.start + dev.plugged;
             for addr in (first..first + size).step_by(bs as usize) {
                 let params = AddParams {
@@ -125,8 +131,14 @@ impl Model {
                     ),
                 ));
             }
-            let mut out =
-                ResizeOutcome { device: name.to_string(), blocks: Vec::new(), onlined: Vec::new(), plugged: 0, memmap_node_pages: 0, online_error: None };
+            let mut out = ResizeOutcome {
+                device: name.to_string(),
+                blocks: Vec::new(),
+                onlined: Vec::new(),
+                plugged: 0,
+                memmap_node_pages: 0,
+                online_error: None,
+            };
             let end = dev.start + dev.plugged;
             for k in 1..=size / bs {
                 let addr = end - k * bs;

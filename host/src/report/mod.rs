@@ -440,7 +440,7 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
         }
         Outcome::Unmapped(_) => "ok: unmapped".to_string(),
         Outcome::Resized(r) => format!("ok: {} plugged", format_size(r.plugged)),
-        Outcome::Failed(e) => e.code.clone(),
+        Outcome::Failed(e) => e.code.name(),
     };
     format!("{text}{mark}")
 }
