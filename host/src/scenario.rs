@@ -133,10 +133,24 @@ pub struct Scenario {
 /// Check `loaded` and resolve it. `strategy_override` (the CLI's `--strategy`) replaces
 /// the strategy of every add step.
 pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scenario, ConfigError> {
-    let file = &loaded.file;
-    let m = file.machine.get_ref();
-    let machine_span = file.machine.span();
+    let (geometry, nodes) = geometry_and_nodes(loaded)?;
+    let machine = machine(loaded, geometry, nodes)?;
+    let m = loaded.file.machine.get_ref();
+    let plugin_dirs = m.plugin_dirs.iter().map(|d| loaded.dir().join(d.get_ref())).collect();
+    let mut strategies = strategies(loaded, strategy_override)?;
+    let mut steps = Vec::new();
+    for (i, s) in loaded.file.step.iter().enumerate() {
+        steps.push(step(loaded, i, s, strategy_override, &mut strategies)?);
+    }
+    let compare = compare(loaded, &mut strategies)?;
+    Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare })
+}
 
+/// `[machine]`'s geometry (the arch preset, then each key given; the block size probed
+/// from the boot memory's end when "auto") and its nodes.
+fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<NodeSpec>), ConfigError> {
+    let m = loaded.file.machine.get_ref();
+    let machine_span = loaded.file.machine.span();
     // Geometry: the arch preset, then each key given.
     let arch = match &m.arch {
         Some(a) => arch_from_name(a.get_ref()).ok_or_else(|| {
@@ -194,7 +208,14 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         .unwrap_or(machine_span.clone());
         return Err(loaded.error_at(span, format!("invalid geometry: {e}")));
     }
+    Ok((g, nodes))
+}
 
+/// The machine: geometry, nodes and policies, or a captured machine's; booted once so a
+/// bad layout is reported at the config's `[machine]` table.
+fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> Result<MachineSpec, ConfigError> {
+    let m = loaded.file.machine.get_ref();
+    let machine_span = loaded.file.machine.span();
     let mut machine = MachineSpec {
         geometry: g,
         auto_online_blocks: m.auto_online_blocks.unwrap_or(AutoOnline::Offline),
@@ -230,9 +251,12 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         let span = m.from.as_ref().map(|f| f.span()).or_else(|| m.node.first().map(|n| n.span())).unwrap_or(machine_span.clone());
         return Err(loaded.error_at(span, format!("invalid machine: {e}")));
     }
+    Ok(machine)
+}
 
-    let plugin_dirs = m.plugin_dirs.iter().map(|d| loaded.dir().join(d.get_ref())).collect();
-
+/// The `[[strategy]]` tables (and `--strategy`'s implicit default), ready to load.
+fn strategies(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Vec<StrategySpec>, ConfigError> {
+    let file = &loaded.file;
     // Strategies.
     let mut strategies: Vec<StrategySpec> = Vec::new();
     for s in &file.strategy {
@@ -280,150 +304,180 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
             }
         }
     }
+    Ok(strategies)
+}
 
-    // Steps.
-    let mut steps = Vec::new();
-    for (i, s) in file.step.iter().enumerate() {
-        let sc = s.get_ref();
-        let line = config::line_col(&loaded.text, s.span().start).0;
-        let need = |v: &Option<toml::Spanned<config::Size>>, key: &str| {
-            v.as_ref()
-                .map(|x| x.get_ref().0)
-                .ok_or_else(|| loaded.error_at(s.span(), format!("step {}: `{}` needs `{key}`", i + 1, sc.op.as_str())))
-        };
-        let (start, size, device) = match sc.op {
-            Op::Memremap => {
-                let pgmap_type = match &sc.pgmap_type {
-                    Some(t) => PgmapType::from_name(t.get_ref()).ok_or_else(|| {
-                        loaded.error_at(
-                            t.span(),
-                            format!("unknown pgmap_type \"{}\": use {}", t.get_ref(), or_list(PgmapType::ALL.map(PgmapType::name))),
-                        )
-                    })?,
-                    None => PgmapType::NONE,
-                };
-                let (ranges, find_free) = match (&sc.ranges, &sc.start, &sc.size) {
-                    (Some(r), None, None) if !r.get_ref().is_empty() => {
-                        (r.get_ref().iter().map(|r| (r.start.0, r.size.0)).collect(), false)
-                    }
-                    (Some(r), _, _) => {
-                        return Err(loaded.error_at(r.span(), format!("step {}: give either `ranges` (non-empty) or `start`/`size`", i + 1)))
-                    }
-                    (None, Some(st), Some(sz)) => (vec![(st.get_ref().0, sz.get_ref().0)], false),
-                    (None, None, Some(sz)) => (vec![(0, sz.get_ref().0)], true),
-                    (None, _, None) => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` needs `size`", i + 1))),
-                };
-                let (start, size) = ranges[0];
-                let device = DeviceStep {
-                    ranges,
-                    find_free,
-                    pgmap_type,
-                    vmemmap_shift: sc.vmemmap_shift.unwrap_or(0),
-                    resource: sc.resource.clone(),
-                };
-                (start, size, Some(device))
+/// `[[step]]` number `i` (0-based), typed; records in `strategies` the kinds each needs.
+fn step(
+    loaded: &Loaded,
+    i: usize,
+    s: &toml::Spanned<config::StepConfig>,
+    strategy_override: Option<&str>,
+    strategies: &mut Vec<StrategySpec>,
+) -> Result<StepSpec, ConfigError> {
+    let sc = s.get_ref();
+    let line = config::line_col(&loaded.text, s.span().start).0;
+    let (start, size, device) = step_range(loaded, i, s)?;
+    let driver = match &sc.driver {
+        Some(d) => Driver::from_name(d.get_ref()).ok_or_else(|| {
+            loaded.error_at(d.span(), format!("unknown driver \"{}\": use {}", d.get_ref(), or_list(Driver::ALL.map(Driver::name))))
+        })?,
+        None => Driver::NONE,
+    };
+    let (expect, expect_by_strategy) = expectations(loaded, sc, strategies)?;
+    let driver = if matches!(sc.op, Op::Grow | Op::Shrink) { Driver::VIRTIO_MEM } else { driver };
+    let strategy = step_strategy(loaded, i, s, strategy_override, strategies)?;
+    let device_name = || sc.device.clone().unwrap_or_else(|| "virtio0".to_string());
+    let step = match sc.op {
+        Op::Add => Step::Add { start, size, node: sc.node, driver, device: sc.device.clone(), strategy },
+        Op::Online => Step::Online { start, size, online_type: sc.online_type.unwrap_or(OnlineType::Online) },
+        Op::Offline => Step::Offline { start, size, unmovable: sc.unmovable },
+        Op::Remove => Step::Remove { start, size },
+        Op::Memremap => match device {
+            Some(pgmap) => Step::Memremap { pgmap, node: sc.node, strategy },
+            None => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` without a pgmap", i + 1))),
+        },
+        Op::Memunmap => Step::Memunmap { start },
+        Op::Grow => {
+            Step::Grow { device: device_name(), start, size, node: sc.node, unit: sc.unit.as_ref().map(|u| u.get_ref().0), strategy }
+        }
+        Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
+    };
+    Ok(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line })
+}
+
+/// The strategy instance a step calls: `--strategy`, the step's `strategy`, a compare
+/// run's first, the only one defined, or the implicit default; "" for ops that call none.
+fn step_strategy(
+    loaded: &Loaded,
+    i: usize,
+    s: &toml::Spanned<config::StepConfig>,
+    strategy_override: Option<&str>,
+    strategies: &mut Vec<StrategySpec>,
+) -> Result<String, ConfigError> {
+    let file = &loaded.file;
+    let sc = s.get_ref();
+    let (kind, implicit) = match sc.op {
+        Op::Memremap => (RequestKind::DEVICE, DEFAULT_DEVICE_STRATEGY),
+        _ => (RequestKind::SYSTEM_RAM, DEFAULT_STRATEGY),
+    };
+    if matches!(sc.op, Op::Add | Op::Memremap | Op::Grow) {
+        let named = match (strategy_override, &sc.strategy) {
+            (Some(o), _) => o.to_string(),
+            (None, Some(n)) => {
+                if !strategies.iter().any(|x| &x.name == n.get_ref()) {
+                    return Err(loaded
+                        .error_at(n.span(), format!("unknown strategy \"{}\" (defined: {})", n.get_ref(), defined_names(&strategies))));
+                }
+                n.get_ref().clone()
             }
-            Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
-            Op::Grow | Op::Shrink => {
-                if sc.device.is_none() {
+            // A compare run gives every add step each compared strategy in turn.
+            (None, None) if file.compare.as_ref().is_some_and(|c| !c.get_ref().is_empty()) => {
+                file.compare.as_ref().map(|c| c.get_ref()[0].clone()).unwrap_or_default()
+            }
+            (None, None) => match strategies.len() {
+                0 => {
+                    strategies.push(implicit_strategy(implicit));
+                    implicit.to_string()
+                }
+                1 => strategies[0].name.clone(),
+                _ if strategies.iter().any(|s| s.name == implicit) => implicit.to_string(),
+                _ => {
                     return Err(loaded.error_at(
                         s.span(),
-                        format!("step {}: `{}` needs `device` (the virtio-mem device's name)", i + 1, sc.op.as_str()),
-                    ));
-                }
-                (sc.start.as_ref().map_or(0, |v| v.get_ref().0), need(&sc.size, "size")?, None)
-            }
-            _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
-        };
-        let driver = match &sc.driver {
-            Some(d) => Driver::from_name(d.get_ref()).ok_or_else(|| {
-                loaded.error_at(d.span(), format!("unknown driver \"{}\": use {}", d.get_ref(), or_list(Driver::ALL.map(Driver::name))))
-            })?,
-            None => Driver::NONE,
-        };
-        let (expect, expect_by_strategy) = match &sc.expect {
-            None => (Expect::Ok, Vec::new()),
-            Some(e) => match e.get_ref() {
-                config::ExpectConfig::One(text) => (parse_expect(loaded, e.span(), text)?, Vec::new()),
-                config::ExpectConfig::PerStrategy(map) => {
-                    let mut by = Vec::new();
-                    for (name, text) in map {
-                        if !strategies.iter().any(|x| &x.name == name) {
-                            return Err(loaded.error_at(
-                                e.span(),
-                                format!("expect names unknown strategy \"{name}\" (defined: {})", defined_names(&strategies)),
-                            ));
-                        }
-                        by.push((name.clone(), parse_expect(loaded, e.span(), text)?));
-                    }
-                    (Expect::Ok, by)
+                        format!("step {}: several strategies are defined; say which with `strategy = \"...\"`", i + 1),
+                    ))
                 }
             },
         };
-        let driver = if matches!(sc.op, Op::Grow | Op::Shrink) { Driver::VIRTIO_MEM } else { driver };
-        let (kind, implicit) = match sc.op {
-            Op::Memremap => (RequestKind::DEVICE, DEFAULT_DEVICE_STRATEGY),
-            _ => (RequestKind::SYSTEM_RAM, DEFAULT_STRATEGY),
-        };
-        let strategy = if matches!(sc.op, Op::Add | Op::Memremap | Op::Grow) {
-            let named = match (strategy_override, &sc.strategy) {
-                (Some(o), _) => o.to_string(),
-                (None, Some(n)) => {
-                    if !strategies.iter().any(|x| &x.name == n.get_ref()) {
+        if let Some(st) = strategies.iter_mut().find(|x| x.name == named) {
+            if !st.needs.contains(&kind) {
+                st.needs.push(kind);
+            }
+        }
+        Ok(named)
+    } else {
+        Ok(String::new())
+    }
+}
+
+/// A step's `start` and `size` as written, and a memremap's pgmap.
+fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) -> Result<(u64, u64, Option<DeviceStep>), ConfigError> {
+    let sc = s.get_ref();
+    let need = |v: &Option<toml::Spanned<config::Size>>, key: &str| {
+        v.as_ref()
+            .map(|x| x.get_ref().0)
+            .ok_or_else(|| loaded.error_at(s.span(), format!("step {}: `{}` needs `{key}`", i + 1, sc.op.as_str())))
+    };
+    let (start, size, device) = match sc.op {
+        Op::Memremap => {
+            let pgmap_type = match &sc.pgmap_type {
+                Some(t) => PgmapType::from_name(t.get_ref()).ok_or_else(|| {
+                    loaded.error_at(
+                        t.span(),
+                        format!("unknown pgmap_type \"{}\": use {}", t.get_ref(), or_list(PgmapType::ALL.map(PgmapType::name))),
+                    )
+                })?,
+                None => PgmapType::NONE,
+            };
+            let (ranges, find_free) = match (&sc.ranges, &sc.start, &sc.size) {
+                (Some(r), None, None) if !r.get_ref().is_empty() => (r.get_ref().iter().map(|r| (r.start.0, r.size.0)).collect(), false),
+                (Some(r), _, _) => {
+                    return Err(loaded.error_at(r.span(), format!("step {}: give either `ranges` (non-empty) or `start`/`size`", i + 1)))
+                }
+                (None, Some(st), Some(sz)) => (vec![(st.get_ref().0, sz.get_ref().0)], false),
+                (None, None, Some(sz)) => (vec![(0, sz.get_ref().0)], true),
+                (None, _, None) => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` needs `size`", i + 1))),
+            };
+            let (start, size) = ranges[0];
+            let device =
+                DeviceStep { ranges, find_free, pgmap_type, vmemmap_shift: sc.vmemmap_shift.unwrap_or(0), resource: sc.resource.clone() };
+            (start, size, Some(device))
+        }
+        Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
+        Op::Grow | Op::Shrink => {
+            if sc.device.is_none() {
+                return Err(loaded
+                    .error_at(s.span(), format!("step {}: `{}` needs `device` (the virtio-mem device's name)", i + 1, sc.op.as_str())));
+            }
+            (sc.start.as_ref().map_or(0, |v| v.get_ref().0), need(&sc.size, "size")?, None)
+        }
+        _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
+    };
+    Ok((start, size, device))
+}
+
+/// A step's `expect`: one outcome, or one per strategy (each a defined strategy).
+fn expectations(
+    loaded: &Loaded,
+    sc: &config::StepConfig,
+    strategies: &[StrategySpec],
+) -> Result<(Expect, Vec<(String, Expect)>), ConfigError> {
+    let (expect, expect_by_strategy) = match &sc.expect {
+        None => (Expect::Ok, Vec::new()),
+        Some(e) => match e.get_ref() {
+            config::ExpectConfig::One(text) => (parse_expect(loaded, e.span(), text)?, Vec::new()),
+            config::ExpectConfig::PerStrategy(map) => {
+                let mut by = Vec::new();
+                for (name, text) in map {
+                    if !strategies.iter().any(|x| &x.name == name) {
                         return Err(loaded.error_at(
-                            n.span(),
-                            format!("unknown strategy \"{}\" (defined: {})", n.get_ref(), defined_names(&strategies)),
+                            e.span(),
+                            format!("expect names unknown strategy \"{name}\" (defined: {})", defined_names(&strategies)),
                         ));
                     }
-                    n.get_ref().clone()
+                    by.push((name.clone(), parse_expect(loaded, e.span(), text)?));
                 }
-                // A compare run gives every add step each compared strategy in turn.
-                (None, None) if file.compare.as_ref().is_some_and(|c| !c.get_ref().is_empty()) => {
-                    file.compare.as_ref().map(|c| c.get_ref()[0].clone()).unwrap_or_default()
-                }
-                (None, None) => match strategies.len() {
-                    0 => {
-                        strategies.push(implicit_strategy(implicit));
-                        implicit.to_string()
-                    }
-                    1 => strategies[0].name.clone(),
-                    _ if strategies.iter().any(|s| s.name == implicit) => implicit.to_string(),
-                    _ => {
-                        return Err(loaded.error_at(
-                            s.span(),
-                            format!("step {}: several strategies are defined; say which with `strategy = \"...\"`", i + 1),
-                        ))
-                    }
-                },
-            };
-            if let Some(st) = strategies.iter_mut().find(|x| x.name == named) {
-                if !st.needs.contains(&kind) {
-                    st.needs.push(kind);
-                }
+                (Expect::Ok, by)
             }
-            named
-        } else {
-            String::new()
-        };
-        let device_name = || sc.device.clone().unwrap_or_else(|| "virtio0".to_string());
-        let step = match sc.op {
-            Op::Add => Step::Add { start, size, node: sc.node, driver, device: sc.device.clone(), strategy },
-            Op::Online => Step::Online { start, size, online_type: sc.online_type.unwrap_or(OnlineType::Online) },
-            Op::Offline => Step::Offline { start, size, unmovable: sc.unmovable },
-            Op::Remove => Step::Remove { start, size },
-            Op::Memremap => match device {
-                Some(pgmap) => Step::Memremap { pgmap, node: sc.node, strategy },
-                None => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` without a pgmap", i + 1))),
-            },
-            Op::Memunmap => Step::Memunmap { start },
-            Op::Grow => {
-                Step::Grow { device: device_name(), start, size, node: sc.node, unit: sc.unit.as_ref().map(|u| u.get_ref().0), strategy }
-            }
-            Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
-        };
-        steps.push(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line });
-    }
+        },
+    };
+    Ok((expect, expect_by_strategy))
+}
 
+/// `compare`: each name a defined strategy, which then needs System RAM.
+fn compare(loaded: &Loaded, strategies: &mut [StrategySpec]) -> Result<Option<Vec<String>>, ConfigError> {
+    let file = &loaded.file;
     let compare = match &file.compare {
         Some(c) => {
             for name in c.get_ref() {
@@ -441,7 +495,7 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         None => None,
     };
 
-    Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare })
+    Ok(compare)
 }
 
 fn implicit_default() -> StrategySpec {
