@@ -366,8 +366,9 @@ fn step_strategy(
             (Some(o), _) => o.to_string(),
             (None, Some(n)) => {
                 if !strategies.iter().any(|x| &x.name == n.get_ref()) {
-                    return Err(loaded
-                        .error_at(n.span(), format!("unknown strategy \"{}\" (defined: {})", n.get_ref(), defined_names(&strategies))));
+                    return Err(
+                        loaded.error_at(n.span(), format!("unknown strategy \"{}\" (defined: {})", n.get_ref(), defined_names(strategies)))
+                    );
                 }
                 n.get_ref().clone()
             }
@@ -463,7 +464,7 @@ fn expectations(
                     if !strategies.iter().any(|x| &x.name == name) {
                         return Err(loaded.error_at(
                             e.span(),
-                            format!("expect names unknown strategy \"{name}\" (defined: {})", defined_names(&strategies)),
+                            format!("expect names unknown strategy \"{name}\" (defined: {})", defined_names(strategies)),
                         ));
                     }
                     by.push((name.clone(), parse_expect(loaded, e.span(), text)?));
