@@ -95,6 +95,17 @@ fn altmap_of_chunk(chunks: &[(u64, Option<Altmap>)], start: u64) -> Option<Altma
     chunks.binary_search_by_key(&start, |(s, _)| *s).ok().and_then(|i| chunks[i].1)
 }
 
+/// Where arch_add_memory put an add's memmap.
+#[derive(Debug, Default)]
+struct Placed {
+    /// Each chunk's start and its altmap as allocation left it (chunks sorted by start).
+    altmaps: Vec<(u64, Option<Altmap>)>,
+    node_pages: u64,
+    altmap_pages: u64,
+    /// Node pages per paying node, in the order they first paid.
+    by_node: Vec<(u32, u64)>,
+}
+
 /// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
 /// `memmap_nid`, else the range's own node.
 fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
@@ -138,10 +149,77 @@ impl Model {
         (onlined, None)
     }
 
+    /// add_memory_resource, in the kernel's order: register the resource (E2BIG, EEXIST),
+    /// check the range (EINVAL) and the node, join the memory group, ask the strategy,
+    /// arch_add_memory (sections and their memmap), create the memory blocks, construct.
     pub(super) fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
+        let resource_id = self.register_memory_resource(p)?;
+        self.check_hotplug_memory_range(p)?;
+        if self.nodes.get(&p.nid).is_none() {
+            return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
+        }
+        let page = self.geometry.page_size();
+        let (start_pfn, nr_pages) = (p.start / page, p.size / page);
+        let group_id = self.memory_group_of(p, nr_pages);
+
+        // The strategy decides the memmap placement.
+        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, group_id);
+        let restrictions = self.call_set_up(strategy, &request)?;
+        self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
+        let placed = self.arch_add_memory(start_pfn, nr_pages, p.nid, &restrictions, strategy.plugin_name())?;
+
+        let add_id = {
+            let c = self.counters.get_mut();
+            c.next_add_id += 1;
+            c.next_add_id
+        };
+        let blocks = if restrictions.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
+            self.create_memory_block_devices(start_pfn, nr_pages, p.nid, group_id, &placed.altmaps, strategy.instance_name(), add_id)
+        } else {
+            Vec::new()
+        };
+        self.nodes.update(&p.nid, |n| n.online = true);
+        let counters = self.counters.get_mut();
+        counters.max_pfn = counters.max_pfn.max(start_pfn + nr_pages);
+
+        // construct(): the strategy marks what it owns, through checked callbacks.
+        let first_altmap = placed.altmaps.iter().find_map(|(_, a)| *a);
+        let mut given = restrictions.clone();
+        given.altmap = first_altmap.into();
+        let range = PfnRange::new(start_pfn, nr_pages);
+        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, range, first_altmap)?;
+        self.validate_vmemmap_marks(start_pfn, nr_pages, &placed.altmaps, strategy.plugin_name())?;
+
+        let record = AddRecord {
+            id: add_id,
+            start_pfn,
+            nr_pages,
+            nid: p.nid,
+            driver: p.driver,
+            group_id,
+            strategy: strategy.instance_name().to_string(),
+            restrictions: given,
+            resource_id,
+        };
+        self.adds.insert(add_id, record);
+        let payers = memmap_payers(&restrictions, p.nid);
+        Ok(AddOutcome {
+            add_id,
+            blocks,
+            memmap_node_pages: placed.node_pages,
+            memmap_nid: placed.by_node.first().map_or(payers[0], |&(nid, _)| nid),
+            memmap_by_node: if placed.by_node.len() > 1 { placed.by_node } else { Vec::new() },
+            memmap_altmap_pages: placed.altmap_pages,
+            note: restrictions.note.to_string(),
+            onlined: Vec::new(),
+            online_error: None,
+        })
+    }
+
+    /// register_memory_resource: inside the pluggable range and non-empty
+    /// (mhp_range_allowed, E2BIG), then the iomem region (EEXIST on conflict).
+    fn register_memory_resource(&mut self, p: &AddParams) -> Result<u64, StepError> {
         let g = self.geometry;
-        let page = g.page_size();
-        // 1. Inside the pluggable range and non-empty (mhp_range_allowed): E2BIG.
         let end = p.start.checked_add(p.size);
         let inside = matches!(end, Some(e) if p.size > 0 && e - 1 <= g.physmem_end());
         if !inside {
@@ -150,52 +228,46 @@ impl Model {
                 format!("range {:#x}+{:#x} is empty or outside the pluggable range [0, {:#x}]", p.start, p.size, g.physmem_end()),
             ));
         }
-        // 2. The iomem resource: EEXIST on conflict.
-        let resource_id = self.request_add_resource(p)?;
-        // 3. Block alignment (check_hotplug_memory_range): EINVAL.
-        let bs = g.g.memory_block_size;
+        self.request_add_resource(p)
+    }
+
+    /// check_hotplug_memory_range: whole memory blocks (EINVAL).
+    fn check_hotplug_memory_range(&self, p: &AddParams) -> Result<(), StepError> {
+        let bs = self.geometry.g.memory_block_size;
         if p.start % bs != 0 || p.size % bs != 0 {
             return Err(StepError::kernel(
                 errno::EINVAL,
                 format!("range {:#x}+{:#x} is not aligned to the memory block size {}", p.start, p.size, format_size(bs)),
             ));
         }
-        // 4. The node must exist.
-        if self.nodes.get(&p.nid).is_none() {
-            return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
-        }
-        let start_pfn = p.start / page;
-        let nr_pages = p.size / page;
-        let group_id = match p.group {
+        Ok(())
+    }
+
+    /// The memory group the add's blocks join (0: none); a static group is registered now.
+    fn memory_group_of(&mut self, p: &AddParams, nr_pages: u64) -> u64 {
+        match p.group {
             GroupRequest::None => 0,
             GroupRequest::Existing(id) => id,
             GroupRequest::NewStatic => {
                 let device = p.device.clone().unwrap_or_else(|| p.driver.name().to_string());
                 self.register_group(p.nid, GroupKind::Static { max_pages: nr_pages }, &device)
             }
-        };
+        }
+    }
 
-        // The strategy decides the memmap placement.
-        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, group_id);
-        let restrictions = self.call_set_up(strategy, &request)?;
-        self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
-
-        let per_block = restrictions.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
-        let payers = memmap_payers(&restrictions, p.nid);
-        let mut by_node: Vec<(u32, u64)> = Vec::new();
-        let mut first_altmap: Option<Altmap> = None;
-        let mut memmap_node_pages = 0;
-        let mut memmap_altmap_pages = 0;
-        let mut block_altmaps = Vec::new();
-
-        // arch_add_memory: per block with per-block altmaps, else the whole range at once.
-        let chunks: Vec<(u64, u64)> = if per_block {
+    /// arch_add_memory: the sections and their memmap, per block with per-block altmaps
+    /// (MEMMAP_ON_MEMORY), else the whole range at once.
+    fn arch_add_memory(&mut self, start_pfn: u64, nr_pages: u64, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
+        let g = self.geometry;
+        let payers = memmap_payers(r, nid);
+        let chunks: Vec<(u64, u64)> = if r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
             (start_pfn..start_pfn + nr_pages).step_by(g.pages_per_block() as usize).map(|s| (s, g.pages_per_block())).collect()
         } else {
             vec![(start_pfn, nr_pages)]
         };
+        let mut placed = Placed::default();
         for (chunk_start, chunk_pages) in chunks {
-            let mut altmap = restrictions.altmap.into_option().map(|a| Altmap {
+            let mut altmap = r.altmap.into_option().map(|a| Altmap {
                 base_pfn: chunk_start,
                 end_pfn: chunk_start + chunk_pages - 1,
                 align: 0,
@@ -204,81 +276,49 @@ impl Model {
             });
             if let Some(a) = &altmap {
                 altmap::check_for_add(a, chunk_start, chunk_pages)
-                    .map_err(|e| StepError::validator(strategy.plugin_name(), format!("invalid altmap: {e}")))?;
+                    .map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))?;
             }
-            let (node_pages, alt_pages) = self.add_sections(chunk_start, chunk_pages, p.nid, &payers, &mut by_node, altmap.as_mut())?;
-            memmap_node_pages += node_pages;
-            memmap_altmap_pages += alt_pages;
-            if first_altmap.is_none() {
-                first_altmap = altmap;
-            }
-            block_altmaps.push((chunk_start, altmap));
+            let (node_pages, alt_pages) =
+                self.add_sections(chunk_start, chunk_pages, nid, &payers, &mut placed.by_node, altmap.as_mut())?;
+            placed.node_pages += node_pages;
+            placed.altmap_pages += alt_pages;
+            placed.altmaps.push((chunk_start, altmap));
         }
+        Ok(placed)
+    }
 
-        // Memory-block devices, offline.
-        let add_id = {
-            let c = self.counters.get_mut();
-            c.next_add_id += 1;
-            c.next_add_id
-        };
+    /// create_memory_block_devices: one offline block per memory block of the range.
+    #[allow(clippy::too_many_arguments)]
+    fn create_memory_block_devices(
+        &mut self,
+        start_pfn: u64,
+        nr_pages: u64,
+        nid: u32,
+        group_id: u64,
+        altmaps: &[(u64, Option<Altmap>)],
+        strategy: &str,
+        add_id: u64,
+    ) -> Vec<u64> {
+        let g = self.geometry;
         let mut blocks = Vec::new();
-        if restrictions.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
-            for b in g.pfn_to_block(start_pfn)..g.pfn_to_block(start_pfn + nr_pages) {
-                let altmap = altmap_of_chunk(&block_altmaps, g.block_to_pfn(b));
-                self.blocks.insert(
-                    b,
-                    MemoryBlock {
-                        id: b,
-                        nid: p.nid,
-                        state: BlockState::Offline,
-                        zone: None,
-                        early: false,
-                        group_id,
-                        altmap,
-                        vmemmap_pages: altmap.map_or(0, |a| a.free),
-                        strategy: Some(strategy.instance_name().to_string()),
-                        add_id,
-                    },
-                );
-                blocks.push(b);
-            }
-        }
-        self.nodes.update(&p.nid, |n| n.online = true);
-        let counters = self.counters.get_mut();
-        counters.max_pfn = counters.max_pfn.max(start_pfn + nr_pages);
-
-        // construct(): the strategy marks what it owns, through checked callbacks.
-        let mut given = restrictions.clone();
-        given.altmap = first_altmap.into();
-        let range = PfnRange::new(start_pfn, nr_pages);
-        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, range, first_altmap)?;
-        self.validate_vmemmap_marks(start_pfn, nr_pages, &block_altmaps, strategy.plugin_name())?;
-
-        self.adds.insert(
-            add_id,
-            AddRecord {
-                id: add_id,
-                start_pfn,
-                nr_pages,
-                nid: p.nid,
-                driver: p.driver,
+        for b in g.pfn_to_block(start_pfn)..g.pfn_to_block(start_pfn + nr_pages) {
+            let altmap = altmap_of_chunk(altmaps, g.block_to_pfn(b));
+            let block = MemoryBlock {
+                id: b,
+                nid,
+                state: BlockState::Offline,
+                zone: None,
+                early: false,
                 group_id,
-                strategy: strategy.instance_name().to_string(),
-                restrictions: given,
-                resource_id,
-            },
-        );
-        Ok(AddOutcome {
-            add_id,
-            blocks,
-            memmap_node_pages,
-            memmap_nid: by_node.first().map_or(payers[0], |&(nid, _)| nid),
-            memmap_by_node: if by_node.len() > 1 { by_node } else { Vec::new() },
-            memmap_altmap_pages,
-            note: restrictions.note.to_string(),
-            onlined: Vec::new(),
-            online_error: None,
-        })
+                altmap,
+                vmemmap_pages: altmap.map_or(0, |a| a.free),
+                strategy: Some(strategy.to_string()),
+                add_id,
+            };
+            self.blocks.insert(b, block);
+            blocks.push(b);
+        }
+        blocks
     }
 
     /// The iomem region of an add, as its driver places it: "System RAM" at the top;
