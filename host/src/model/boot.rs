@@ -110,7 +110,6 @@ impl Model {
     pub fn boot(spec: &MachineSpec) -> Result<Model, String> {
         let geometry = MachineGeometry::new(spec.geometry)?;
         let g = &geometry;
-        let page = g.page_size();
         let mut model = Model {
             geometry,
             policy: Policy {
@@ -135,10 +134,27 @@ impl Model {
             distances: spec.distances(),
             in_txn: false,
         };
+        model.boot_nodes(spec)?;
+        for n in &spec.nodes {
+            model.boot_sections_and_zones(n)?;
+        }
+        model.boot_memory_blocks();
+        model.boot_iomem()?;
+        let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
+        model.counters.get_mut().max_pfn = max_pfn;
+        if let Some(capture) = &spec.capture {
+            capture.apply(&mut model)?;
+        }
+        Ok(model)
+    }
 
+    /// Each configured node, with its boot ranges as pfns; boot ranges must not overlap.
+    fn boot_nodes(&mut self, spec: &MachineSpec) -> Result<(), String> {
+        let g = self.geometry;
+        let page = g.page_size();
         let mut all_ranges: Vec<(u64, u64, u32)> = Vec::new();
         for n in &spec.nodes {
-            if model.nodes.get(&n.id).is_some() {
+            if self.nodes.get(&n.id).is_some() {
                 return Err(format!("node {} is listed twice", n.id));
             }
             let mut ranges = Vec::new();
@@ -157,7 +173,7 @@ impl Model {
                 all_ranges.push((start / page, end / page, n.id));
             }
             ranges.sort_unstable();
-            model.nodes.insert(
+            self.nodes.insert(
                 n.id,
                 Node {
                     id: n.id,
@@ -178,87 +194,96 @@ impl Model {
             }
         }
 
-        // Sections, their boot memmap, and zones per node.
+        Ok(())
+    }
+
+    /// A node's boot sections and their memmap, its zones' spans and counters, and the
+    /// memmap and reservations taken from its managed pages (memblock, top-down).
+    fn boot_sections_and_zones(&mut self, n: &NodeSpec) -> Result<(), String> {
+        let g = &self.geometry.clone(); // a copy: self is written below
+        let page = g.page_size();
         let pps = g.pages_per_section();
         let section_memmap = g.memmap_pages(pps);
-        for n in &spec.nodes {
-            let node = model.nodes.get(&n.id).cloned().expect("node just inserted");
-            let mut memmap_pages = 0u64;
-            for &(s, e) in &node.boot_ranges {
-                for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
-                    let map = g.subsection_mask(nr, s, e);
-                    match model.sections.get(nr).copied() {
-                        Some(mut sec) => {
-                            sec.subsection_map |= map;
-                            model.sections.set(nr, Some(sec));
-                        }
-                        None => {
-                            memmap_pages += section_memmap;
-                            model.sections.set(
-                                nr,
-                                Some(Section {
-                                    nid: n.id,
-                                    subsection_map: map,
-                                    online: true,
-                                    early: true,
-                                    memmap: MemmapHome::Boot { nid: n.id, pages: section_memmap },
-                                }),
-                            );
-                        }
+        let node = self.nodes.get(&n.id).cloned().expect("node just inserted");
+        let mut memmap_pages = 0u64;
+        for &(s, e) in &node.boot_ranges {
+            for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
+                let map = g.subsection_mask(nr, s, e);
+                match self.sections.get(nr).copied() {
+                    Some(mut sec) => {
+                        sec.subsection_map |= map;
+                        self.sections.set(nr, Some(sec));
+                    }
+                    None => {
+                        memmap_pages += section_memmap;
+                        self.sections.set(
+                            nr,
+                            Some(Section {
+                                nid: n.id,
+                                subsection_map: map,
+                                online: true,
+                                early: true,
+                                memmap: MemmapHome::Boot { nid: n.id, pages: section_memmap },
+                            }),
+                        );
                     }
                 }
             }
-            let mut node = node;
-            if let (Some(first), Some(last)) = (node.boot_ranges.first(), node.boot_ranges.last()) {
-                let span = (first.0, last.1);
-                for (z, zs, ze) in zone_limits(g) {
-                    let start = span.0.max(zs);
-                    let end = span.1.min(ze);
-                    if start < end {
-                        let present: u64 = node.boot_ranges.iter().map(|&r| overlap(r, (zs, ze))).sum();
-                        let zone = node.zone_mut(z);
-                        zone.start_pfn = start;
-                        zone.spanned = end - start;
-                        zone.present = present;
-                        zone.present_early = present;
-                        zone.managed = present;
-                    }
-                }
-            }
-            // memblock hands out the boot memmap and the kernel's own reservations top-down:
-            // take them from the highest zones first.
-            let reserved_pages = n.reserved.div_ceil(page);
-            let mut to_take = memmap_pages + reserved_pages;
-            for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
-                let zone = node.zone_mut(z);
-                let take = to_take.min(zone.managed);
-                zone.managed -= take;
-                to_take -= take;
-            }
-            if to_take > 0 {
-                return Err(format!(
-                    "node {}: boot memory is too small for its own memmap and the {} reserved",
-                    n.id,
-                    crate::config::format_size(n.reserved)
-                ));
-            }
-            node.boot_free = match n.free {
-                Some(bytes) => bytes / page,
-                None => node.managed_pages(),
-            };
-            model.nodes.insert(n.id, node);
         }
+        let mut node = node;
+        if let (Some(first), Some(last)) = (node.boot_ranges.first(), node.boot_ranges.last()) {
+            let span = (first.0, last.1);
+            for (z, zs, ze) in zone_limits(g) {
+                let start = span.0.max(zs);
+                let end = span.1.min(ze);
+                if start < end {
+                    let present: u64 = node.boot_ranges.iter().map(|&r| overlap(r, (zs, ze))).sum();
+                    let zone = node.zone_mut(z);
+                    zone.start_pfn = start;
+                    zone.spanned = end - start;
+                    zone.present = present;
+                    zone.present_early = present;
+                    zone.managed = present;
+                }
+            }
+        }
+        // memblock hands out the boot memmap and the kernel's own reservations top-down:
+        // take them from the highest zones first.
+        let reserved_pages = n.reserved.div_ceil(page);
+        let mut to_take = memmap_pages + reserved_pages;
+        for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
+            let zone = node.zone_mut(z);
+            let take = to_take.min(zone.managed);
+            zone.managed -= take;
+            to_take -= take;
+        }
+        if to_take > 0 {
+            return Err(format!(
+                "node {}: boot memory is too small for its own memmap and the {} reserved",
+                n.id,
+                crate::config::format_size(n.reserved)
+            ));
+        }
+        node.boot_free = match n.free {
+            Some(bytes) => bytes / page,
+            None => node.managed_pages(),
+        };
+        self.nodes.insert(n.id, node);
+        Ok(())
+    }
 
-        // Memory blocks for boot memory: online, in their zone (None when spanning zones).
-        let present: Vec<(u64, u32)> = model.sections.iter().map(|(nr, s)| (nr, s.nid)).collect();
+    /// Memory blocks for boot memory: online, in their zone (None when spanning zones).
+    fn boot_memory_blocks(&mut self) {
+        let g = &self.geometry.clone(); // a copy: self is written below
+        let present: Vec<(u64, u32)> = self.sections.iter().map(|(nr, s)| (nr, s.nid)).collect();
         for (nr, nid) in present {
             let id = nr / g.sections_per_block();
-            if model.blocks.get(&id).is_some() {
+            if self.blocks.get(&id).is_some() {
                 continue;
             }
             let bs = g.block_to_pfn(id);
             let be = bs + g.pages_per_block();
-            let node = model.nodes.get(&nid).expect("section node exists");
+            let node = self.nodes.get(&nid).expect("section node exists");
             let mut zones = node
                 .boot_ranges
                 .iter()
@@ -272,7 +297,7 @@ impl Model {
             zones.sort_unstable();
             zones.dedup();
             let zone = if zones.len() == 1 { Some(zones[0]) } else { None };
-            model.blocks.insert(
+            self.blocks.insert(
                 id,
                 MemoryBlock {
                     id,
@@ -288,23 +313,19 @@ impl Model {
                 },
             );
         }
+    }
 
-        // Boot RAM in /proc/iomem.
-        for n in model.nodes.values().cloned().collect::<Vec<_>>() {
+    /// Boot RAM in /proc/iomem.
+    fn boot_iomem(&mut self) -> Result<(), String> {
+        let page = self.geometry.page_size();
+        for n in self.nodes.values().cloned().collect::<Vec<_>>() {
             for &(s, e) in &n.boot_ranges {
-                model
-                    .resources
+                self.resources
                     .request(s * page, e * page - 1, "System RAM", true)
                     .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", s * page, c.name, c.start, c.end))?;
             }
         }
-
-        let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
-        model.counters.get_mut().max_pfn = max_pfn;
-        if let Some(capture) = &spec.capture {
-            capture.apply(&mut model)?;
-        }
-        Ok(model)
+        Ok(())
     }
 }
 
