@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use size::{format_size, parse_size, Size};
+pub use crate::model::policy::{AutoOnline, OnlinePolicy, OnlineType};
+pub use crate::model::step::Op;
+pub use crate::model::units::format_size;
+pub use size::{parse_size, Size};
 
 /// Files larger than this are refused before parsing (a scenario is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -73,53 +76,6 @@ pub struct ConfigFile {
     /// Run the System RAM steps once per named strategy and show the results side by side.
     #[serde(default)]
     pub compare: Option<Spanned<Vec<String>>>,
-}
-
-/// `auto_online_blocks`: what happens to new memory blocks right after a hot-add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutoOnline {
-    Offline,
-    Online,
-    OnlineKernel,
-    OnlineMovable,
-}
-
-impl AutoOnline {
-    /// The kernel's sysfs text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AutoOnline::Offline => "offline",
-            AutoOnline::Online => "online",
-            AutoOnline::OnlineKernel => "online_kernel",
-            AutoOnline::OnlineMovable => "online_movable",
-        }
-    }
-
-    /// How a new block is onlined under this setting (`None`: left offline).
-    pub fn online_type(self) -> Option<OnlineType> {
-        match self {
-            AutoOnline::Offline => None,
-            AutoOnline::Online => Some(OnlineType::Online),
-            AutoOnline::OnlineKernel => Some(OnlineType::OnlineKernel),
-            AutoOnline::OnlineMovable => Some(OnlineType::OnlineMovable),
-        }
-    }
-
-    /// The value sysfs shows as `name`, if any.
-    pub fn from_name(name: &str) -> Option<AutoOnline> {
-        [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable]
-            .into_iter()
-            .find(|a| a.as_str() == name)
-    }
-}
-
-/// `memory_hotplug.online_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnlinePolicy {
-    ContigZones,
-    AutoMovable,
 }
 
 /// `memory_block_size`: a size, or the kernel's x86_64 boot probe.
@@ -216,61 +172,6 @@ pub struct StrategyConfig {
 
 /// A `[[strategy]]`'s `options`, key by key.
 pub type OptionsTable = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
-
-/// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Add,
-    Online,
-    Offline,
-    Remove,
-    Memremap,
-    Memunmap,
-    /// virtio-mem: plug more of a device.
-    Grow,
-    /// virtio-mem: unplug from the end of a device.
-    Shrink,
-}
-
-impl Op {
-    /// Every op, for generators that must cover them all (fuzz, property tests): they
-    /// build a step for each with an exhaustive `match`, so a new op breaks their build.
-    pub const ALL: [Op; 8] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink];
-
-    /// The name users type (`op = "add"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Add => "add",
-            Op::Online => "online",
-            Op::Offline => "offline",
-            Op::Remove => "remove",
-            Op::Memremap => "memremap",
-            Op::Memunmap => "memunmap",
-            Op::Grow => "grow",
-            Op::Shrink => "shrink",
-        }
-    }
-}
-
-/// How a block is onlined (the sysfs `state` words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnlineType {
-    Online,
-    OnlineKernel,
-    OnlineMovable,
-}
-
-impl OnlineType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnlineType::Online => "online",
-            OnlineType::OnlineKernel => "online_kernel",
-            OnlineType::OnlineMovable => "online_movable",
-        }
-    }
-}
 
 /// `[[step]]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -50,19 +50,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     value.checked_mul(1u64 << shift).ok_or_else(|| format!("size \"{text}\" does not fit in 64 bits"))
 }
 
-/// Human-readable binary size: the largest unit that divides exactly, else bytes.
-pub fn format_size(bytes: u64) -> String {
-    if bytes == 0 {
-        return "0 B".into();
-    }
-    for (name, shift) in [("EiB", 60u32), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        let unit = 1u64 << shift;
-        if bytes >= unit && bytes % unit == 0 {
-            return format!("{} {name}", bytes / unit);
-        }
-    }
-    format!("{bytes} B")
-}
+pub use crate::model::units::format_size;
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -8,10 +8,10 @@ use super::geometry::MachineGeometry;
 use super::journal::{JCell, JMap};
 use super::node::Node;
 use super::numa::{Distances, NodeFacts};
+use super::policy::{AutoOnline, OnlinePolicy};
 use super::sections::{MemmapHome, Section, SectionTable};
 use super::zone::{Zone, ZoneType};
 use super::{Counters, Model, Policy};
-use crate::config::{AutoOnline, OnlinePolicy};
 use std::collections::BTreeMap;
 
 /// One node as configured (bytes).
@@ -261,7 +261,7 @@ impl Model {
             return Err(format!(
                 "node {}: boot memory is too small for its own memmap and the {} reserved",
                 n.id,
-                crate::config::format_size(n.reserved)
+                super::units::format_size(n.reserved)
             ));
         }
         node.boot_free = match n.free {

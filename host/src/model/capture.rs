@@ -10,9 +10,9 @@ use hotplug_core::Geometry;
 
 use super::block::BlockState;
 use super::boot::{MachineSpec, NodeSpec};
+use super::policy::{AutoOnline, OnlinePolicy};
 use super::zone::ZoneType;
 use super::Model;
-use crate::config::{AutoOnline, OnlinePolicy};
 
 /// Per (node, zone): (start_pfn, spanned, present, managed), as zoneinfo prints them.
 pub type ZoneCounters = BTreeMap<(u32, ZoneType), (u64, u64, u64, u64)>;

@@ -10,9 +10,9 @@ use super::altmap;
 use super::error::StepError;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::sections::{MemmapHome, Section};
+use super::units::format_size;
 use super::zone::ZoneType;
 use super::{Model, PageState};
-use crate::config::format_size;
 
 /// A memremap step, in bytes.
 #[derive(Debug, Clone)]

@@ -10,10 +10,11 @@ use super::block::{BlockState, MemoryBlock};
 use super::error::StepError;
 use super::groups::GroupKind;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
+use super::policy::OnlineType;
 use super::sections::{MemmapHome, Section};
+use super::units::format_size;
 use super::zone::ZoneType;
 use super::{AddRecord, Model, PageState};
-use crate::config::{format_size, OnlineType};
 
 /// A System RAM hot-add, in bytes.
 #[derive(Debug, Clone)]

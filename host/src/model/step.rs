@@ -4,15 +4,52 @@
 //! builds.
 
 use hotplug_core::{errno, Driver, PgmapType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
 use super::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
 use super::ops::StrategyLookup;
+use super::policy::OnlineType;
+use super::units::format_size;
 use super::virtio::ResizeOutcome;
 use super::{Model, StepError};
-use crate::config::{format_size, OnlineType, Op};
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Online,
+    Offline,
+    Remove,
+    Memremap,
+    Memunmap,
+    /// virtio-mem: plug more of a device.
+    Grow,
+    /// virtio-mem: unplug from the end of a device.
+    Shrink,
+}
+
+impl Op {
+    /// Every op, for generators that must cover them all (fuzz, property tests): they
+    /// build a step for each with an exhaustive `match`, so a new op breaks their build.
+    pub const ALL: [Op; 8] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink];
+
+    /// The name users type (`op = "add"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::Online => "online",
+            Op::Offline => "offline",
+            Op::Remove => "remove",
+            Op::Memremap => "memremap",
+            Op::Memunmap => "memunmap",
+            Op::Grow => "grow",
+            Op::Shrink => "shrink",
+        }
+    }
+}
 
 /// A memremap step's pgmap.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,9 +11,9 @@ use super::error::StepError;
 use super::groups::GroupKind;
 use super::hotplug::{AddParams, GroupRequest};
 use super::ops::{StrategyHandle, StrategyLookup};
+use super::units::format_size;
 use super::zone::ZoneType;
 use super::{BlockState, Model};
-use crate::config::format_size;
 
 /// One virtio-mem device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,9 +2,9 @@
 //! (mm/memory_hotplug.c zone_for_pfn_range; drivers/base/memory.c valid_zones_show).
 
 use super::block::BlockState;
+use super::policy::{OnlinePolicy, OnlineType};
 use super::zone::ZoneType;
 use super::Model;
-use crate::config::{OnlinePolicy, OnlineType};
 
 impl Model {
     /// default_kernel_zone_for_pfn: the first of DMA, DMA32 whose span intersects the
