@@ -234,7 +234,7 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         if !m.node.is_empty() || m.memory_block_size.is_some() {
             return Err(here("`from` gives the nodes and the block size: drop [[machine.node]] and memory_block_size".into()));
         }
-        let capture = crate::model::capture::read_capture(&loaded.dir().join(from.get_ref())).map_err(here)?;
+        let capture = crate::views::capture::read(&loaded.dir().join(from.get_ref())).map_err(here)?;
         let p = &capture.params;
         machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(AutoOnline::Offline);
         machine.online_policy = m.online_policy.or(p.online_policy).unwrap_or(OnlinePolicy::ContigZones);

@@ -17,6 +17,11 @@ pub enum ZoneType {
 impl ZoneType {
     pub const ALL: [ZoneType; 5] = [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal, ZoneType::Movable, ZoneType::Device];
 
+    /// The zone a kernel file names (`Normal`, `Movable`, ...).
+    pub fn from_name(name: &str) -> Option<ZoneType> {
+        ZoneType::ALL.into_iter().find(|z| z.name() == name)
+    }
+
     /// The name the kernel prints.
     pub fn name(self) -> &'static str {
         match self {

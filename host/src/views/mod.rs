@@ -4,6 +4,7 @@
 //! Only the lines the model knows are printed, each in the kernel's exact format and
 //! order: a `grep` of those lines on a real machine compares directly.
 
+pub mod capture;
 mod iomem;
 mod meminfo;
 pub mod sysfs;
