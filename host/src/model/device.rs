@@ -118,9 +118,6 @@ impl Model {
     }
 
     fn memremap_locked(&mut self, p: &MemremapParams, strategy: &dyn StrategyHandle) -> Result<MemremapOutcome, StepError> {
-        let g = self.geometry;
-        let page = g.page_size();
-        let plugin = strategy.plugin_name().to_string();
         if p.ranges.is_empty() {
             return Err(StepError::kernel(errno::EINVAL, "a pgmap needs at least one range"));
         }
@@ -156,93 +153,109 @@ impl Model {
             note: String::new(),
         };
         for (i, &(start, size)) in p.ranges.iter().enumerate() {
-            // The driver sets the pgmap up (the strategy's set_up), then pagemap_range.
-            let (start_pfn, nr) = (start / page, size.div_ceil(page));
-            let mut request = RequestData::device(self, start_pfn, nr, p.nid, p.pgmap_type, p.vmemmap_shift, id);
-            request.range_index = i as u32;
-            request.range_count = p.ranges.len() as u32;
-            let r = self.call_set_up(strategy, &request)?;
-            self.validate_restrictions(RequestKind::DEVICE, &r, start_pfn, nr, &plugin)?;
-            if r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
-                return Err(StepError::validator(&plugin, "MEMORY_BLOCK_DEVICES for device memory (it is never onlined as System RAM)"));
-            }
-            if i > 0 && r.altmap.is_some() {
-                return Err(StepError::validator(
-                    &plugin,
-                    "an altmap on a pgmap's range other than the first (the kernel refuses: EINVAL)",
-                ));
-            }
-            if !r.note.is_empty() && out.note.is_empty() {
-                out.note = r.note.to_string();
-            }
-            self.pagemap_range_checks(start, size)?;
-            // The driver's iomem region, when it requests one (devm_request_mem_region,
-            // request_free_mem_region): a conflict is EBUSY.
-            if let Some(name) = &p.resource {
-                let rid = self.resources.request(start, start + size - 1, name, true).map_err(|c| {
-                    StepError::kernel(
-                        errno::EBUSY,
-                        format!("{start:#x}+{size:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", c.name, c.start, c.end),
-                    )
-                })?;
-                pgmap.resource_ids.push(rid);
-            }
-            // __add_pages: subsection granularity and the altmap's sanity.
-            let sub = g.g.subsection_size;
-            if start % sub != 0 || size % sub != 0 {
-                return Err(StepError::kernel(
-                    errno::EINVAL,
-                    format!("{start:#x}+{size:#x} is not aligned to the {} subsection", format_size(sub)),
-                ));
-            }
-            let mut alt = r.altmap.into_option().map(|a| Altmap { align: 0, alloc: 0, ..a });
-            if let Some(a) = &alt {
-                altmap::check_for_add(a, start_pfn, nr).map_err(|e| StepError::validator(&plugin, format!("invalid altmap: {e}")))?;
-            }
-            // sparse_add_section per section: EEXIST on an active subsection, whole
-            // sections' memmap from the altmap now; node memmap once the compound order is
-            // known (after construct).
-            let mut charges = self.add_subsections(start_pfn, nr, p.nid, alt.as_mut())?;
-            self.nodes.update(&p.nid, |n| {
-                n.zone_mut(ZoneType::Device).grow_span(start_pfn, start_pfn + nr);
-                n.online = true;
-            });
-            // construct(): the strategy initialises the device pages.
-            let mut given = r.clone();
-            given.altmap = alt.into();
-            self.call_with_ops(strategy, OpsCall::Construct, &request, &given, PfnRange::new(start_pfn, nr), alt)?;
-            let first_device = start_pfn + alt.map_or(0, |a| altmap::offset(&a));
-            let order = self.validate_device_pages(&plugin, id, p.nid, start_pfn, first_device, start_pfn + nr)?;
-            if i == 0 {
-                pgmap.compound_order = order;
-            } else if order != pgmap.compound_order {
-                return Err(StepError::validator(
-                    &plugin,
-                    format!("range {i} has compound order {order}, range 0 {}", pgmap.compound_order),
-                ));
-            }
-            self.charge_node_memmap(&mut charges, start_pfn, nr, p.nid, order, alt.is_some())?;
-            let device_pages = start_pfn + nr - first_device;
-            let compound = 1u64 << order.min(40);
-            let init_per_compound = if dedup(self, order, alt.is_some()) { 2 * page / g.g.struct_page_size } else { compound };
-            out.device_pages += device_pages;
-            out.pages_initialised += device_pages / compound * init_per_compound.min(compound) + device_pages % compound;
-            for c in &charges {
-                out.memmap_node_pages += c.node_pages;
-                out.memmap_device_pages += c.altmap_pages;
-            }
-            if dedup(self, order, alt.is_some()) {
-                let plain = g.memmap_pages(nr);
-                let used: u64 = charges.iter().map(|c| c.node_pages).sum();
-                out.memmap_saved_pages += plain.saturating_sub(used);
-            }
-            pgmap.charges.extend(charges);
-            pgmap.ranges.push((start_pfn, nr));
-            pgmap.restrictions.push(given);
+            self.pagemap_range(p, strategy, i, start, size, &mut pgmap, &mut out)?;
         }
         out.compound_order = pgmap.compound_order;
         self.pgmaps.insert(id, pgmap);
         Ok(out)
+    }
+
+    /// One range of a pgmap: the driver's set_up (the strategy), then pagemap_range's
+    /// checks, the iomem region, the subsections and their memmap, and construct
+    /// (memmap_init_zone_device), accumulated into `pgmap` and `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn pagemap_range(
+        &mut self,
+        p: &MemremapParams,
+        strategy: &dyn StrategyHandle,
+        i: usize,
+        start: u64,
+        size: u64,
+        pgmap: &mut Pgmap,
+        out: &mut MemremapOutcome,
+    ) -> Result<(), StepError> {
+        let g = self.geometry;
+        let page = g.page_size();
+        let plugin = strategy.plugin_name().to_string();
+        let id = pgmap.id;
+        // The driver sets the pgmap up (the strategy's set_up), then pagemap_range.
+        let (start_pfn, nr) = (start / page, size.div_ceil(page));
+        let mut request = RequestData::device(self, start_pfn, nr, p.nid, p.pgmap_type, p.vmemmap_shift, id);
+        request.range_index = i as u32;
+        request.range_count = p.ranges.len() as u32;
+        let r = self.call_set_up(strategy, &request)?;
+        self.validate_restrictions(RequestKind::DEVICE, &r, start_pfn, nr, &plugin)?;
+        if r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
+            return Err(StepError::validator(&plugin, "MEMORY_BLOCK_DEVICES for device memory (it is never onlined as System RAM)"));
+        }
+        if i > 0 && r.altmap.is_some() {
+            return Err(StepError::validator(&plugin, "an altmap on a pgmap's range other than the first (the kernel refuses: EINVAL)"));
+        }
+        if !r.note.is_empty() && out.note.is_empty() {
+            out.note = r.note.to_string();
+        }
+        self.pagemap_range_checks(start, size)?;
+        // The driver's iomem region, when it requests one (devm_request_mem_region,
+        // request_free_mem_region): a conflict is EBUSY.
+        if let Some(name) = &p.resource {
+            let rid = self.resources.request(start, start + size - 1, name, true).map_err(|c| {
+                StepError::kernel(
+                    errno::EBUSY,
+                    format!("{start:#x}+{size:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", c.name, c.start, c.end),
+                )
+            })?;
+            pgmap.resource_ids.push(rid);
+        }
+        // __add_pages: subsection granularity and the altmap's sanity.
+        let sub = g.g.subsection_size;
+        if start % sub != 0 || size % sub != 0 {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("{start:#x}+{size:#x} is not aligned to the {} subsection", format_size(sub)),
+            ));
+        }
+        let mut alt = r.altmap.into_option().map(|a| Altmap { align: 0, alloc: 0, ..a });
+        if let Some(a) = &alt {
+            altmap::check_for_add(a, start_pfn, nr).map_err(|e| StepError::validator(&plugin, format!("invalid altmap: {e}")))?;
+        }
+        // sparse_add_section per section: EEXIST on an active subsection, whole
+        // sections' memmap from the altmap now; node memmap once the compound order is
+        // known (after construct).
+        let mut charges = self.add_subsections(start_pfn, nr, p.nid, alt.as_mut())?;
+        self.nodes.update(&p.nid, |n| {
+            n.zone_mut(ZoneType::Device).grow_span(start_pfn, start_pfn + nr);
+            n.online = true;
+        });
+        // construct(): the strategy initialises the device pages.
+        let mut given = r.clone();
+        given.altmap = alt.into();
+        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, PfnRange::new(start_pfn, nr), alt)?;
+        let first_device = start_pfn + alt.map_or(0, |a| altmap::offset(&a));
+        let order = self.validate_device_pages(&plugin, id, p.nid, start_pfn, first_device, start_pfn + nr)?;
+        if i == 0 {
+            pgmap.compound_order = order;
+        } else if order != pgmap.compound_order {
+            return Err(StepError::validator(&plugin, format!("range {i} has compound order {order}, range 0 {}", pgmap.compound_order)));
+        }
+        self.charge_node_memmap(&mut charges, start_pfn, nr, p.nid, order, alt.is_some())?;
+        let device_pages = start_pfn + nr - first_device;
+        let compound = 1u64 << order.min(40);
+        let init_per_compound = if dedup(self, order, alt.is_some()) { 2 * page / g.g.struct_page_size } else { compound };
+        out.device_pages += device_pages;
+        out.pages_initialised += device_pages / compound * init_per_compound.min(compound) + device_pages % compound;
+        for c in &charges {
+            out.memmap_node_pages += c.node_pages;
+            out.memmap_device_pages += c.altmap_pages;
+        }
+        if dedup(self, order, alt.is_some()) {
+            let plain = g.memmap_pages(nr);
+            let used: u64 = charges.iter().map(|c| c.node_pages).sum();
+            out.memmap_saved_pages += plain.saturating_sub(used);
+        }
+        pgmap.charges.extend(charges);
+        pgmap.ranges.push((start_pfn, nr));
+        pgmap.restrictions.push(given);
+        Ok(())
     }
 
     /// pagemap_range's checks, in its order: ENOMEM for a pgmap at the range's first or
