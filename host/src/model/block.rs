@@ -23,7 +23,7 @@ impl BlockState {
 }
 
 /// One `struct memory_block` (drivers/base/memory.c).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryBlock {
     /// memoryN: first section number / sections per block.
     pub id: u64,
@@ -36,7 +36,6 @@ pub struct MemoryBlock {
     /// The memory group it belongs to (0: none).
     pub group_id: u64,
     /// Memmap on memory: the block's own altmap, as allocation left it.
-    #[serde(serialize_with = "serialize_altmap")]
     pub altmap: Option<Altmap>,
     /// Pages at the block's start holding its memmap (present, never managed).
     pub vmemmap_pages: u64,
@@ -46,20 +45,3 @@ pub struct MemoryBlock {
     pub add_id: u64,
 }
 
-/// Altmap in reports (the contract type carries no serde, to keep core dependency-light).
-fn serialize_altmap<S: serde::Serializer>(a: &Option<Altmap>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    match a {
-        None => s.serialize_none(),
-        Some(a) => {
-            let mut st = s.serialize_struct("Altmap", 6)?;
-            st.serialize_field("base_pfn", &a.base_pfn)?;
-            st.serialize_field("end_pfn", &a.end_pfn)?;
-            st.serialize_field("reserve", &a.reserve)?;
-            st.serialize_field("free", &a.free)?;
-            st.serialize_field("align", &a.align)?;
-            st.serialize_field("alloc", &a.alloc)?;
-            st.end()
-        }
-    }
-}

@@ -28,7 +28,7 @@ pub struct MemremapParams {
 }
 
 /// Node memmap taken for one section of one range, so memunmap gives back exactly it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SectionCharge {
     pub section: u64,
     /// The subsections this range made present.

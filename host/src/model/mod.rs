@@ -29,7 +29,6 @@ pub mod zone;
 pub mod zone_policy;
 
 use hotplug_core::Restrictions;
-use serde::Serialize;
 
 pub use block::{BlockState, MemoryBlock};
 pub use error::{FailureSource, StepError};
@@ -43,7 +42,7 @@ use sections::SectionTable;
 pub use zone::{Zone, ZoneType};
 
 /// The kernel-wide knobs the model follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub auto_online_blocks: AutoOnline,
     pub online_policy: OnlinePolicy,
@@ -56,8 +55,7 @@ pub struct Policy {
 }
 
 /// What a page is, where it is special; pages without a run are ordinary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageState {
     /// Holds memmap (marked by a strategy's `construct`).
     Vmemmap,

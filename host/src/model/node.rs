@@ -1,12 +1,10 @@
 //! NUMA nodes: their zones and the free memory that memmap allocations draw on.
 
-use serde::Serialize;
-
 use super::numa::NodeFacts;
 use super::zone::{Zone, ZoneType};
 
 /// One node (`pg_data_t`) and the model's free-memory account for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub id: u32,
     /// Boot RAM, as pfn ranges `[start, end)`.
@@ -21,7 +19,6 @@ pub struct Node {
     /// Whether the node is online (has memory or a CPU).
     pub online: bool,
     /// CPUs and memory tier, as strategies see them in each request.
-    #[serde(skip)]
     pub facts: NodeFacts,
 }
 
