@@ -36,14 +36,17 @@ pub use crate::model::step::Outcome;
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     pub index: usize,
+    #[serde(serialize_with = "crate::report::json::serialize_op")]
     pub op: Op,
     pub name: Option<String>,
     pub start: u64,
     pub size: u64,
     pub node: u32,
     pub strategy: Option<String>,
+    #[serde(serialize_with = "crate::report::json::serialize_online_type")]
     pub online_type: Option<OnlineType>,
     pub expect: String,
+    #[serde(serialize_with = "crate::report::json::serialize_outcome")]
     pub outcome: Outcome,
     pub matched: bool,
 }

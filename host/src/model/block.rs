@@ -1,13 +1,11 @@
 //! Memory-block devices: the units user space onlines and offlines through sysfs.
 
 use hotplug_core::Altmap;
-use serde::Serialize;
 
 use super::zone::ZoneType;
 
 /// A memory block's state as sysfs shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockState {
     Online,
     Offline,
@@ -44,4 +42,3 @@ pub struct MemoryBlock {
     /// The hot-add this block came from (for reports and removal).
     pub add_id: u64,
 }
-

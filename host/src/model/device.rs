@@ -4,7 +4,6 @@
 //! the Device zone, whose span grows but never shrinks and which is never populated.
 
 use hotplug_core::{errno, Altmap, PfnRange, PgmapType, RequestKind, RestrictionFlags, Restrictions};
-use serde::Serialize;
 
 use super::altmap;
 use super::error::StepError;
@@ -56,7 +55,7 @@ pub struct Pgmap {
 }
 
 /// What a successful memremap did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MemremapOutcome {
     pub pgmap_id: u64,
     /// `(start, size)` in bytes per range.
@@ -78,7 +77,7 @@ pub struct MemremapOutcome {
 }
 
 /// What a memunmap did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MemunmapOutcome {
     pub pgmap_id: u64,
     pub memmap_freed_node_pages: u64,

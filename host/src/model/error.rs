@@ -1,11 +1,9 @@
 //! Why a step failed: the errno a kernel would return, and the reason in words.
 
 use hotplug_core::errno;
-use serde::Serialize;
 
 /// Who produced the failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureSource {
     /// A kernel rule of the model.
     Kernel,
@@ -16,7 +14,7 @@ pub enum FailureSource {
 }
 
 /// What a failed step returns: an errno, or `EPLUGIN` for a plugin failure that names
-/// none. Typed, so `expect` compares codes, not strings; shown and serialised by name.
+/// none. Typed, so `expect` compares codes, not strings; shown (and put in JSON) by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     Errno(i32),
@@ -57,14 +55,8 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.name())
-    }
-}
-
 /// A failed step: the code it returns, who produced it, and the reason in words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {reason}")]
 pub struct StepError {
     pub code: ErrorCode,

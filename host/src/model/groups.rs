@@ -6,22 +6,19 @@
 //! its blocks go all Movable or all kernel. A dynamic group is a device that grows and
 //! shrinks in units (virtio-mem); its own kernel memory allows more Movable memory in it.
 
-use serde::Serialize;
-
 use super::block::BlockState;
 use super::zone::ZoneType;
 use super::Model;
 
 /// Static: sized by the whole device; dynamic: onlined and offlined in units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupKind {
     Static { max_pages: u64 },
     Dynamic { unit_pages: u64 },
 }
 
 /// One `struct memory_group`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryGroup {
     pub id: u64,
     pub nid: u32,

@@ -3,7 +3,6 @@
 //! kernel's order. Each public operation is one transaction.
 
 use hotplug_core::{errno, Altmap, Driver, PfnRange, RequestKind, RestrictionFlags, Restrictions};
-use serde::Serialize;
 
 use super::altmap;
 use super::block::{BlockState, MemoryBlock};
@@ -54,7 +53,7 @@ pub enum GroupRequest {
 }
 
 /// What a successful hot-add did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AddOutcome {
     pub add_id: u64,
     pub blocks: Vec<u64>,
@@ -62,7 +61,6 @@ pub struct AddOutcome {
     pub memmap_node_pages: u64,
     pub memmap_nid: u32,
     /// Pages of memmap per node, when more than one node paid (`Restrictions::memmap_nodes`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memmap_by_node: Vec<(u32, u64)>,
     /// Pages of memmap placed inside the range through altmaps.
     pub memmap_altmap_pages: u64,
@@ -75,7 +73,7 @@ pub struct AddOutcome {
 }
 
 /// What an online or offline step did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct BlocksOutcome {
     pub blocks: Vec<(u64, Option<ZoneType>)>,
     pub present_delta: i64,
@@ -83,7 +81,7 @@ pub struct BlocksOutcome {
 }
 
 /// What a remove step did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RemoveOutcome {
     pub blocks: Vec<u64>,
     pub memmap_freed_node_pages: u64,

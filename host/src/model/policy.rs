@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// `auto_online_blocks`: what happens to new memory blocks right after a hot-add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoOnline {
     Offline,
@@ -43,7 +43,7 @@ impl AutoOnline {
 }
 
 /// `memory_hotplug.online_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnlinePolicy {
     ContigZones,
@@ -51,7 +51,7 @@ pub enum OnlinePolicy {
 }
 
 /// How a block is onlined (the sysfs `state` words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnlineType {
     Online,

@@ -1,12 +1,10 @@
 //! The `/proc/iomem` resource tree: byte-granular, nested, with the kernel's rules for
 //! where a new region may go (kernel/resource.c __request_region).
 
-use serde::Serialize;
-
 use super::journal::JMap;
 
 /// One `struct resource`. `end` is inclusive, as the kernel keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
     pub id: u64,
     pub start: u64,

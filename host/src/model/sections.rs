@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 pub const SECTIONS_PER_ROOT: u64 = 256;
 
 /// Where a section's memmap lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "in", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemmapHome {
     /// Allocated from a node's free memory.
     Node { nid: u32, pages: u64 },

@@ -4,7 +4,7 @@
 //! builds.
 
 use hotplug_core::{errno, Driver, PgmapType};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
@@ -16,7 +16,7 @@ use super::virtio::ResizeOutcome;
 use super::{Model, StepError};
 
 /// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Add,
@@ -120,8 +120,7 @@ impl Step {
 }
 
 /// How a step ended.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Added(AddOutcome),
     Blocks(BlocksOutcome),

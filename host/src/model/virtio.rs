@@ -5,7 +5,6 @@
 //! memmap on memory.
 
 use hotplug_core::{errno, Driver};
-use serde::Serialize;
 
 use super::error::StepError;
 use super::groups::GroupKind;
@@ -16,7 +15,7 @@ use super::zone::ZoneType;
 use super::{BlockState, Model};
 
 /// One virtio-mem device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtioMem {
     pub name: String,
     pub nid: u32,
@@ -28,7 +27,7 @@ pub struct VirtioMem {
 }
 
 /// What a grow or shrink did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ResizeOutcome {
     pub device: String,
     pub blocks: Vec<u64>,
@@ -37,7 +36,6 @@ pub struct ResizeOutcome {
     pub plugged: u64,
     pub memmap_node_pages: u64,
     /// Why auto-onlining stopped early (the grow itself stands).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub online_error: Option<StepError>,
 }
 

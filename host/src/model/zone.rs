@@ -1,13 +1,9 @@
 //! Zones: the kernel's `struct zone` counters that /proc/zoneinfo shows.
 
-use serde::Serialize;
-
 /// The zones of an x86_64 node, in the kernel's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ZoneType {
-    #[serde(rename = "DMA")]
     Dma,
-    #[serde(rename = "DMA32")]
     Dma32,
     Normal,
     Movable,
@@ -44,7 +40,7 @@ impl ZoneType {
 }
 
 /// One zone's span and counters, in pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Zone {
     /// zone_start_pfn.
     pub start_pfn: u64,

@@ -1,6 +1,8 @@
 //! Reports: the human summary (readable in ten seconds, then detail) and the JSON form
 //! (`"schema_version": 1`, fields in docs/report-json.md).
 
+pub mod json;
+
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -17,6 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ZoneRow {
     pub node: u32,
+    #[serde(serialize_with = "json::serialize_zone")]
     pub zone: ZoneType,
     pub start_pfn: u64,
     pub spanned: u64,
@@ -50,8 +53,10 @@ pub struct BlockRun {
     pub first: u64,
     pub last: u64,
     pub node: u32,
+    #[serde(serialize_with = "json::serialize_block_state")]
     pub state: crate::model::BlockState,
     /// The zone an online block is in (`None`: offline, or a boot block spanning zones).
+    #[serde(serialize_with = "json::serialize_opt_zone")]
     pub zone: Option<ZoneType>,
     /// memoryN/valid_zones, as the kernel prints it.
     pub valid_zones: String,
@@ -100,6 +105,7 @@ pub struct StateReport {
     pub online_blocks: usize,
     pub block_runs: Vec<BlockRun>,
     /// Memory groups with their present kernel and Movable pages.
+    #[serde(serialize_with = "json::serialize_groups")]
     pub groups: Vec<crate::model::groups::MemoryGroup>,
 }
 

@@ -1,0 +1,260 @@
+//! The JSON report's shapes for what the model returns: the model knows no serde, so the
+//! report decides, here and only here, how each outcome, error and name is spelled
+//! (docs/report-json.md). Each `serialize_*` function is a serde `serialize_with` for a
+//! model value.
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+
+use crate::model::block::BlockState;
+use crate::model::device::{MemremapOutcome, MemunmapOutcome};
+use crate::model::error::{FailureSource, StepError};
+use crate::model::groups::{GroupKind, MemoryGroup};
+use crate::model::hotplug::{AddOutcome, BlocksOutcome, RemoveOutcome};
+use crate::model::policy::OnlineType;
+use crate::model::step::{Op, Outcome};
+use crate::model::zone::ZoneType;
+
+/// A zone by the name the kernel prints ("DMA32", "Movable").
+#[derive(Debug, Clone, Copy)]
+struct Zone(ZoneType);
+
+impl Serialize for Zone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
+/// `zone` fields.
+pub fn serialize_zone<S: Serializer>(z: &ZoneType, s: S) -> Result<S::Ok, S::Error> {
+    Zone(*z).serialize(s)
+}
+
+/// Optional `zone` fields.
+pub fn serialize_opt_zone<S: Serializer>(z: &Option<ZoneType>, s: S) -> Result<S::Ok, S::Error> {
+    z.map(Zone).serialize(s)
+}
+
+/// A block's state as sysfs spells it.
+pub fn serialize_block_state<S: Serializer>(b: &BlockState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(b.as_str())
+}
+
+/// A step's op as the config spells it.
+pub fn serialize_op<S: Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.as_str())
+}
+
+/// An online step's type as sysfs spells it.
+pub fn serialize_online_type<S: Serializer>(t: &Option<OnlineType>, s: S) -> Result<S::Ok, S::Error> {
+    t.map(OnlineType::as_str).serialize(s)
+}
+
+#[derive(Serialize)]
+struct Error<'a> {
+    code: String,
+    origin: &'static str,
+    reason: &'a str,
+}
+
+impl<'a> From<&'a StepError> for Error<'a> {
+    fn from(e: &'a StepError) -> Self {
+        let origin = match e.origin {
+            FailureSource::Kernel => "kernel",
+            FailureSource::Plugin => "plugin",
+            FailureSource::Validator => "validator",
+        };
+        Error { code: e.code.name(), origin, reason: &e.reason }
+    }
+}
+
+#[derive(Serialize)]
+struct Added<'a> {
+    add_id: u64,
+    blocks: &'a [u64],
+    memmap_node_pages: u64,
+    memmap_nid: u32,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    memmap_by_node: &'a [(u32, u64)],
+    memmap_altmap_pages: u64,
+    note: &'a str,
+    onlined: Vec<(u64, Zone)>,
+    online_error: Option<Error<'a>>,
+}
+
+#[derive(Serialize)]
+struct Blocks {
+    blocks: Vec<(u64, Option<Zone>)>,
+    present_delta: i64,
+    managed_delta: i64,
+}
+
+#[derive(Serialize)]
+struct Resized<'a> {
+    device: &'a str,
+    blocks: &'a [u64],
+    onlined: Vec<(u64, Zone)>,
+    plugged: u64,
+    memmap_node_pages: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online_error: Option<Error<'a>>,
+}
+
+#[derive(Serialize)]
+struct Removed<'a> {
+    blocks: &'a [u64],
+    memmap_freed_node_pages: u64,
+    memmap_freed_altmap_pages: u64,
+}
+
+#[derive(Serialize)]
+struct Mapped<'a> {
+    pgmap_id: u64,
+    ranges: &'a [(u64, u64)],
+    compound_order: u32,
+    memmap_node_pages: u64,
+    memmap_nid: u32,
+    memmap_device_pages: u64,
+    memmap_saved_pages: u64,
+    device_pages: u64,
+    pages_initialised: u64,
+    note: &'a str,
+}
+
+#[derive(Serialize)]
+struct Unmapped {
+    pgmap_id: u64,
+    memmap_freed_node_pages: u64,
+    memmap_freed_device_pages: u64,
+}
+
+/// An outcome, tagged by `result` as docs/report-json.md lists them.
+#[derive(Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum Shape<'a> {
+    Added(Added<'a>),
+    Blocks(Blocks),
+    Removed(Removed<'a>),
+    Mapped(Mapped<'a>),
+    Resized(Resized<'a>),
+    Unmapped(Unmapped),
+    Failed(Error<'a>),
+}
+
+fn onlined(list: &[(u64, ZoneType)]) -> Vec<(u64, Zone)> {
+    list.iter().map(|&(b, z)| (b, Zone(z))).collect()
+}
+
+fn shape(o: &Outcome) -> Shape<'_> {
+    match o {
+        Outcome::Added(a) => Shape::Added(added(a)),
+        Outcome::Blocks(b) => Shape::Blocks(blocks(b)),
+        Outcome::Removed(r) => Shape::Removed(removed(r)),
+        Outcome::Mapped(m) => Shape::Mapped(mapped(m)),
+        Outcome::Resized(r) => Shape::Resized(Resized {
+            device: &r.device,
+            blocks: &r.blocks,
+            onlined: onlined(&r.onlined),
+            plugged: r.plugged,
+            memmap_node_pages: r.memmap_node_pages,
+            online_error: r.online_error.as_ref().map(Error::from),
+        }),
+        Outcome::Unmapped(u) => Shape::Unmapped(unmapped(u)),
+        Outcome::Failed(e) => Shape::Failed(e.into()),
+    }
+}
+
+fn added(a: &AddOutcome) -> Added<'_> {
+    Added {
+        add_id: a.add_id,
+        blocks: &a.blocks,
+        memmap_node_pages: a.memmap_node_pages,
+        memmap_nid: a.memmap_nid,
+        memmap_by_node: &a.memmap_by_node,
+        memmap_altmap_pages: a.memmap_altmap_pages,
+        note: &a.note,
+        onlined: onlined(&a.onlined),
+        online_error: a.online_error.as_ref().map(Error::from),
+    }
+}
+
+fn removed(r: &RemoveOutcome) -> Removed<'_> {
+    Removed {
+        blocks: &r.blocks,
+        memmap_freed_node_pages: r.memmap_freed_node_pages,
+        memmap_freed_altmap_pages: r.memmap_freed_altmap_pages,
+    }
+}
+
+fn mapped(m: &MemremapOutcome) -> Mapped<'_> {
+    Mapped {
+        pgmap_id: m.pgmap_id,
+        ranges: &m.ranges,
+        compound_order: m.compound_order,
+        memmap_node_pages: m.memmap_node_pages,
+        memmap_nid: m.memmap_nid,
+        memmap_device_pages: m.memmap_device_pages,
+        memmap_saved_pages: m.memmap_saved_pages,
+        device_pages: m.device_pages,
+        pages_initialised: m.pages_initialised,
+        note: &m.note,
+    }
+}
+
+fn unmapped(u: &MemunmapOutcome) -> Unmapped {
+    Unmapped {
+        pgmap_id: u.pgmap_id,
+        memmap_freed_node_pages: u.memmap_freed_node_pages,
+        memmap_freed_device_pages: u.memmap_freed_device_pages,
+    }
+}
+
+fn blocks(b: &BlocksOutcome) -> Blocks {
+    Blocks {
+        blocks: b.blocks.iter().map(|&(id, z)| (id, z.map(Zone))).collect(),
+        present_delta: b.present_delta,
+        managed_delta: b.managed_delta,
+    }
+}
+
+/// A step's `outcome`.
+pub fn serialize_outcome<S: Serializer>(o: &Outcome, s: S) -> Result<S::Ok, S::Error> {
+    shape(o).serialize(s)
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Kind {
+    Static { max_pages: u64 },
+    Dynamic { unit_pages: u64 },
+}
+
+#[derive(Serialize)]
+struct Group<'a> {
+    id: u64,
+    nid: u32,
+    kind: Kind,
+    present_kernel_pages: u64,
+    present_movable_pages: u64,
+    device: &'a str,
+}
+
+/// The state's memory groups.
+pub fn serialize_groups<S: Serializer>(groups: &[MemoryGroup], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(groups.len()))?;
+    for g in groups {
+        let kind = match g.kind {
+            GroupKind::Static { max_pages } => Kind::Static { max_pages },
+            GroupKind::Dynamic { unit_pages } => Kind::Dynamic { unit_pages },
+        };
+        seq.serialize_element(&Group {
+            id: g.id,
+            nid: g.nid,
+            kind,
+            present_kernel_pages: g.present_kernel_pages,
+            present_movable_pages: g.present_movable_pages,
+            device: &g.device,
+        })?;
+    }
+    seq.end()
+}
