@@ -4,6 +4,7 @@
 //! file, line and column so a user can jump straight to it.
 
 pub mod size;
+mod words;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,9 @@ pub struct MachineConfig {
     pub max_phys_bits: Option<Spanned<u32>>,
     /// Whether the probe sees a hypervisor (for `memory_block_size = "auto"`).
     pub hypervisor: Option<bool>,
+    #[serde(default, deserialize_with = "words::auto_online")]
     pub auto_online_blocks: Option<AutoOnline>,
+    #[serde(default, deserialize_with = "words::online_policy")]
     pub online_policy: Option<OnlinePolicy>,
     pub auto_movable_ratio: Option<u32>,
     pub auto_movable_numa_aware: Option<bool>,
@@ -177,6 +180,7 @@ pub type OptionsTable = std::collections::BTreeMap<Spanned<String>, Spanned<toml
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
+    #[serde(deserialize_with = "words::op")]
     pub op: Op,
     pub start: Option<Spanned<Size>>,
     pub size: Option<Spanned<Size>>,
@@ -185,6 +189,7 @@ pub struct StepConfig {
     pub strategy: Option<Spanned<String>>,
     pub driver: Option<Spanned<String>>,
     /// `online` steps: online, online_kernel or online_movable (default online).
+    #[serde(default, deserialize_with = "words::online_type")]
     pub online_type: Option<OnlineType>,
     /// `offline` steps: the range holds unmovable pages, so offlining fails with EBUSY.
     #[serde(default)]

@@ -1,11 +1,8 @@
 //! The kernel-wide policy knobs and the online types, in the words sysfs and the kernel
-//! command line use.
-
-use serde::Deserialize;
+//! command line use (one list per type: `ALL`, with `as_str` and `from_name`).
 
 /// `auto_online_blocks`: what happens to new memory blocks right after a hot-add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoOnline {
     Offline,
     Online,
@@ -14,6 +11,9 @@ pub enum AutoOnline {
 }
 
 impl AutoOnline {
+    /// Every setting, in the kernel's order.
+    pub const ALL: [AutoOnline; 4] = [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable];
+
     /// The kernel's sysfs text.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,23 +36,37 @@ impl AutoOnline {
 
     /// The value sysfs shows as `name`, if any.
     pub fn from_name(name: &str) -> Option<AutoOnline> {
-        [AutoOnline::Offline, AutoOnline::Online, AutoOnline::OnlineKernel, AutoOnline::OnlineMovable]
-            .into_iter()
-            .find(|a| a.as_str() == name)
+        AutoOnline::ALL.into_iter().find(|a| a.as_str() == name)
     }
 }
 
 /// `memory_hotplug.online_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnlinePolicy {
     ContigZones,
     AutoMovable,
 }
 
+impl OnlinePolicy {
+    /// Both policies.
+    pub const ALL: [OnlinePolicy; 2] = [OnlinePolicy::ContigZones, OnlinePolicy::AutoMovable];
+
+    /// The parameter's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlinePolicy::ContigZones => "contig-zones",
+            OnlinePolicy::AutoMovable => "auto-movable",
+        }
+    }
+
+    /// The policy a parameter or config names.
+    pub fn from_name(name: &str) -> Option<OnlinePolicy> {
+        OnlinePolicy::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 /// How a block is onlined (the sysfs `state` words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnlineType {
     Online,
     OnlineKernel,
@@ -60,6 +74,15 @@ pub enum OnlineType {
 }
 
 impl OnlineType {
+    /// Every online type.
+    pub const ALL: [OnlineType; 3] = [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable];
+
+    /// The online type a config names.
+    pub fn from_name(name: &str) -> Option<OnlineType> {
+        OnlineType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The sysfs `state` word.
     pub fn as_str(self) -> &'static str {
         match self {
             OnlineType::Online => "online",

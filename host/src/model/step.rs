@@ -4,7 +4,6 @@
 //! builds.
 
 use hotplug_core::{errno, Driver, PgmapType};
-use serde::Deserialize;
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
@@ -16,8 +15,7 @@ use super::virtio::ResizeOutcome;
 use super::{Model, StepError};
 
 /// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Add,
     Online,
@@ -35,6 +33,11 @@ impl Op {
     /// Every op, for generators that must cover them all (fuzz, property tests): they
     /// build a step for each with an exhaustive `match`, so a new op breaks their build.
     pub const ALL: [Op; 8] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink];
+
+    /// The op a config names.
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.as_str() == name)
+    }
 
     /// The name users type (`op = "add"`).
     pub fn as_str(self) -> &'static str {

@@ -115,11 +115,7 @@ fn read_capture(root: &Path) -> Result<Capture, String> {
     }
     let param = |name: &str| read_file(root, &format!("sys/module/memory_hotplug/parameters/{name}")).ok().map(|t| t.trim().to_string());
     let params = Params {
-        online_policy: param("online_policy").and_then(|p| match p.as_str() {
-            "contig-zones" => Some(OnlinePolicy::ContigZones),
-            "auto-movable" => Some(OnlinePolicy::AutoMovable),
-            _ => None,
-        }),
+        online_policy: param("online_policy").and_then(|p| OnlinePolicy::from_name(&p)),
         auto_movable_ratio: param("auto_movable_ratio").and_then(|p| p.parse().ok()),
         auto_movable_numa_aware: param("auto_movable_numa_aware").map(|p| p == "Y"),
     };
