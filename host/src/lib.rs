@@ -1,10 +1,11 @@
-//! hotplug-host: the model, the plugin loader, the config and the scenario runner behind
-//! the `host` binary. See ARCHITECTURE.md for the map.
+//! hotplug-host: the plugin loader, the config, the scenario runner, the reports and
+//! views behind the `host` binary, around the model crate (`hotplug-model`, re-exported
+//! as [`model`]). See ARCHITECTURE.md for the map.
 
 pub mod config;
 pub mod conformance;
 pub mod loader;
-pub mod model;
+pub use hotplug_model as model;
 pub mod report;
 pub mod runner;
 pub mod scenario;

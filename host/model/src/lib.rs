@@ -1,5 +1,10 @@
-//! The kernel-faithful model of sparse memory: sections, memory blocks, zones, nodes,
-//! the resource tree, memmap placement, and the hotplug operations on them.
+//! hotplug-model: the kernel-faithful model of sparse memory: sections, memory blocks,
+//! zones, nodes, the resource tree, memmap placement, and the hotplug operations on them.
+//!
+//! Its own crate so the compiler holds the line: it sees the contract's types and nothing
+//! of the host, does no I/O and knows no serde, TOML or CLI. Everything runs through one
+//! typed [`step::Step`] and [`Model::apply`]; reports, views and configs live in
+//! `hotplug-host`.
 //!
 //! Every mutable piece of state sits in a journaled container, so a step is a
 //! transaction: [`Model::begin`], then [`Model::commit`] or [`Model::rollback`].
