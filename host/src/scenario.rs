@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hotplug_core::{or_list, Arch, Driver, PgmapType, RequestKind};
 
-use crate::config::{self, AutoOnline, BlockSizeConfig, ConfigError, Loaded, OnlinePolicy, OnlineType, Op};
+use crate::config::{self, BlockSizeConfig, ConfigError, Loaded, OnlineType, Op};
 use crate::model::boot::{MachineSpec, NodeSpec};
 use crate::model::error::ErrorCode;
 use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
@@ -216,16 +216,15 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
 fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> Result<MachineSpec, ConfigError> {
     let m = loaded.file.machine.get_ref();
     let machine_span = loaded.file.machine.span();
+    let d = MachineSpec::with_defaults(g, nodes);
     let mut machine = MachineSpec {
-        geometry: g,
-        auto_online_blocks: m.auto_online_blocks.unwrap_or(AutoOnline::Offline),
-        online_policy: m.online_policy.unwrap_or(OnlinePolicy::ContigZones),
-        auto_movable_ratio: m.auto_movable_ratio.unwrap_or(301),
-        auto_movable_numa_aware: m.auto_movable_numa_aware.unwrap_or(true),
-        movable_node: m.movable_node.unwrap_or(false),
+        auto_online_blocks: m.auto_online_blocks.unwrap_or(d.auto_online_blocks),
+        online_policy: m.online_policy.unwrap_or(d.online_policy),
+        auto_movable_ratio: m.auto_movable_ratio.unwrap_or(d.auto_movable_ratio),
+        auto_movable_numa_aware: m.auto_movable_numa_aware.unwrap_or(d.auto_movable_numa_aware),
+        movable_node: m.movable_node.unwrap_or(d.movable_node),
         min_free: m.min_free.as_ref().map(|v| v.get_ref().0),
-        nodes,
-        capture: None,
+        ..d.clone()
     };
     // A captured machine gives the nodes, the block size and (unless the config says
     // otherwise) the policies.
@@ -236,10 +235,10 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         }
         let capture = crate::views::capture::read(&loaded.dir().join(from.get_ref())).map_err(here)?;
         let p = &capture.params;
-        machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(AutoOnline::Offline);
-        machine.online_policy = m.online_policy.or(p.online_policy).unwrap_or(OnlinePolicy::ContigZones);
-        machine.auto_movable_ratio = m.auto_movable_ratio.or(p.auto_movable_ratio).unwrap_or(301);
-        machine.auto_movable_numa_aware = m.auto_movable_numa_aware.or(p.auto_movable_numa_aware).unwrap_or(true);
+        machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(d.auto_online_blocks);
+        machine.online_policy = m.online_policy.or(p.online_policy).unwrap_or(d.online_policy);
+        machine.auto_movable_ratio = m.auto_movable_ratio.or(p.auto_movable_ratio).unwrap_or(d.auto_movable_ratio);
+        machine.auto_movable_numa_aware = m.auto_movable_numa_aware.or(p.auto_movable_numa_aware).unwrap_or(d.auto_movable_numa_aware);
         machine = capture.machine_spec(g, &machine).map_err(here)?;
         machine.capture = Some(Box::new(capture));
         if let Err(e) = MachineGeometry::new(machine.geometry) {

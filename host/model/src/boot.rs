@@ -59,6 +59,14 @@ impl MachineSpec {
     /// ratio 301, min_free by the kernel's formula) and one boot range per node:
     /// `(nid, start, size)` in bytes. Handy for tests and for library users.
     pub fn new(geometry: Geometry, nodes: &[(u32, u64, u64)]) -> MachineSpec {
+        MachineSpec::with_defaults(geometry, nodes.iter().map(|&(id, start, size)| NodeSpec::new(id, vec![(start, size)])).collect())
+    }
+
+    /// `nodes` on `geometry` with every policy at the kernel's default: the one place
+    /// those defaults are written (auto_online_blocks "offline", memory_hotplug's
+    /// online_policy "contig-zones", auto_movable_ratio 301, auto_movable_numa_aware Y,
+    /// movable_node off, min_free by the kernel's formula).
+    pub fn with_defaults(geometry: Geometry, nodes: Vec<NodeSpec>) -> MachineSpec {
         MachineSpec {
             geometry,
             auto_online_blocks: AutoOnline::Offline,
@@ -67,7 +75,7 @@ impl MachineSpec {
             auto_movable_numa_aware: true,
             movable_node: false,
             min_free: None,
-            nodes: nodes.iter().map(|&(id, start, size)| NodeSpec::new(id, vec![(start, size)])).collect(),
+            nodes,
             capture: None,
         }
     }
