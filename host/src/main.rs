@@ -336,7 +336,7 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, allow_unsafe: bool) -> anyhow::
                                 info.name.as_str(),
                                 info.version.as_str(),
                                 info.contract.to_string(),
-                                loader::kinds_text(info.kinds),
+                                info.kinds.names(),
                                 file.display()
                             )
                         }

@@ -1,6 +1,7 @@
 //! Running a scenario: load the plugins, boot the model, run each step as a transaction,
 //! and collect what happened for the report.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -170,12 +171,11 @@ pub fn run(
     for spec in scenario.steps.iter().take_while(|s| s.index <= last) {
         // A compare or --strategy run forces the strategy of add steps; a memremap step
         // resolves its free region (no `start`) against this run's model.
-        let forced = strategy.map_or_else(|| spec.step.clone(), |name| spec.step.with_add_strategy(name));
+        let forced = strategy.map_or(Cow::Borrowed(&spec.step), |name| Cow::Owned(spec.step.with_add_strategy(name)));
         let to_run = model.resolve_step(&forced);
         let (shown_start, shown_size) = shown_range(&model, spec, &to_run);
         let strategy_name = to_run.strategy().map(str::to_string);
-        let step = spec;
-        log::debug!("step {}: {} {shown_start:#x}+{shown_size:#x} node {}", step.index, step.op().as_str(), step.node);
+        log::debug!("step {}: {} {shown_start:#x}+{shown_size:#x} node {}", spec.index, spec.op().as_str(), spec.node);
         // With checks on, keep a copy to prove a failed step changed nothing.
         let before = check.then(|| model.clone());
         let outcome = model.apply(&to_run, strategies);
@@ -183,29 +183,29 @@ pub fn run(
             let changed = model.differences(before);
             if !changed.is_empty() {
                 return Err(RunError::Invariant {
-                    step: step.index,
+                    step: spec.index,
                     message: format!("the step failed ({}) but changed {}", e.code, changed.join(", ")),
                 });
             }
         }
         match &outcome {
-            Outcome::Failed(e) => log::debug!("step {} failed: {e}", step.index),
-            _ => log::debug!("step {} ok", step.index),
+            Outcome::Failed(e) => log::debug!("step {} failed: {e}", spec.index),
+            _ => log::debug!("step {} ok", spec.index),
         }
         if check {
-            model.check_invariants().map_err(|message| RunError::Invariant { step: step.index, message })?;
+            model.check_invariants().map_err(|message| RunError::Invariant { step: spec.index, message })?;
         }
-        let expect = step.expect_for(strategy);
+        let expect = spec.expect_for(strategy);
         let matched = expect.matches(&outcome);
         steps.push(StepResult {
-            index: step.index,
-            op: step.op(),
-            name: step.name.clone(),
+            index: spec.index,
+            op: spec.op(),
+            name: spec.name.clone(),
             start: shown_start,
             size: shown_size,
-            node: step.node,
+            node: spec.node,
             strategy: strategy_name,
-            online_type: match &to_run {
+            online_type: match to_run.as_ref() {
                 Step::Online { online_type, .. } => Some(*online_type),
                 _ => None,
             },

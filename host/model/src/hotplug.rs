@@ -103,6 +103,18 @@ struct Placed {
     altmap_pages: u64,
     /// Node pages per paying node, in the order they first paid.
     by_node: Vec<(u32, u64)>,
+    /// The node that paid first, or would have (the first payer) when none had to.
+    memmap_nid: u32,
+}
+
+/// Where in an add's sections a memmap allocation stands, for the ENOMEM message.
+struct SectionAt {
+    /// 1-based among the add's sections.
+    index: u64,
+    total: u64,
+    pfn: u64,
+    /// Node pages the sections before it took.
+    done_pages: u64,
 }
 
 /// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
@@ -201,12 +213,11 @@ impl Model {
             resource_id,
         };
         self.adds.insert(add_id, record);
-        let payers = memmap_payers(&restrictions, p.nid);
         Ok(AddOutcome {
             add_id,
             blocks,
             memmap_node_pages: placed.node_pages,
-            memmap_nid: placed.by_node.first().map_or(payers[0], |&(nid, _)| nid),
+            memmap_nid: placed.memmap_nid,
             memmap_by_node: if placed.by_node.len() > 1 { placed.by_node } else { Vec::new() },
             memmap_altmap_pages: placed.altmap_pages,
             note: restrictions.note.to_string(),
@@ -283,6 +294,7 @@ impl Model {
             placed.altmap_pages += alt_pages;
             placed.altmaps.push((chunk_start, altmap));
         }
+        placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
         Ok(placed)
     }
 
@@ -542,45 +554,8 @@ impl Model {
                 alt_pages += need;
                 MemmapHome::Altmap { pages: need }
             } else {
-                let payer = payers.iter().copied().find(|&n| self.allocatable(n) >= need);
-                if payer.is_none() && payers.len() > 1 {
-                    let done = nr_sec - first_sec;
-                    let room: Vec<String> = payers.iter().map(|&n| format!("node {n} has {}", self.allocatable(n))).collect();
-                    return Err(StepError::kernel(
-                        errno::ENOMEM,
-                        format!(
-                            "memmap for section {} of {total} (pfn {s_start:#x}) needs {need} pages ({}), and no node of memmap_nodes \
-                             has that many allocatable ({}); {done} sections' memmap ({}) fit",
-                            done + 1,
-                            format_size(need * g.page_size()),
-                            room.join(", "),
-                            format_size(node_pages * g.page_size()),
-                        ),
-                    ));
-                }
-                let Some(memmap_nid) = payer else {
-                    let memmap_nid = payers[0];
-                    let available = self.allocatable(memmap_nid);
-                    let n = self.nodes.get(&memmap_nid).expect("memmap node checked");
-                    let done = nr_sec - first_sec;
-                    return Err(StepError::kernel(
-                        errno::ENOMEM,
-                        format!(
-                            "memmap for section {} of {total} (pfn {s_start:#x}) needs {need} pages ({}) from node {memmap_nid}, \
-                             which has {available} allocatable: free {} (boot free {} + onlined {} - memmap {}) - min_free {}; \
-                             {done} sections' memmap ({}) fit",
-                            done + 1,
-                            format_size(need * g.page_size()),
-                            n.free_pages(),
-                            n.boot_free,
-                            n.onlined_since_boot,
-                            n.memmap_taken,
-                            self.min_free_share(memmap_nid),
-                            format_size(node_pages * g.page_size()),
-                        ),
-                    ));
-                };
-                self.nodes.update(&memmap_nid, |n| n.memmap_taken += need);
+                let at = SectionAt { index: nr_sec - first_sec + 1, total, pfn: s_start, done_pages: node_pages };
+                let memmap_nid = self.charge_section_memmap(payers, need, &at)?;
                 match by_node.iter_mut().find(|(n, _)| *n == memmap_nid) {
                     Some((_, pages)) => *pages += need,
                     None => by_node.push((memmap_nid, need)),
@@ -594,6 +569,50 @@ impl Model {
             );
         }
         Ok((node_pages, alt_pages))
+    }
+
+    /// Take `need` pages of memmap from the first of `payers` with that many allocatable
+    /// and return it; else ENOMEM with the arithmetic at section `at`.
+    fn charge_section_memmap(&mut self, payers: &[u32], need: u64, at: &SectionAt) -> Result<u32, StepError> {
+        let Some(nid) = payers.iter().copied().find(|&n| self.allocatable(n) >= need) else {
+            return Err(self.memmap_enomem(payers, need, at));
+        };
+        self.nodes.update(&nid, |n| n.memmap_taken += need);
+        Ok(nid)
+    }
+
+    /// ENOMEM for a section's memmap no payer has room for: one node's account in full, or
+    /// each listed node's allocatable pages.
+    fn memmap_enomem(&self, payers: &[u32], need: u64, at: &SectionAt) -> StepError {
+        let page = self.geometry.page_size();
+        let (section, total, pfn, done) = (at.index, at.total, at.pfn, at.index - 1);
+        let needed = format!("{need} pages ({})", format_size(need * page));
+        let fit = format_size(at.done_pages * page);
+        let reason = match payers {
+            [nid] => {
+                let n = self.nodes.get(nid).expect("memmap node checked");
+                format!(
+                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed} from node {nid}, \
+                     which has {} allocatable: free {} (boot free {} + onlined {} - memmap {}) - min_free {}; \
+                     {done} sections' memmap ({fit}) fit",
+                    self.allocatable(*nid),
+                    n.free_pages(),
+                    n.boot_free,
+                    n.onlined_since_boot,
+                    n.memmap_taken,
+                    self.min_free_share(*nid),
+                )
+            }
+            _ => {
+                let room: Vec<String> = payers.iter().map(|&n| format!("node {n} has {}", self.allocatable(n))).collect();
+                format!(
+                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no node of memmap_nodes \
+                     has that many allocatable ({}); {done} sections' memmap ({fit}) fit",
+                    room.join(", "),
+                )
+            }
+        };
+        StepError::kernel(errno::ENOMEM, reason)
     }
 
     /// The blocks covering `[start, start + size)` bytes, which must all exist.

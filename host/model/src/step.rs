@@ -3,6 +3,8 @@
 //! call `apply`, so a new op is a new variant that each of them must handle before it
 //! builds.
 
+use std::borrow::Cow;
+
 use hotplug_core::{errno, Driver, PgmapType};
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
@@ -113,12 +115,11 @@ impl Step {
     /// The same step run with strategy `name` (a compare or `--strategy` run forces the
     /// strategy of add steps only).
     pub fn with_add_strategy(&self, name: &str) -> Step {
-        match self {
-            Step::Add { start, size, node, driver, device, .. } => {
-                Step::Add { start: *start, size: *size, node: *node, driver: *driver, device: device.clone(), strategy: name.to_string() }
-            }
-            other => other.clone(),
+        let mut step = self.clone();
+        if let Step::Add { strategy, .. } = &mut step {
+            *strategy = name.to_string();
         }
+        step
     }
 }
 
@@ -155,20 +156,19 @@ impl Outcome {
 impl Model {
     /// The step as it runs on this model now: a memremap without `start` gets the region
     /// request_free_mem_region would pick (failing that, it keeps start 0 and fails on
-    /// its own checks).
-    pub fn resolve_step(&self, step: &Step) -> Step {
-        let mut step = step.clone();
-        if let Step::Memremap { pgmap, .. } = &mut step {
-            if pgmap.find_free {
-                if let Ok(start) = self.find_free_region(pgmap.ranges[0].1) {
-                    pgmap.ranges[0].0 = start;
-                    pgmap.find_free = false;
-                    // request_free_mem_region inserts the region it found.
-                    pgmap.resource.get_or_insert_with(|| "device private memory".to_string());
-                }
-            }
+    /// its own checks). Every other step is itself, borrowed.
+    pub fn resolve_step<'s>(&self, step: &'s Step) -> Cow<'s, Step> {
+        let Step::Memremap { pgmap, node, strategy } = step else { return Cow::Borrowed(step) };
+        if !pgmap.find_free {
+            return Cow::Borrowed(step);
         }
-        step
+        let Ok(start) = self.find_free_region(pgmap.ranges[0].1) else { return Cow::Borrowed(step) };
+        let mut pgmap = pgmap.clone();
+        pgmap.ranges[0].0 = start;
+        pgmap.find_free = false;
+        // request_free_mem_region inserts the region it found.
+        pgmap.resource.get_or_insert_with(|| "device private memory".to_string());
+        Cow::Owned(Step::Memremap { pgmap, node: *node, strategy: strategy.clone() })
     }
 
     /// Run one step as the kernel would, each op one transaction: a failed step leaves
@@ -178,7 +178,7 @@ impl Model {
         let strategy = |name: &str| {
             strategies.strategy(name).ok_or_else(|| StepError::kernel(errno::EINVAL, format!("strategy \"{name}\" is not loaded")))
         };
-        let result = match &step {
+        let result = match step.as_ref() {
             Step::Add { start, size, node, driver, device, strategy: name } => strategy(name).and_then(|s| {
                 let (start, size) = self.driver_range(*driver, *start, *size)?;
                 self.add_memory(&AddParams::for_driver(start, size, *node, *driver, device.clone()), s).map(Outcome::Added)

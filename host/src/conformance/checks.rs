@@ -213,7 +213,7 @@ fn info(subject: &Subject, s: &StrategyInstance) -> Outcome {
     if again != *i {
         return fail("the same info from every instance", format!("{:?} then {:?}", i, again));
     }
-    pass(format!("{name} {} (contract {}, handles {})", i.version, i.contract, crate::loader::kinds_text(i.kinds)))
+    pass(format!("{name} {} (contract {}, handles {})", i.version, i.contract, i.kinds.names()))
 }
 
 /// The schema a plugin declares must agree with its own constructor: an author who

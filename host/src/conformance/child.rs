@@ -52,7 +52,7 @@ pub fn run_child(check: &str, plugin: &str, options: &ChildOptions) -> ChildOutp
                 info.name,
                 info.version,
                 info.contract,
-                loader::kinds_text(info.kinds),
+                info.kinds.names(),
                 path.display()
             ),
         };

@@ -284,18 +284,11 @@ pub fn check_path_safety(_path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Names of the request kinds in a mask.
-pub fn kinds_text(kinds: RequestKinds) -> String {
-    kinds.names()
-}
-
 /// A `[[strategy]]` instance: a plugin instance with its name.
 pub struct StrategyInstance {
     pub name: String,
     pub info: PluginInfo,
     pub path: PathBuf,
-    /// The options the plugin declares (`None`: it declares none).
-    pub options_schema: Option<&'static [OptionSpec]>,
     obj: PluginBox,
 }
 
@@ -316,11 +309,11 @@ impl StrategyInstance {
                     path: lib.path.display().to_string(),
                     plugin: info.name.to_string(),
                     kind: kind.name().to_string(),
-                    handles: kinds_text(info.kinds),
+                    handles: info.kinds.names(),
                 }));
             }
         }
-        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), options_schema: lib.options_schema(), obj })
+        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), obj })
     }
 }
 
