@@ -7,9 +7,10 @@ use hotplug_core::{Driver, PgmapType};
 use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
 use hotplug_host::loader::StaticStrategy;
 use hotplug_host::model::boot::MachineSpec;
+use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
-use hotplug_host::model::step::{DeviceStep, Outcome, Step};
+use hotplug_host::model::step::{Outcome, Step};
 use hotplug_host::model::Model;
 
 /// Any bytes as a scenario file: parse, resolve, boot. Errors are fine; panics are not.
@@ -63,14 +64,14 @@ fn step(p: &Params) -> Step {
         Op::Grow => Step::Grow { device: "v".into(), start: 16 << 30, size, node: 0, unit: None, strategy: "base".into() },
         Op::Shrink => Step::Shrink { device: "v".into(), size, unmovable: p.flag },
         Op::Memremap => Step::Memremap {
-            pgmap: DeviceStep {
+            pgmap: MemremapParams {
                 ranges: vec![(start, u64::from(p.subsections % 512 + 1) * 2 * MIB)],
-                find_free: false,
+                nid: 0,
                 pgmap_type: PgmapType::NONE,
                 vmemmap_shift: [0, 9, 18][usize::from(p.choice % 3)],
                 resource: None,
             },
-            node: 0,
+            find_free: false,
             strategy: if p.flag { "private" } else { "dev" }.to_string(),
         },
         Op::Memunmap => Step::Memunmap { start },

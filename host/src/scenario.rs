@@ -17,7 +17,8 @@ pub const DEFAULT_STRATEGY: &str = "system-ram";
 /// The strategy a `memremap` step uses when the config defines none.
 pub const DEFAULT_DEVICE_STRATEGY: &str = "device-pgmap";
 
-pub use crate::model::step::{DeviceStep, Step};
+use crate::model::device::MemremapParams;
+pub use crate::model::step::Step;
 
 /// A `[[strategy]]` ready to load.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,7 +334,7 @@ fn step(
         Op::Offline => Step::Offline { start, size, unmovable: sc.unmovable },
         Op::Remove => Step::Remove { start, size },
         Op::Memremap => match device {
-            Some(pgmap) => Step::Memremap { pgmap, node: sc.node, strategy },
+            Some((pgmap, find_free)) => Step::Memremap { pgmap, find_free, strategy },
             None => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` without a pgmap", i + 1))),
         },
         Op::Memunmap => Step::Memunmap { start },
@@ -401,8 +402,11 @@ fn step_strategy(
     }
 }
 
+/// A step's `start` and `size` as written, and a memremap's pgmap with its `find_free`.
+type StepRange = (u64, u64, Option<(MemremapParams, bool)>);
+
 /// A step's `start` and `size` as written, and a memremap's pgmap.
-fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) -> Result<(u64, u64, Option<DeviceStep>), ConfigError> {
+fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) -> Result<StepRange, ConfigError> {
     let sc = s.get_ref();
     let need = |v: &Option<toml::Spanned<config::Size>>, key: &str| {
         v.as_ref()
@@ -430,9 +434,9 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
                 (None, _, None) => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` needs `size`", i + 1))),
             };
             let (start, size) = ranges[0];
-            let device =
-                DeviceStep { ranges, find_free, pgmap_type, vmemmap_shift: sc.vmemmap_shift.unwrap_or(0), resource: sc.resource.clone() };
-            (start, size, Some(device))
+            let vmemmap_shift = sc.vmemmap_shift.unwrap_or(0);
+            let pgmap = MemremapParams { ranges, nid: sc.node, pgmap_type, vmemmap_shift, resource: sc.resource.clone() };
+            (start, size, Some((pgmap, find_free)))
         }
         Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
         Op::Grow | Op::Shrink => {

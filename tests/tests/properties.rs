@@ -10,9 +10,10 @@ use hotplug_core::{Driver, PgmapType};
 use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
 use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::MachineSpec;
+use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
-use hotplug_host::model::step::{DeviceStep, Outcome, Step};
+use hotplug_host::model::step::{Outcome, Step};
 use hotplug_host::model::{BlockState, Model};
 use proptest::prelude::*;
 
@@ -74,14 +75,14 @@ fn step(p: &Params) -> Step {
         }
         Op::Shrink => Step::Shrink { device: "virtio0".into(), size: virtio_size, unmovable: false },
         Op::Memremap => Step::Memremap {
-            pgmap: DeviceStep {
+            pgmap: MemremapParams {
                 ranges: vec![(start, p.subsections * 2 * MIB)],
-                find_free: false,
+                nid: 0,
                 pgmap_type: PgmapType::NONE,
                 vmemmap_shift: if p.flag { 9 } else { 0 },
                 resource: None,
             },
-            node: 0,
+            find_free: false,
             strategy: "dev".into(),
         },
         Op::Memunmap => Step::Memunmap { start },

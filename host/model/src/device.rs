@@ -14,7 +14,7 @@ use super::zone::ZoneType;
 use super::{Model, PageState};
 
 /// A memremap step, in bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemremapParams {
     /// The pgmap's ranges `(start, size)`; the altmap may only describe the first.
     pub ranges: Vec<(u64, u64)>,

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use hotplug_core::{errno, Driver, PgmapType};
+use hotplug_core::{errno, Driver};
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
@@ -56,18 +56,6 @@ impl Op {
     }
 }
 
-/// A memremap step's pgmap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceStep {
-    /// `(start, size)` per range; a single range without `start` gets the region the
-    /// kernel's free-region search picks (`find_free`).
-    pub ranges: Vec<(u64, u64)>,
-    pub find_free: bool,
-    pub pgmap_type: PgmapType,
-    pub vmemmap_shift: u32,
-    pub resource: Option<String>,
-}
-
 /// A step, with exactly the fields its op uses (addresses and sizes in bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -79,8 +67,9 @@ pub enum Step {
     Offline { start: u64, size: u64, unmovable: bool },
     /// try_remove_memory of whole hot-adds.
     Remove { start: u64, size: u64 },
-    /// memremap_pages of a pgmap on `node`.
-    Memremap { pgmap: DeviceStep, node: u32, strategy: String },
+    /// memremap_pages of `pgmap`; `find_free`: its single range has no start yet and gets
+    /// the region request_free_mem_region picks.
+    Memremap { pgmap: MemremapParams, find_free: bool, strategy: String },
     /// memunmap_pages of the pgmap starting at `start`.
     Memunmap { start: u64 },
     /// virtio-mem: plug `size` more of `device` (a new device starts at `start`).
@@ -158,17 +147,13 @@ impl Model {
     /// request_free_mem_region would pick (failing that, it keeps start 0 and fails on
     /// its own checks). Every other step is itself, borrowed.
     pub fn resolve_step<'s>(&self, step: &'s Step) -> Cow<'s, Step> {
-        let Step::Memremap { pgmap, node, strategy } = step else { return Cow::Borrowed(step) };
-        if !pgmap.find_free {
-            return Cow::Borrowed(step);
-        }
+        let Step::Memremap { pgmap, find_free: true, strategy } = step else { return Cow::Borrowed(step) };
         let Ok(start) = self.find_free_region(pgmap.ranges[0].1) else { return Cow::Borrowed(step) };
         let mut pgmap = pgmap.clone();
         pgmap.ranges[0].0 = start;
-        pgmap.find_free = false;
         // request_free_mem_region inserts the region it found.
         pgmap.resource.get_or_insert_with(|| "device private memory".to_string());
-        Cow::Owned(Step::Memremap { pgmap, node: *node, strategy: strategy.clone() })
+        Cow::Owned(Step::Memremap { pgmap, find_free: false, strategy: strategy.clone() })
     }
 
     /// Run one step as the kernel would, each op one transaction: a failed step leaves
@@ -186,16 +171,7 @@ impl Model {
             Step::Online { start, size, online_type } => self.online_range(*start, *size, *online_type).map(Outcome::Blocks),
             Step::Offline { start, size, unmovable } => self.offline_range(*start, *size, *unmovable).map(Outcome::Blocks),
             Step::Remove { start, size } => self.remove_memory(*start, *size, strategies).map(Outcome::Removed),
-            Step::Memremap { pgmap, node, strategy: name } => strategy(name).and_then(|s| {
-                let params = MemremapParams {
-                    ranges: pgmap.ranges.clone(),
-                    nid: *node,
-                    pgmap_type: pgmap.pgmap_type,
-                    vmemmap_shift: pgmap.vmemmap_shift,
-                    resource: pgmap.resource.clone(),
-                };
-                self.memremap(&params, s).map(Outcome::Mapped)
-            }),
+            Step::Memremap { pgmap, strategy: name, .. } => strategy(name).and_then(|s| self.memremap(pgmap, s).map(Outcome::Mapped)),
             Step::Memunmap { start } => self.memunmap(*start, strategies).map(Outcome::Unmapped),
             Step::Grow { device, start, size, node, unit, strategy: name } => strategy(name).and_then(|s| {
                 // A start of 0 means "not given" for a device that already exists.

@@ -11,9 +11,10 @@ use super::Status;
 use crate::config::{format_size, AutoOnline};
 use crate::loader::{LoadedLibrary, StrategyInstance};
 use crate::model::boot::MachineSpec;
+use crate::model::device::MemremapParams;
 use crate::model::geometry::preset;
 use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
-use crate::model::step::{DeviceStep, Outcome as StepOutcome, Step};
+use crate::model::step::{Outcome as StepOutcome, Step};
 use crate::model::{altmap, BlockState, Model, PageState};
 
 const MIB: u64 = 1 << 20;
@@ -435,14 +436,14 @@ impl Plug {
     fn step(&self) -> Step {
         let strategy = "under-test".to_string();
         if self.kind == RequestKind::DEVICE {
-            let pgmap = DeviceStep {
+            let pgmap = MemremapParams {
                 ranges: vec![(self.start, self.size)],
-                find_free: false,
+                nid: self.nid,
                 pgmap_type: PgmapType::NONE,
                 vmemmap_shift: 0,
                 resource: None,
             };
-            Step::Memremap { pgmap, node: self.nid, strategy }
+            Step::Memremap { pgmap, find_free: false, strategy }
         } else {
             Step::Add { start: self.start, size: self.size, node: self.nid, driver: Driver::ACPI_DIMM, device: None, strategy }
         }
