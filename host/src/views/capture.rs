@@ -76,10 +76,6 @@ fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
 
 /// Read a capture rooted at `root`.
 pub fn read(root: &Path) -> Result<Capture, String> {
-    read_capture(root)
-}
-
-fn read_capture(root: &Path) -> Result<Capture, String> {
     if !root.is_dir() {
         return Err(format!("capture {}: not a directory", root.display()));
     }
