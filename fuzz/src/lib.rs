@@ -3,14 +3,12 @@
 //! host, an invariant broken, or a failed step that changed the model.
 
 use arbitrary::{Arbitrary, Unstructured};
-use hotplug_core::{Driver, PgmapType};
-use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
+use hotplug_host::config::{AutoOnline, OnlinePolicy, Op};
 use hotplug_host::loader::StaticStrategy;
 use hotplug_host::model::boot::MachineSpec;
-use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
-use hotplug_host::model::step::{Outcome, Step};
+use hotplug_host::model::step::{Outcome, SampleSpace, Step, StepSeed};
 use hotplug_host::model::Model;
 
 /// Any bytes as a scenario file: parse, resolve, boot. Errors are fine; panics are not.
@@ -33,48 +31,38 @@ struct Params {
     op: u8,
     slot: u8,
     blocks: u8,
-    /// Picks the driver of an add, the online type of an online, the compound order of a memremap.
     choice: u8,
-    /// memmap on memory for an add, unmovable for an offline or shrink, private for a memremap.
     flag: bool,
     subsections: u16,
 }
 
-/// The step for `p`; a new op fails to build here until the fuzzer generates it.
-fn step(p: &Params) -> Step {
-    let start = (4 << 30) + u64::from(p.slot % 96) * BLOCK;
-    let size = u64::from(p.blocks % 8 + 1) * BLOCK;
-    let op = Op::ALL[usize::from(p.op) % Op::ALL.len()];
-    match op {
-        Op::Add => Step::Add {
-            start,
-            size,
-            node: 0,
-            driver: [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][usize::from(p.choice % 3)],
-            device: None,
-            strategy: if p.flag { "mom" } else { "base" }.to_string(),
-        },
-        Op::Online => Step::Online {
-            start,
-            size,
-            online_type: [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][usize::from(p.choice % 3)],
-        },
-        Op::Offline => Step::Offline { start, size, unmovable: p.flag },
-        Op::Remove => Step::Remove { start, size },
-        Op::Grow => Step::Grow { device: "v".into(), start: 16 << 30, size, node: 0, unit: None, strategy: "base".into() },
-        Op::Shrink => Step::Shrink { device: "v".into(), size, unmovable: p.flag },
-        Op::Memremap => Step::Memremap {
-            pgmap: MemremapParams {
-                ranges: vec![(start, u64::from(p.subsections % 512 + 1) * 2 * MIB)],
-                nid: 0,
-                pgmap_type: PgmapType::NONE,
-                vmemmap_shift: [0, 9, 18][usize::from(p.choice % 3)],
-                resource: None,
-            },
-            find_free: false,
-            strategy: if p.flag { "private" } else { "dev" }.to_string(),
-        },
-        Op::Memunmap => Step::Memunmap { start },
+impl Params {
+    fn seed(&self) -> StepSeed {
+        StepSeed {
+            op: Op::ALL[usize::from(self.op) % Op::ALL.len()],
+            slot: self.slot.into(),
+            blocks: self.blocks.into(),
+            choice: self.choice.into(),
+            flag: self.flag,
+            subsections: self.subsections.into(),
+        }
+    }
+}
+
+/// Hot-plug in [4 GiB, 16 GiB) in 1 to 8 blocks, memremaps of up to 512 subsections
+/// (1 GiB), a virtio-mem device at 16 GiB, both device strategies.
+fn space() -> SampleSpace {
+    SampleSpace {
+        base: 4 << 30,
+        slots: 96,
+        block_size: BLOCK,
+        max_blocks: 8,
+        subsection_size: 2 * MIB,
+        max_subsections: 512,
+        virtio_device: "v".into(),
+        virtio_start: 16 << 30,
+        system_ram: vec!["base".into(), "mom".into()],
+        device: vec!["dev".into(), "private".into()],
     }
 }
 
@@ -141,7 +129,7 @@ pub fn steps_target(data: &[u8]) {
     let mut m = Model::boot(&spec).expect("the fuzz machine boots");
     for params in s.ops.iter().take(64) {
         let before = m.clone();
-        let op = step(params);
+        let op = Step::sample(&params.seed(), &space());
         if let Outcome::Failed(e) = m.apply(&op, &l) {
             let changed = m.differences(&before);
             assert!(changed.is_empty(), "{op:?} failed ({e}) but changed {changed:?}");

@@ -224,7 +224,7 @@ pub fn run(
 /// region and a shrink's range (the end of its device's plugged part).
 fn shown_range(model: &Model, spec: &StepSpec, step: &Step) -> (u64, u64) {
     match step {
-        Step::Memremap { pgmap, find_free: false, .. } if spec.start == 0 => (pgmap.ranges[0].0, spec.size),
+        Step::Memremap { pgmap, find_free: false, .. } if spec.start == 0 => (pgmap.ranges.first().map_or(0, |r| r.start()), spec.size),
         Step::Shrink { device, size, .. } => match model.virtio.get(device) {
             Some(d) => ((d.start + d.plugged).saturating_sub(*size), spec.size),
             None => (spec.start, spec.size),

@@ -10,6 +10,7 @@ use crate::model::boot::{MachineSpec, NodeSpec};
 use crate::model::error::ErrorCode;
 use crate::model::geometry::{arch_from_name, preset, probe_block_size, MachineGeometry};
 use crate::model::numa::{NodeFacts, DRAM_TIER, LOCAL_DISTANCE};
+use crate::model::range::PhysRange;
 
 /// The strategy used when a config names none: the baseline plugin.
 pub const DEFAULT_STRATEGY: &str = "system-ram";
@@ -181,7 +182,8 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
     let mut nodes = Vec::new();
     for n in &m.node {
         let nc = n.get_ref();
-        let mut node = NodeSpec::new(nc.id, nc.boot.iter().map(|r| (r.get_ref().start.0, r.get_ref().size.0)).collect());
+        let boot = nc.boot.iter().map(|r| phys_range(loaded, r, &format!("node {}: boot range", nc.id))).collect::<Result<_, _>>()?;
+        let mut node = NodeSpec::new(nc.id, boot);
         node.free = nc.free.as_ref().map(|f| f.get_ref().0);
         node.reserved = nc.reserved.as_ref().map_or(0, |r| r.get_ref().0);
         node.facts = NodeFacts { has_cpus: nc.cpus.unwrap_or(true), tier: nc.tier.unwrap_or(DRAM_TIER) };
@@ -189,9 +191,9 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
     }
     resolve_distances(loaded, &mut nodes)?;
     if nodes.is_empty() {
-        nodes.push(NodeSpec::new(0, vec![(0, 1 << 30)]));
+        nodes.push(NodeSpec::new(0, PhysRange::new(0, 1 << 30).into_iter().collect()));
     }
-    let boot_end = nodes.iter().flat_map(|n| n.boot.iter().map(|&(s, z)| s.saturating_add(z))).max().unwrap_or(0);
+    let boot_end = nodes.iter().flat_map(|n| n.boot.iter().map(PhysRange::end)).max().unwrap_or(0);
     g.memory_block_size = match m.memory_block_size.as_ref().map(|b| *b.get_ref()) {
         Some(BlockSizeConfig::Bytes(b)) => b,
         Some(BlockSizeConfig::Auto) => probe_block_size(boot_end, g.section_size, m.hypervisor.unwrap_or(false)),
@@ -425,15 +427,24 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
                 None => PgmapType::NONE,
             };
             let (ranges, find_free) = match (&sc.ranges, &sc.start, &sc.size) {
-                (Some(r), None, None) if !r.get_ref().is_empty() => (r.get_ref().iter().map(|r| (r.start.0, r.size.0)).collect(), false),
+                (Some(r), None, None) if !r.get_ref().is_empty() => {
+                    let span = r.span();
+                    let ranges = r.get_ref().iter().map(|c| checked_range(loaded, span.clone(), c, &format!("step {}: range", i + 1)));
+                    (ranges.collect::<Result<_, _>>()?, false)
+                }
                 (Some(r), _, _) => {
                     return Err(loaded.error_at(r.span(), format!("step {}: give either `ranges` (non-empty) or `start`/`size`", i + 1)))
                 }
-                (None, Some(st), Some(sz)) => (vec![(st.get_ref().0, sz.get_ref().0)], false),
-                (None, None, Some(sz)) => (vec![(0, sz.get_ref().0)], true),
+                (None, Some(st), Some(sz)) => {
+                    let (start, size) = (st.get_ref().0, sz.get_ref().0);
+                    let range = PhysRange::new(start, size)
+                        .ok_or_else(|| loaded.error_at(s.span(), format!("step {}: {start:#x}+{size:#x} passes 2^64", i + 1)))?;
+                    (vec![range], false)
+                }
+                (None, None, Some(sz)) => (vec![PhysRange::new(0, sz.get_ref().0).expect("a size from 0 fits")], true),
                 (None, _, None) => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` needs `size`", i + 1))),
             };
-            let (start, size) = ranges[0];
+            let (start, size) = (ranges[0].start(), ranges[0].size());
             let vmemmap_shift = sc.vmemmap_shift.unwrap_or(0);
             let pgmap = MemremapParams { ranges, nid: sc.node, pgmap_type, vmemmap_shift, resource: sc.resource.clone() };
             (start, size, Some((pgmap, find_free)))
@@ -449,6 +460,17 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
         _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
     };
     Ok((start, size, device))
+}
+
+/// A range of the config as a [`PhysRange`], or a located error naming `what` when its
+/// end passes 2^64.
+fn phys_range(loaded: &Loaded, r: &toml::Spanned<config::RangeConfig>, what: &str) -> Result<PhysRange, ConfigError> {
+    checked_range(loaded, r.span(), r.get_ref(), what)
+}
+
+fn checked_range(loaded: &Loaded, span: std::ops::Range<usize>, r: &config::RangeConfig, what: &str) -> Result<PhysRange, ConfigError> {
+    let (start, size) = (r.start.0, r.size.0);
+    PhysRange::new(start, size).ok_or_else(|| loaded.error_at(span, format!("{what} {start:#x}+{size:#x} passes 2^64")))
 }
 
 /// A step's `expect`: one outcome, or one per strategy (each a defined strategy).

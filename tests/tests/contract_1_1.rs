@@ -15,7 +15,7 @@ use hotplug_host::model::boot::{MachineSpec, NodeSpec};
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::hotplug::AddParams;
 use hotplug_host::model::numa::NodeFacts;
-use hotplug_host::model::{Model, PageState};
+use hotplug_host::model::{Model, PageState, PhysRange};
 use hotplug_tests::{run_host, write_config, Profile};
 
 const MIB: u64 = 1 << 20;
@@ -39,7 +39,8 @@ fn machine(nodes: &[(u32, u64, Option<u64>)]) -> MachineSpec {
         nodes: nodes
             .iter()
             .map(|&(id, boot, free)| {
-                let mut n = NodeSpec::new(id, if boot == 0 { vec![] } else { vec![(u64::from(id) * 16 * GIB, boot)] });
+                let mut n =
+                    NodeSpec::new(id, if boot == 0 { vec![] } else { vec![PhysRange::new(u64::from(id) * 16 * GIB, boot).unwrap()] });
                 n.free = free;
                 n
             })

@@ -6,7 +6,7 @@
 //! on node 0 ([0, 8 GiB)), so device memory goes at 16 GiB and above.
 
 use hotplug_core::PgmapType;
-use hotplug_host::model::{Model, PageState, ZoneType};
+use hotplug_host::model::{Model, PageState, PhysRange, ZoneType};
 use hotplug_host::runner::Outcome;
 use hotplug_host::views::View;
 use hotplug_tests::{mapped, reason, run_in_process};
@@ -50,7 +50,7 @@ fn fsdax_16_gib_map_dev_keeps_its_memmap_in_the_namespace() {
     assert_eq!((m.device_pages, m.pages_initialised), (4_128_256, 4_128_256));
     assert!(m.note.contains("data offset 264192 KiB"), "{}", m.note);
     let pg = r.model.pgmaps.get(&m.pgmap_id).unwrap();
-    let a = pg.restrictions[0].altmap.into_option().unwrap();
+    let a = pg.ranges[0].restrictions.altmap.into_option().unwrap();
     assert_eq!((a.base_pfn, a.reserve, a.free, a.align, a.alloc), (0x400000, 2, 66_046, 510, 65_536));
     // The first device page carries pgmap 1 with a refcount of 1 (fsdax); the page before
     // it holds memmap.
@@ -79,7 +79,7 @@ fn one_and_four_gib_namespaces_fill_their_altmaps_exactly() {
     let r = run_in_process("fsdax-1g-4g", &cfg);
     for (i, (free, alloc)) in [(4_606, 4_096), (16_894, 16_384)].into_iter().enumerate() {
         let pg = r.model.pgmaps.get(&mapped(&r, i).pgmap_id).unwrap();
-        let a = pg.restrictions[0].altmap.into_option().unwrap();
+        let a = pg.ranges[0].restrictions.altmap.into_option().unwrap();
         assert_eq!((a.free, a.align, a.alloc), (free, 510, alloc), "step {i}");
         assert_eq!(mapped(&r, i).memmap_device_pages, alloc);
     }
@@ -141,14 +141,14 @@ fn each_pgmap_type() {
         }
         other => panic!("{other:?}"),
     };
-    assert_eq!(mapped(&r, 0).ranges, vec![(0x3fffc0000000, 1 << 30)]);
+    assert_eq!(mapped(&r, 0).ranges, vec![PhysRange::new(0x3fffc0000000, 1 << 30).unwrap()]);
     assert_eq!(refcount(0, 0x3fffc0000000 >> 12), 0);
     assert!(View::Iomem.render(&r.model).contains("3fffc0000000-3fffffffffff : device private memory\n"));
     for (i, want) in [0, 1, 1, 1].into_iter().enumerate() {
         assert_eq!(refcount(i + 1, ((16 + 2 * i as u64) << 30) >> 12), want, "step {}", i + 2);
     }
     let private = r.model.pgmaps.get(&mapped(&r, 0).pgmap_id).unwrap();
-    assert!(private.restrictions[0].flags.contains(hotplug_core::RestrictionFlags::NO_DIRECT_MAP));
+    assert!(private.ranges[0].restrictions.flags.contains(hotplug_core::RestrictionFlags::NO_DIRECT_MAP));
     assert_eq!(private.pgmap_type, PgmapType::NONE);
 }
 

@@ -6,14 +6,12 @@
 //! Bounded so the test command stays fast: at most 64 operations, machines of at most
 //! 16 GiB of address space, proptest's default case count.
 
-use hotplug_core::{Driver, PgmapType};
-use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
+use hotplug_host::config::{AutoOnline, OnlinePolicy, Op};
 use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::MachineSpec;
-use hotplug_host::model::device::MemremapParams;
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
-use hotplug_host::model::step::{Outcome, Step};
+use hotplug_host::model::step::{Outcome, SampleSpace, Step, StepSeed};
 use hotplug_host::model::{BlockState, Model};
 use proptest::prelude::*;
 
@@ -23,69 +21,39 @@ const BLOCK: u64 = 128 * MIB;
 const SLOTS: u64 = 96;
 const BASE: u64 = 4 << 30;
 
-/// One random operation: an op and the numbers its step is built from.
-#[derive(Debug, Clone)]
-struct Params {
-    op: Op,
-    slot: u64,
-    blocks: u64,
-    /// Picks the driver of an add, the online type of an online.
-    choice: usize,
-    /// memmap on memory for an add, unmovable for an offline, compound pages for a memremap.
-    flag: bool,
-    subsections: u64,
-}
-
-/// How often each op comes up: adds most, then the block ops.
+/// How often each op comes up: adds most, then the block ops, every other op (a new one
+/// included) once.
 fn weight(op: Op) -> usize {
-    match op {
-        Op::Add => 3,
-        Op::Online | Op::Offline | Op::Remove => 2,
-        Op::Memremap | Op::Memunmap | Op::Grow | Op::Shrink => 1,
+    if op == Op::Add {
+        3
+    } else if matches!(op, Op::Online | Op::Offline | Op::Remove) {
+        2
+    } else {
+        1
     }
 }
 
-fn op() -> impl Strategy<Value = Params> {
+/// One random operation: an op (any of `Op::ALL`) and the numbers its step is built from.
+fn op() -> impl Strategy<Value = StepSeed> {
     let weighted: Vec<Op> = Op::ALL.iter().flat_map(|&op| std::iter::repeat_n(op, weight(op))).collect();
-    (proptest::sample::select(weighted), 0..SLOTS, 1..8u64, 0..3usize, any::<bool>(), 1..128u64)
-        .prop_map(|(op, slot, blocks, choice, flag, subsections)| Params { op, slot, blocks, choice, flag, subsections })
+    (proptest::sample::select(weighted), 0..SLOTS, 0..8u64, 0..3u64, any::<bool>(), 0..127u64)
+        .prop_map(|(op, slot, blocks, choice, flag, subsections)| StepSeed { op, slot, blocks, choice, flag, subsections })
 }
 
-/// The step for `p`; a new op fails to build here until it is generated.
-fn step(p: &Params) -> Step {
-    let (start, size) = (BASE + p.slot * BLOCK, p.blocks * BLOCK);
-    // virtio-mem grows and shrinks by 1 to 3 blocks, at 16 GiB.
-    let virtio_size = (p.blocks % 3 + 1) * BLOCK;
-    match p.op {
-        Op::Add => Step::Add {
-            start,
-            size,
-            node: 0,
-            driver: [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][p.choice],
-            device: Some(format!("dax{}.0", p.slot)),
-            strategy: if p.flag { "mom" } else { "base" }.to_string(),
-        },
-        Op::Online => {
-            Step::Online { start, size, online_type: [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][p.choice] }
-        }
-        Op::Offline => Step::Offline { start, size, unmovable: p.flag },
-        Op::Remove => Step::Remove { start, size },
-        Op::Grow => {
-            Step::Grow { device: "virtio0".into(), start: 16 << 30, size: virtio_size, node: 0, unit: None, strategy: "base".into() }
-        }
-        Op::Shrink => Step::Shrink { device: "virtio0".into(), size: virtio_size, unmovable: false },
-        Op::Memremap => Step::Memremap {
-            pgmap: MemremapParams {
-                ranges: vec![(start, p.subsections * 2 * MIB)],
-                nid: 0,
-                pgmap_type: PgmapType::NONE,
-                vmemmap_shift: if p.flag { 9 } else { 0 },
-                resource: None,
-            },
-            find_free: false,
-            strategy: "dev".into(),
-        },
-        Op::Memunmap => Step::Memunmap { start },
+/// Hot-plug in [4 GiB, 16 GiB) in 1 to 8 blocks, memremaps of 1 to 127 subsections,
+/// a virtio-mem device at 16 GiB.
+fn space() -> SampleSpace {
+    SampleSpace {
+        base: BASE,
+        slots: SLOTS,
+        block_size: BLOCK,
+        max_blocks: 8,
+        subsection_size: 2 * MIB,
+        max_subsections: 127,
+        virtio_device: "virtio0".into(),
+        virtio_start: 16 << 30,
+        system_ram: vec!["base".into(), "mom".into()],
+        device: vec!["dev".into()],
     }
 }
 
@@ -118,9 +86,9 @@ fn machine(boot_gib: u64, auto: u8, auto_movable: bool) -> Model {
 }
 
 /// Apply `p`'s step; on failure the model must be exactly as before.
-fn apply(m: &mut Model, plugins: &Plugins, p: &Params) -> Result<(), TestCaseError> {
+fn apply(m: &mut Model, plugins: &Plugins, seed: &StepSeed) -> Result<(), TestCaseError> {
     let before = m.clone();
-    let step = step(p);
+    let step = Step::sample(seed, &space());
     if let Outcome::Failed(e) = m.apply(&step, plugins) {
         prop_assert!(*m == before, "{step:?} failed ({e}) and changed {:?}", m.differences(&before));
     }
@@ -142,10 +110,10 @@ fn clean_up(m: &mut Model, p: &Plugins) -> Result<(), TestCaseError> {
         must(m, p, Step::Shrink { device: d.name.clone(), size: d.plugged, unmovable: false })?;
     }
     let page = m.geometry.page_size();
-    for start in m.pgmaps.values().map(|pg| pg.ranges[0].0 * page).collect::<Vec<_>>() {
+    for start in m.pgmaps.values().map(|pg| pg.start_pfn() * page).collect::<Vec<_>>() {
         must(m, p, Step::Memunmap { start })?;
     }
-    let adds: Vec<(u64, u64)> = m.adds.values().map(|a| (a.start_pfn * page, a.nr_pages * page)).collect();
+    let adds: Vec<(u64, u64)> = m.adds.values().map(|a| (a.pfns.start() * page, a.pfns.count() * page)).collect();
     for (start, size) in adds {
         let online = m
             .blocks

@@ -22,7 +22,7 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         auto_movable_numa_aware: true,
         movable_node: false,
         min_free: None,
-        nodes: vec![NodeSpec::new(0, vec![(0, boot)])],
+        nodes: vec![NodeSpec::new(0, vec![hotplug_host::model::PhysRange::new(0, boot).unwrap()])],
         capture: None,
     })
     .unwrap()

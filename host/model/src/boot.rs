@@ -9,6 +9,7 @@ use super::journal::{JCell, JMap};
 use super::node::Node;
 use super::numa::{Distances, NodeFacts};
 use super::policy::{AutoOnline, OnlinePolicy};
+use super::range::{PfnRange, PhysRange};
 use super::sections::{MemmapHome, Section, SectionTable};
 use super::zone::{Zone, ZoneType};
 use super::{Counters, Model, Policy};
@@ -18,8 +19,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     pub id: u32,
-    /// Boot RAM `(start, size)` in bytes, page-aligned.
-    pub boot: Vec<(u64, u64)>,
+    /// Boot RAM, page-aligned.
+    pub boot: Vec<PhysRange>,
     /// Bytes free after boot for memmap (None: all managed pages).
     pub free: Option<u64>,
     /// Boot bytes the kernel holds back (present, not managed).
@@ -31,8 +32,8 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// A node with boot RAM `(start, size)` ranges and every other setting at its default.
-    pub fn new(id: u32, boot: Vec<(u64, u64)>) -> Self {
+    /// A node with boot RAM `boot` and every other setting at its default.
+    pub fn new(id: u32, boot: Vec<PhysRange>) -> Self {
         NodeSpec { id, boot, free: None, reserved: 0, facts: NodeFacts::default(), distance: BTreeMap::new() }
     }
 }
@@ -57,9 +58,11 @@ pub struct MachineSpec {
 impl MachineSpec {
     /// A machine with the config's defaults (auto_online_blocks offline, contig zones,
     /// ratio 301, min_free by the kernel's formula) and one boot range per node:
-    /// `(nid, start, size)` in bytes. Handy for tests and for library users.
+    /// `(nid, start, size)` in bytes. Handy for tests and for library users; a range that
+    /// would pass 2^64 is left out (boot then sees a node without RAM).
     pub fn new(geometry: Geometry, nodes: &[(u32, u64, u64)]) -> MachineSpec {
-        MachineSpec::with_defaults(geometry, nodes.iter().map(|&(id, start, size)| NodeSpec::new(id, vec![(start, size)])).collect())
+        let node = |&(id, start, size): &(u32, u64, u64)| NodeSpec::new(id, PhysRange::new(start, size).into_iter().collect());
+        MachineSpec::with_defaults(geometry, nodes.iter().map(node).collect())
     }
 
     /// `nodes` on `geometry` with every policy at the kernel's default: the one place
@@ -93,24 +96,19 @@ pub fn default_min_free_kbytes(managed_kbytes: u64) -> u64 {
     (managed_kbytes.saturating_mul(16)).isqrt().clamp(128, 262_144)
 }
 
-/// The kernel's zone limits on x86_64: `[start, end)` pfns of DMA, DMA32, Normal.
-fn zone_limits(g: &MachineGeometry) -> [(ZoneType, u64, u64); 3] {
+/// The kernel's zone limits on x86_64: the pfns of DMA, DMA32, Normal.
+fn zone_limits(g: &MachineGeometry) -> [(ZoneType, PfnRange); 3] {
+    let pfns = |start, end| PfnRange::from_bounds(start, end).unwrap_or_default();
     [
-        (ZoneType::Dma, 0, g.dma_end_pfn()),
-        (ZoneType::Dma32, g.dma_end_pfn(), g.dma32_end_pfn()),
-        (ZoneType::Normal, g.dma32_end_pfn(), u64::MAX),
+        (ZoneType::Dma, pfns(0, g.dma_end_pfn())),
+        (ZoneType::Dma32, pfns(g.dma_end_pfn(), g.dma32_end_pfn())),
+        (ZoneType::Normal, pfns(g.dma32_end_pfn(), u64::MAX)),
     ]
 }
 
 /// The boot zone a pfn belongs to.
 pub fn boot_zone_of(g: &MachineGeometry, pfn: u64) -> ZoneType {
-    zone_limits(g).into_iter().find(|&(_, s, e)| pfn >= s && pfn < e).map_or(ZoneType::Normal, |(z, _, _)| z)
-}
-
-fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
-    let s = a.0.max(b.0);
-    let e = a.1.min(b.1);
-    e.saturating_sub(s)
+    zone_limits(g).into_iter().find(|(_, r)| r.contains(pfn)).map_or(ZoneType::Normal, |(z, _)| z)
 }
 
 impl Model {
@@ -148,7 +146,7 @@ impl Model {
         }
         model.boot_memory_blocks();
         model.boot_iomem()?;
-        let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(|r| r.1)).max().unwrap_or(0);
+        let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(PfnRange::end)).max().unwrap_or(0);
         model.counters.get_mut().max_pfn = max_pfn;
         if let Some(capture) = &spec.capture {
             capture.apply(&mut model)?;
@@ -160,25 +158,25 @@ impl Model {
     fn boot_nodes(&mut self, spec: &MachineSpec) -> Result<(), String> {
         let g = self.geometry;
         let page = g.page_size();
-        let mut all_ranges: Vec<(u64, u64, u32)> = Vec::new();
+        let mut all_ranges: Vec<(PfnRange, u32)> = Vec::new();
         for n in &spec.nodes {
             if self.nodes.get(&n.id).is_some() {
                 return Err(format!("node {} is listed twice", n.id));
             }
             let mut ranges = Vec::new();
-            for &(start, size) in &n.boot {
+            for r in &n.boot {
+                let (start, size) = (r.start(), r.size());
                 if size == 0 {
                     return Err(format!("node {}: a boot range has size 0", n.id));
                 }
                 if start % page != 0 || size % page != 0 {
                     return Err(format!("node {}: boot range {start:#x}+{size:#x} is not page-aligned", n.id));
                 }
-                let end = start
-                    .checked_add(size)
-                    .filter(|&e| e - 1 <= g.physmem_end())
-                    .ok_or_else(|| format!("node {}: boot range {start:#x}+{size:#x} ends beyond the physical address space", n.id))?;
-                ranges.push((start / page, end / page));
-                all_ranges.push((start / page, end / page, n.id));
+                if r.end() - 1 > g.physmem_end() {
+                    return Err(format!("node {}: boot range {r} ends beyond the physical address space", n.id));
+                }
+                ranges.push(r.pfns(page));
+                all_ranges.push((r.pfns(page), n.id));
             }
             ranges.sort_unstable();
             self.nodes.insert(
@@ -197,8 +195,8 @@ impl Model {
         }
         all_ranges.sort_unstable();
         for w in all_ranges.windows(2) {
-            if w[1].0 < w[0].1 {
-                return Err(format!("boot ranges overlap at {:#x} (nodes {} and {})", w[1].0 * page, w[0].2, w[1].2));
+            if w[0].0.overlaps(&w[1].0) {
+                return Err(format!("boot ranges overlap at {:#x} (nodes {} and {})", w[1].0.start() * page, w[0].1, w[1].1));
             }
         }
 
@@ -214,7 +212,8 @@ impl Model {
         let section_memmap = g.memmap_pages(pps);
         let node = self.nodes.get(&n.id).cloned().expect("node just inserted");
         let mut memmap_pages = 0u64;
-        for &(s, e) in &node.boot_ranges {
+        for r in &node.boot_ranges {
+            let (s, e) = (r.start(), r.end());
             for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
                 let map = g.subsection_mask(nr, s, e);
                 match self.sections.get(nr).copied() {
@@ -240,15 +239,13 @@ impl Model {
         }
         let mut node = node;
         if let (Some(first), Some(last)) = (node.boot_ranges.first(), node.boot_ranges.last()) {
-            let span = (first.0, last.1);
-            for (z, zs, ze) in zone_limits(g) {
-                let start = span.0.max(zs);
-                let end = span.1.min(ze);
-                if start < end {
-                    let present: u64 = node.boot_ranges.iter().map(|&r| overlap(r, (zs, ze))).sum();
+            let span = PfnRange::from_bounds(first.start(), last.end()).expect("boot ranges sorted");
+            for (z, limits) in zone_limits(g) {
+                if let Some(spanned) = span.intersection(&limits) {
+                    let present = node.boot_pages_in(&limits);
                     let zone = node.zone_mut(z);
-                    zone.start_pfn = start;
-                    zone.spanned = end - start;
+                    zone.start_pfn = spanned.start();
+                    zone.spanned = spanned.count();
                     zone.present = present;
                     zone.present_early = present;
                     zone.managed = present;
@@ -289,18 +286,13 @@ impl Model {
             if self.blocks.get(&id).is_some() {
                 continue;
             }
-            let bs = g.block_to_pfn(id);
-            let be = bs + g.pages_per_block();
+            let block = g.block_pfns(id);
             let node = self.nodes.get(&nid).expect("section node exists");
             let mut zones = node
                 .boot_ranges
                 .iter()
-                .filter(|&&r| overlap(r, (bs, be)) > 0)
-                .flat_map(|&(s, e)| {
-                    let s = s.max(bs);
-                    let e = e.min(be);
-                    zone_limits(g).into_iter().filter(move |&(_, zs, ze)| overlap((s, e), (zs, ze)) > 0).map(|(z, _, _)| z)
-                })
+                .filter_map(|r| r.intersection(&block))
+                .flat_map(|ram| zone_limits(g).into_iter().filter(move |(_, limits)| ram.overlaps(limits)).map(|(z, _)| z))
                 .collect::<Vec<_>>();
             zones.sort_unstable();
             zones.dedup();
@@ -327,7 +319,8 @@ impl Model {
     fn boot_iomem(&mut self) -> Result<(), String> {
         let page = self.geometry.page_size();
         for n in self.nodes.values().cloned().collect::<Vec<_>>() {
-            for &(s, e) in &n.boot_ranges {
+            for r in &n.boot_ranges {
+                let (s, e) = (r.start(), r.end());
                 self.resources
                     .request(s * page, e * page - 1, "System RAM", true)
                     .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", s * page, c.name, c.start, c.end))?;

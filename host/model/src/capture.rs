@@ -10,6 +10,7 @@ use hotplug_core::Geometry;
 use super::block::BlockState;
 use super::boot::{MachineSpec, NodeSpec};
 use super::policy::{AutoOnline, OnlinePolicy};
+use super::range::PhysRange;
 use super::zone::ZoneType;
 use super::Model;
 
@@ -65,7 +66,7 @@ impl Capture {
                 .map(|(&(nid, _), _)| nid)
                 .or_else(|| nodes.keys().next().copied())
                 .ok_or("proc/zoneinfo names no node")?;
-            nodes.get_mut(&nid).expect("node listed").boot.push((s, e - s));
+            nodes.get_mut(&nid).expect("node listed").boot.extend(PhysRange::new(s, e - s));
         }
         Ok(MachineSpec { geometry, nodes: nodes.into_values().filter(|n| !n.boot.is_empty()).collect(), ..base.clone() })
     }

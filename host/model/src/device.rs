@@ -3,21 +3,23 @@
 //! partial sections with base pages from node memory, compound pages deduplicated), and
 //! the Device zone, whose span grows but never shrinks and which is never populated.
 
-use hotplug_core::{errno, Altmap, PfnRange, PgmapType, RequestKind, RestrictionFlags, Restrictions};
+use hotplug_core::{errno, Altmap, PgmapType, RequestKind, RestrictionFlags, Restrictions};
 
 use super::altmap;
 use super::error::StepError;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
+use super::range::{PfnRange, PhysRange};
 use super::sections::{MemmapHome, Section};
+use super::sparse::SectionAt;
 use super::units::format_size;
 use super::zone::ZoneType;
 use super::{Model, PageState};
 
-/// A memremap step, in bytes.
+/// A memremap step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemremapParams {
-    /// The pgmap's ranges `(start, size)`; the altmap may only describe the first.
-    pub ranges: Vec<(u64, u64)>,
+    /// The pgmap's ranges; the altmap may only describe the first.
+    pub ranges: Vec<PhysRange>,
     pub nid: u32,
     /// The pgmap type and compound order the driver asks for (NONE/0: the strategy decides).
     pub pgmap_type: PgmapType,
@@ -38,28 +40,41 @@ pub struct SectionCharge {
     pub altmap_pages: u64,
 }
 
+/// One range of a pgmap, as memremap left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgmapRange {
+    pub pfns: PfnRange,
+    /// What `set_up` returned for it, its altmap as allocation left it.
+    pub restrictions: Restrictions,
+    /// The iomem region the driver requested for it.
+    pub resource_id: Option<u64>,
+    /// Its memmap, section by section.
+    pub charges: Vec<SectionCharge>,
+}
+
 /// One `struct dev_pagemap` as the model keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pgmap {
     pub id: u64,
     pub nid: u32,
-    /// `(start_pfn, nr_pages)` per range.
-    pub ranges: Vec<(u64, u64)>,
+    pub ranges: Vec<PgmapRange>,
     pub pgmap_type: PgmapType,
     pub strategy: String,
-    /// What `set_up` returned per range, the first range's altmap as allocation left it.
-    pub restrictions: Vec<Restrictions>,
-    pub resource_ids: Vec<u64>,
-    pub charges: Vec<SectionCharge>,
     pub compound_order: u32,
+}
+
+impl Pgmap {
+    /// The first range's first pfn: what memunmap names the pgmap by.
+    pub fn start_pfn(&self) -> u64 {
+        self.ranges.first().map_or(0, |r| r.pfns.start())
+    }
 }
 
 /// What a successful memremap did.
 #[derive(Debug, Clone)]
 pub struct MemremapOutcome {
     pub pgmap_id: u64,
-    /// `(start, size)` in bytes per range.
-    pub ranges: Vec<(u64, u64)>,
+    pub ranges: Vec<PhysRange>,
     pub compound_order: u32,
     /// Pages of memmap in RAM (node memory), and on which node.
     pub memmap_node_pages: u64,
@@ -89,6 +104,20 @@ pub struct MemunmapOutcome {
 fn dedup(model: &Model, order: u32, has_altmap: bool) -> bool {
     let g = model.geometry.g;
     !has_altmap && g.arch == hotplug_core::Arch::X86_64 && order < 40 && (1u64 << order) * g.struct_page_size > 2 * g.page_size
+}
+
+/// One range as pagemap_range left it, and the compound order construct gave it.
+struct MappedRange {
+    range: PgmapRange,
+    order: u32,
+}
+
+/// A range's place in its pgmap, as the strategy's request says it.
+#[derive(Debug, Clone, Copy)]
+struct RangeAt {
+    index: usize,
+    count: usize,
+    pgmap_id: u64,
 }
 
 impl Model {
@@ -134,9 +163,6 @@ impl Model {
             ranges: Vec::new(),
             pgmap_type: p.pgmap_type,
             strategy: strategy.instance_name().to_string(),
-            restrictions: Vec::new(),
-            resource_ids: Vec::new(),
-            charges: Vec::new(),
             compound_order: 0,
         };
         let mut out = MemremapOutcome {
@@ -151,121 +177,154 @@ impl Model {
             pages_initialised: 0,
             note: String::new(),
         };
-        for (i, &(start, size)) in p.ranges.iter().enumerate() {
-            self.pagemap_range(p, strategy, i, start, size, &mut pgmap, &mut out)?;
+        for (index, &range) in p.ranges.iter().enumerate() {
+            let at = RangeAt { index, count: p.ranges.len(), pgmap_id: id };
+            let mapped = self.pagemap_range(p, strategy, at, range, &mut out)?;
+            if index == 0 {
+                pgmap.compound_order = mapped.order;
+            } else if mapped.order != pgmap.compound_order {
+                return Err(StepError::validator(
+                    strategy.plugin_name(),
+                    format!("range {index} has compound order {}, range 0 {}", mapped.order, pgmap.compound_order),
+                ));
+            }
+            pgmap.ranges.push(mapped.range);
         }
         out.compound_order = pgmap.compound_order;
         self.pgmaps.insert(id, pgmap);
         Ok(out)
     }
 
-    /// One range of a pgmap: the driver's set_up (the strategy), then pagemap_range's
-    /// checks, the iomem region, the subsections and their memmap, and construct
-    /// (memmap_init_zone_device), accumulated into `pgmap` and `out`.
-    #[allow(clippy::too_many_arguments)]
+    /// One range of a pgmap, as pagemap_range does it after the driver's set_up (the
+    /// strategy): the checks, the iomem region, the subsections with the altmap's
+    /// memmap, construct (memmap_init_zone_device), then the node's memmap once the
+    /// compound order is known; its counts added to `out`.
     fn pagemap_range(
         &mut self,
         p: &MemremapParams,
         strategy: &dyn StrategyHandle,
-        i: usize,
-        start: u64,
-        size: u64,
-        pgmap: &mut Pgmap,
+        at: RangeAt,
+        range: PhysRange,
         out: &mut MemremapOutcome,
-    ) -> Result<(), StepError> {
-        let g = self.geometry;
-        let page = g.page_size();
-        let plugin = strategy.plugin_name().to_string();
-        let id = pgmap.id;
-        // The driver sets the pgmap up (the strategy's set_up), then pagemap_range.
-        let (start_pfn, nr) = (start / page, size.div_ceil(page));
-        let mut request = RequestData::device(self, start_pfn, nr, p.nid, p.pgmap_type, p.vmemmap_shift, id);
-        request.range_index = i as u32;
-        request.range_count = p.ranges.len() as u32;
-        let r = self.call_set_up(strategy, &request)?;
-        self.validate_restrictions(RequestKind::DEVICE, &r, start_pfn, nr, &plugin)?;
-        if r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
-            return Err(StepError::validator(&plugin, "MEMORY_BLOCK_DEVICES for device memory (it is never onlined as System RAM)"));
-        }
-        if i > 0 && r.altmap.is_some() {
-            return Err(StepError::validator(&plugin, "an altmap on a pgmap's range other than the first (the kernel refuses: EINVAL)"));
-        }
+    ) -> Result<MappedRange, StepError> {
+        let plugin = strategy.plugin_name();
+        let pfns = range.pfns(self.geometry.page_size());
+        let (request, r) = self.set_up_range(p, strategy, at, pfns)?;
         if !r.note.is_empty() && out.note.is_empty() {
             out.note = r.note.to_string();
         }
-        self.pagemap_range_checks(start, size)?;
+        self.pagemap_range_checks(range)?;
         // The driver's iomem region, when it requests one (devm_request_mem_region,
         // request_free_mem_region): a conflict is EBUSY.
-        if let Some(name) = &p.resource {
-            let rid = self.resources.request(start, start + size - 1, name, true).map_err(|c| {
-                StepError::kernel(
-                    errno::EBUSY,
-                    format!("{start:#x}+{size:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", c.name, c.start, c.end),
-                )
-            })?;
-            pgmap.resource_ids.push(rid);
-        }
-        // __add_pages: subsection granularity and the altmap's sanity.
-        let sub = g.g.subsection_size;
-        if start % sub != 0 || size % sub != 0 {
-            return Err(StepError::kernel(
-                errno::EINVAL,
-                format!("{start:#x}+{size:#x} is not aligned to the {} subsection", format_size(sub)),
-            ));
-        }
-        let mut alt = r.altmap.into_option().map(|a| Altmap { align: 0, alloc: 0, ..a });
-        if let Some(a) = &alt {
-            altmap::check_for_add(a, start_pfn, nr).map_err(|e| StepError::validator(&plugin, format!("invalid altmap: {e}")))?;
-        }
+        let resource_id = match &p.resource {
+            Some(name) => Some(self.request_device_resource(range, name)?),
+            None => None,
+        };
+        let mut alt = self.device_altmap(range, &r, plugin)?;
         // sparse_add_section per section: EEXIST on an active subsection, whole
-        // sections' memmap from the altmap now; node memmap once the compound order is
-        // known (after construct).
-        let mut charges = self.add_subsections(start_pfn, nr, p.nid, alt.as_mut())?;
+        // sections' memmap from the altmap now.
+        let mut charges = self.add_subsections(pfns, p.nid, alt.as_mut())?;
         self.nodes.update(&p.nid, |n| {
-            n.zone_mut(ZoneType::Device).grow_span(start_pfn, start_pfn + nr);
+            n.zone_mut(ZoneType::Device).grow_span(pfns.start(), pfns.end());
             n.online = true;
         });
         // construct(): the strategy initialises the device pages.
-        let mut given = r.clone();
+        let mut given = r;
         given.altmap = alt.into();
-        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, PfnRange::new(start_pfn, nr), alt)?;
-        let first_device = start_pfn + alt.map_or(0, |a| altmap::offset(&a));
-        let order = self.validate_device_pages(&plugin, id, p.nid, start_pfn, first_device, start_pfn + nr)?;
-        if i == 0 {
-            pgmap.compound_order = order;
-        } else if order != pgmap.compound_order {
-            return Err(StepError::validator(&plugin, format!("range {i} has compound order {order}, range 0 {}", pgmap.compound_order)));
-        }
-        self.charge_node_memmap(&mut charges, start_pfn, nr, p.nid, order, alt.is_some())?;
-        let device_pages = start_pfn + nr - first_device;
-        let compound = 1u64 << order.min(40);
-        let init_per_compound = if dedup(self, order, alt.is_some()) { 2 * page / g.g.struct_page_size } else { compound };
-        out.device_pages += device_pages;
-        out.pages_initialised += device_pages / compound * init_per_compound.min(compound) + device_pages % compound;
-        for c in &charges {
-            out.memmap_node_pages += c.node_pages;
-            out.memmap_device_pages += c.altmap_pages;
-        }
-        if dedup(self, order, alt.is_some()) {
-            let plain = g.memmap_pages(nr);
-            let used: u64 = charges.iter().map(|c| c.node_pages).sum();
-            out.memmap_saved_pages += plain.saturating_sub(used);
-        }
-        pgmap.charges.extend(charges);
-        pgmap.ranges.push((start_pfn, nr));
-        pgmap.restrictions.push(given);
-        Ok(())
+        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, alt)?;
+        let first_device = pfns.start() + alt.map_or(0, |a| altmap::offset(&a));
+        let order = self.validate_device_pages(plugin, at.pgmap_id, p.nid, pfns.start(), first_device, pfns.end())?;
+        self.charge_node_memmap(&mut charges, pfns, p.nid, order, alt.is_some())?;
+        self.count_mapped(out, pfns, first_device, order, alt.is_some(), &charges);
+        Ok(MappedRange { range: PgmapRange { pfns, restrictions: given, resource_id, charges }, order })
     }
 
-    /// pagemap_range's checks, in its order: ENOMEM for a pgmap at the range's first or
-    /// last pfn; ENXIO for System RAM in the range; EINVAL outside the pluggable range.
-    fn pagemap_range_checks(&self, start: u64, size: u64) -> Result<(), StepError> {
+    /// The driver's set_up of one range (the strategy's), validated: device restrictions
+    /// only, and an altmap on the first range only.
+    fn set_up_range(
+        &self,
+        p: &MemremapParams,
+        strategy: &dyn StrategyHandle,
+        at: RangeAt,
+        pfns: PfnRange,
+    ) -> Result<(RequestData, Restrictions), StepError> {
+        let plugin = strategy.plugin_name();
+        let mut request = RequestData::device(self, pfns, p.nid, p.pgmap_type, p.vmemmap_shift, at.pgmap_id);
+        request.range_index = at.index as u32;
+        request.range_count = at.count as u32;
+        let r = self.call_set_up(strategy, &request)?;
+        self.validate_restrictions(RequestKind::DEVICE, &r, pfns.start(), pfns.count(), plugin)?;
+        if r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
+            return Err(StepError::validator(plugin, "MEMORY_BLOCK_DEVICES for device memory (it is never onlined as System RAM)"));
+        }
+        if at.index > 0 && r.altmap.is_some() {
+            return Err(StepError::validator(plugin, "an altmap on a pgmap's range other than the first (the kernel refuses: EINVAL)"));
+        }
+        Ok((request, r))
+    }
+
+    /// The device's iomem region `name` over `range` (EBUSY on a conflict).
+    fn request_device_resource(&mut self, range: PhysRange, name: &str) -> Result<u64, StepError> {
+        let (start, size) = (range.start(), range.size());
+        self.resources.request(start, range.end() - 1, name, true).map_err(|c| {
+            StepError::kernel(
+                errno::EBUSY,
+                format!("{start:#x}+{size:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", c.name, c.start, c.end),
+            )
+        })
+    }
+
+    /// __add_pages' checks for device memory: subsection granularity (EINVAL), then the
+    /// altmap's sanity; the altmap as allocation starts it (nothing aligned or allocated).
+    fn device_altmap(&self, range: PhysRange, r: &Restrictions, plugin: &str) -> Result<Option<Altmap>, StepError> {
+        let sub = self.geometry.g.subsection_size;
+        if range.start() % sub != 0 || range.size() % sub != 0 {
+            return Err(StepError::kernel(errno::EINVAL, format!("{range} is not aligned to the {} subsection", format_size(sub))));
+        }
+        let alt = r.altmap.into_option().map(|a| Altmap { align: 0, alloc: 0, ..a });
+        if let Some(a) = &alt {
+            let pfns = range.pfns(self.geometry.page_size());
+            altmap::check_for_add(a, pfns.start(), pfns.count())
+                .map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))?;
+        }
+        Ok(alt)
+    }
+
+    /// A mapped range's device pages, initialised struct pages and memmap, added to `out`.
+    fn count_mapped(
+        &self,
+        out: &mut MemremapOutcome,
+        pfns: PfnRange,
+        first_device: u64,
+        order: u32,
+        has_altmap: bool,
+        charges: &[SectionCharge],
+    ) {
+        let g = self.geometry;
+        let device_pages = pfns.end() - first_device;
+        let compound = 1u64 << order.min(40);
+        let dedup = dedup(self, order, has_altmap);
+        let init_per_compound = if dedup { 2 * g.page_size() / g.g.struct_page_size } else { compound };
+        out.device_pages += device_pages;
+        out.pages_initialised += device_pages / compound * init_per_compound.min(compound) + device_pages % compound;
+        let node_pages: u64 = charges.iter().map(|c| c.node_pages).sum();
+        out.memmap_node_pages += node_pages;
+        out.memmap_device_pages += charges.iter().map(|c| c.altmap_pages).sum::<u64>();
+        if dedup {
+            out.memmap_saved_pages += g.memmap_pages(pfns.count()).saturating_sub(node_pages);
+        }
+    }
+
+    /// pagemap_range's checks, in its order: EINVAL for an empty range; ENOMEM for a
+    /// pgmap at the range's first or last pfn; ENXIO for System RAM in the range; EINVAL
+    /// outside the pluggable range.
+    fn pagemap_range_checks(&self, range: PhysRange) -> Result<(), StepError> {
         let g = self.geometry;
         let page = g.page_size();
-        let Some(last_byte) = start.checked_add(size).and_then(|e| e.checked_sub(1)).filter(|_| size > 0) else {
-            return Err(StepError::kernel(errno::EINVAL, format!("range {start:#x}+{size:#x} is empty or overflows")));
+        let Some(last_byte) = range.last() else {
+            return Err(StepError::kernel(errno::EINVAL, format!("range {range} is empty")));
         };
-        for pfn in [start / page, last_byte / page] {
+        for pfn in [range.start() / page, last_byte / page] {
             if let Some(other) = self.pgmap_at(pfn) {
                 return Err(StepError::kernel(
                     errno::ENOMEM,
@@ -273,6 +332,7 @@ impl Model {
                 ));
             }
         }
+        let start = range.start();
         if let Some(r) = self.resources.overlapping(start, last_byte).into_iter().find(|r| r.name.starts_with("System RAM")) {
             return Err(StepError::kernel(
                 errno::ENXIO,
@@ -290,43 +350,30 @@ impl Model {
 
     /// The pgmap one of whose ranges holds `pfn`.
     pub fn pgmap_at(&self, pfn: u64) -> Option<&Pgmap> {
-        self.pgmaps.values().find(|p| p.ranges.iter().any(|&(s, n)| pfn >= s && pfn < s + n))
+        self.pgmaps.values().find(|p| p.ranges.iter().any(|r| r.pfns.contains(pfn)))
     }
 
-    /// Make the subsections of `[start, start + nr)` present, taking whole sections'
-    /// memmap from `altmap` PMD by PMD. Node charges are filled in later.
-    fn add_subsections(&mut self, start: u64, nr: u64, nid: u32, mut alt: Option<&mut Altmap>) -> Result<Vec<SectionCharge>, StepError> {
+    /// Make the subsections of `pfns` present, taking whole sections' memmap from `alt`
+    /// through the shared allocator. Node charges are filled in later.
+    fn add_subsections(&mut self, pfns: PfnRange, nid: u32, mut alt: Option<&mut Altmap>) -> Result<Vec<SectionCharge>, StepError> {
         let g = self.geometry;
-        let pps = g.pages_per_section();
+        let (first, last) = (g.pfn_to_section(pfns.start()), g.pfn_to_section(pfns.end() - 1));
         let mut charges = Vec::new();
-        let end = start + nr;
-        for nr_sec in g.pfn_to_section(start)..=g.pfn_to_section(end - 1) {
-            let s_start = g.section_to_pfn(nr_sec);
-            let (a, b) = (start.max(s_start), end.min(s_start + pps));
-            let mask = g.subsection_mask(nr_sec, start, end);
-            let existing = self.sections.get(nr_sec).copied();
-            if let Some(sec) = existing {
-                if sec.subsection_map & mask != 0 {
-                    return Err(StepError::kernel(
-                        errno::EEXIST,
-                        format!("section {nr_sec:#x} already has active subsections in {:#x}-{:#x}", a, b - 1),
-                    ));
-                }
+        for nr in first..=last {
+            let part = g.section_pfns(nr).intersection(&pfns).expect("the range's own section");
+            let mask = g.subsection_mask(nr, pfns.start(), pfns.end());
+            let existing = self.sections.get(nr).copied();
+            if existing.is_some_and(|sec| sec.subsection_map & mask != 0) {
+                return Err(StepError::kernel(
+                    errno::EEXIST,
+                    format!("section {nr:#x} already has active subsections in {:#x}-{:#x}", part.start(), part.end() - 1),
+                ));
             }
-            let whole = b - a == pps;
-            let mut altmap_pages = 0;
-            if let (true, Some(alt)) = (whole, alt.as_deref_mut()) {
-                let new_pmds = self.new_section_pmds(nr_sec);
-                for _ in 0..new_pmds {
-                    if altmap::alloc(alt, g.pmd_pages()).is_none() {
-                        return Err(StepError::kernel(
-                            errno::ENOMEM,
-                            format!("device altmap exhausted at section {nr_sec:#x}: {} of {} pages free", altmap::nr_free(alt), alt.free),
-                        ));
-                    }
-                }
-                altmap_pages = new_pmds * g.pmd_pages();
-            }
+            let whole = part.count() == g.pages_per_section();
+            let altmap_pages = match (whole, alt.as_deref_mut()) {
+                (true, Some(a)) => self.alloc_from_altmap(a, self.new_section_pmds(nr), SectionAt::of(nr, first, last - first + 1, 0))?,
+                _ => 0,
+            };
             let memmap = match existing.map(|s| s.memmap) {
                 Some(MemmapHome::Altmap { pages }) => MemmapHome::Altmap { pages: pages + altmap_pages },
                 Some(other) => other,
@@ -334,21 +381,20 @@ impl Model {
                 None => MemmapHome::Node { nid, pages: 0 },
             };
             let map = existing.map_or(0, |s| s.subsection_map) | mask;
-            self.sections.set(nr_sec, Some(Section { nid, subsection_map: map, online: false, early: false, memmap }));
-            charges.push(SectionCharge { section: nr_sec, subsections: mask, node_pages: 0, altmap_pages });
+            self.sections.set(nr, Some(Section { nid, subsection_map: map, online: false, early: false, memmap }));
+            charges.push(SectionCharge { section: nr, subsections: mask, node_pages: 0, altmap_pages });
         }
         Ok(charges)
     }
 
-    /// Node memmap for the parts of `[start, start + nr)` not mapped from the altmap:
-    /// deduplicated compounds (2 pages each, plus a page-table page per section), base
-    /// pages for partial sections (plus a page-table page), or PMDs for whole sections.
-    /// ENOMEM, with the arithmetic, when the node is short.
+    /// Node memmap for the parts of `pfns` not mapped from the altmap, section by section
+    /// through the shared allocator: deduplicated compounds (2 pages each, plus a
+    /// page-table page per section), base pages for partial sections (plus a page-table
+    /// page), or PMDs for whole sections.
     fn charge_node_memmap(
         &mut self,
         charges: &mut [SectionCharge],
-        start: u64,
-        nr: u64,
+        pfns: PfnRange,
         nid: u32,
         order: u32,
         has_altmap: bool,
@@ -357,43 +403,34 @@ impl Model {
         let (pps, pp_sub, pmd) = (g.pages_per_section(), g.pages_per_subsection(), g.pmd_pages());
         let dedup = dedup(self, order, has_altmap);
         let compound = 1u64 << order.min(40);
-        let end = start + nr;
-        let mut need = 0;
+        let (first, total) = (g.pfn_to_section(pfns.start()), charges.len() as u64);
+        let mut done = 0;
         for c in charges.iter_mut().filter(|c| c.altmap_pages == 0) {
-            let s_start = g.section_to_pfn(c.section);
-            let (a, b) = (start.max(s_start), end.min(s_start + pps));
+            let part = g.section_pfns(c.section).intersection(&pfns).expect("the range's own section");
             let section_was_present = self.sections.get(c.section).is_some_and(|s| s.subsection_map & !c.subsections != 0);
             let pte_table = u64::from(!section_was_present);
-            c.node_pages = if dedup {
-                let unique = if compound <= pps { (b - a) / compound * 2 } else { u64::from((a - start) % compound == 0) * 2 };
+            let need = if dedup {
+                let unique = if compound <= pps {
+                    part.count() / compound * 2
+                } else {
+                    u64::from((part.start() - pfns.start()) % compound == 0) * 2
+                };
                 unique + pte_table
-            } else if b - a == pps {
+            } else if part.count() == pps {
                 self.new_section_pmds(c.section) * pmd
             } else {
                 c.subsections.count_ones() as u64 * g.memmap_pages(pp_sub) + pte_table
             };
-            need += c.node_pages;
-        }
-        let available = self.allocatable(nid);
-        if need > available {
-            let n = self.nodes.get(&nid).expect("node checked");
-            return Err(StepError::kernel(
-                errno::ENOMEM,
-                format!(
-                    "device memmap needs {need} pages ({}) from node {nid}, which has {available} allocatable: free {} - min_free {}",
-                    format_size(need * g.page_size()),
-                    n.free_pages(),
-                    self.min_free_share(nid)
-                ),
-            ));
-        }
-        self.nodes.update(&nid, |n| n.memmap_taken += need);
-        for c in charges.iter().filter(|c| c.node_pages > 0) {
-            self.sections.update(c.section, |s| {
-                if let MemmapHome::Node { pages, .. } = &mut s.memmap {
-                    *pages += c.node_pages;
-                }
-            });
+            if need > 0 {
+                self.charge_section_memmap(&[nid], need, SectionAt::of(c.section, first, total, done))?;
+                self.sections.update(c.section, |s| {
+                    if let MemmapHome::Node { pages, .. } = &mut s.memmap {
+                        *pages += need;
+                    }
+                });
+            }
+            c.node_pages = need;
+            done += need;
         }
         Ok(())
     }
@@ -454,36 +491,43 @@ impl Model {
     }
 
     fn memunmap_locked(&mut self, start: u64, lookup: &dyn StrategyLookup) -> Result<MemunmapOutcome, StepError> {
-        let g = self.geometry;
-        let page = g.page_size();
-        let pfn = start / page;
+        let pfn = start / self.geometry.page_size();
         let pgmap = self
             .pgmaps
             .values()
-            .find(|p| p.ranges.first().is_some_and(|&(s, _)| s == pfn))
+            .find(|p| p.start_pfn() == pfn)
             .cloned()
             .ok_or_else(|| StepError::kernel(errno::EINVAL, format!("no pgmap starts at {start:#x}")))?;
         let strategy = lookup.strategy(&pgmap.strategy).ok_or_else(|| {
             StepError::kernel(errno::EINVAL, format!("strategy \"{}\" that mapped this memory is not loaded", pgmap.strategy))
         })?;
-        for (i, (&(s, n), r)) in pgmap.ranges.iter().zip(&pgmap.restrictions).enumerate() {
-            let mut request = RequestData::device(self, s, n, pgmap.nid, pgmap.pgmap_type, pgmap.compound_order, pgmap.id);
-            request.range_index = i as u32;
+        for (index, range) in pgmap.ranges.iter().enumerate() {
+            let mut request = RequestData::device(self, range.pfns, pgmap.nid, pgmap.pgmap_type, pgmap.compound_order, pgmap.id);
+            request.range_index = index as u32;
             request.range_count = pgmap.ranges.len() as u32;
-            self.call_with_ops(strategy, OpsCall::TearDown, &request, r, PfnRange::new(s, n), r.altmap.into_option())?;
-            let leftover: Vec<(u64, u64)> = self
-                .pages
-                .overlapping(s, s + n)
-                .into_iter()
-                .filter(|(_, _, v)| !matches!(v, PageState::Reserved { .. }))
-                .map(|(a, b, _)| (a, b))
-                .collect();
-            for (a, b) in leftover {
-                self.pages.set(a, b, None);
-            }
+            self.call_with_ops(strategy, OpsCall::TearDown, &request, &range.restrictions, range.restrictions.altmap.into_option())?;
+            self.clear_leftover_marks(range.pfns);
         }
         let (mut node_pages, mut device_pages) = (0, 0);
-        for c in pgmap.charges.iter().rev() {
+        for range in pgmap.ranges.iter().rev() {
+            let (n, d) = self.remove_subsections(&range.charges);
+            node_pages += n;
+            device_pages += d;
+            if let Some(rid) = range.resource_id {
+                self.resources.release(rid);
+            }
+        }
+        self.nodes.update(&pgmap.nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(node_pages));
+        self.pgmaps.remove(&pgmap.id);
+        Ok(MemunmapOutcome { pgmap_id: pgmap.id, memmap_freed_node_pages: node_pages, memmap_freed_device_pages: device_pages })
+    }
+
+    /// Undo one range's `charges`, last section first: its subsections go, with the
+    /// memmap it took; a section left without subsections goes. Returns (node pages,
+    /// altmap pages) freed; the caller gives the node pages back to the node.
+    fn remove_subsections(&mut self, charges: &[SectionCharge]) -> (u64, u64) {
+        let (mut node_pages, mut device_pages) = (0, 0);
+        for c in charges.iter().rev() {
             node_pages += c.node_pages;
             device_pages += c.altmap_pages;
             if let Some(mut sec) = self.sections.get(c.section).copied() {
@@ -496,11 +540,6 @@ impl Model {
                 self.sections.set(c.section, (sec.subsection_map != 0).then_some(sec));
             }
         }
-        self.nodes.update(&pgmap.nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(node_pages));
-        for rid in &pgmap.resource_ids {
-            self.resources.release(*rid);
-        }
-        self.pgmaps.remove(&pgmap.id);
-        Ok(MemunmapOutcome { pgmap_id: pgmap.id, memmap_freed_node_pages: node_pages, memmap_freed_device_pages: device_pages })
+        (node_pages, device_pages)
     }
 }

@@ -55,19 +55,27 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-/// A failed step: the code it returns, who produced it, and the reason in words.
+/// A failed step: the code it returns, who produced it, the reason in words, and for a
+/// memmap allocation that ran short its numbers as fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {reason}")]
 pub struct StepError {
     pub code: ErrorCode,
     pub origin: FailureSource,
     pub reason: String,
+    /// Set for ENOMEM from a memmap allocation; `reason` is its words.
+    pub shortage: Option<Box<MemmapShortage>>,
 }
 
 impl StepError {
     /// A kernel-rule failure with errno `e`.
     pub fn kernel(e: i32, reason: impl Into<String>) -> Self {
-        StepError { code: ErrorCode::Errno(e), origin: FailureSource::Kernel, reason: reason.into() }
+        StepError { code: ErrorCode::Errno(e), origin: FailureSource::Kernel, reason: reason.into(), shortage: None }
+    }
+
+    /// ENOMEM for a section's memmap that did not fit, worded from its numbers.
+    pub fn memmap_enomem(shortage: MemmapShortage) -> Self {
+        StepError { shortage: Some(Box::new(shortage.clone())), ..StepError::kernel(errno::ENOMEM, shortage.to_string()) }
     }
 
     /// The validator refused the plugin's output (the kernel would return EINVAL).
@@ -76,13 +84,92 @@ impl StepError {
             code: ErrorCode::Errno(errno::EINVAL),
             origin: FailureSource::Validator,
             reason: format!("plugin {plugin}: {}", rule.into()),
+            shortage: None,
         }
     }
 
     /// The plugin returned an error.
     pub fn plugin(plugin: &str, call: &str, err: &hotplug_core::PluginError) -> Self {
         let code = if err.errno == 0 { ErrorCode::Plugin } else { ErrorCode::Errno(err.errno) };
-        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {}", err.message) }
+        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {}", err.message), shortage: None }
+    }
+}
+
+/// A section's memmap that did not fit where it had to go: which section, how many
+/// pages it needed, how many its source had. What a program reads instead of parsing
+/// the reason (sparse_add_section's ENOMEM, or the altmap's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemmapShortage {
+    /// The section's number.
+    pub section: u64,
+    /// Its place among the range's sections (1-based), and how many the range has.
+    pub index: u64,
+    pub sections: u64,
+    /// The section's first pfn.
+    pub pfn: u64,
+    pub pages_needed: u64,
+    /// Pages the source could give: a node's allocatable pages (free minus its min_free
+    /// share), the most any listed node had, or the altmap's free pages.
+    pub pages_available: u64,
+    /// Memmap pages the range's earlier sections took before this one.
+    pub pages_done: u64,
+    /// Bytes per page, to show sizes.
+    pub page_size: u64,
+    pub source: MemmapSource,
+}
+
+/// Where a section's memmap had to come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemmapSource {
+    /// One node's free memory, with its account: free = boot free + onlined - memmap.
+    Node { nid: u32, free: u64, boot_free: u64, onlined: i64, memmap_taken: u64, min_free: u64 },
+    /// Any of `memmap_nodes`, each with its allocatable pages.
+    Nodes(Vec<(u32, u64)>),
+    /// The range's altmap, which had `total` pages for memmap.
+    Altmap { total: u64 },
+}
+
+impl MemmapShortage {
+    /// The node that had to pay, when it was one node.
+    pub fn nid(&self) -> Option<u32> {
+        match self.source {
+            MemmapSource::Node { nid, .. } => Some(nid),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for MemmapShortage {
+    /// The one wording of a memmap ENOMEM.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = |pages: u64| crate::units::format_size(pages.saturating_mul(self.page_size));
+        let (section, total, pfn, need) = (self.index, self.sections, self.pfn, self.pages_needed);
+        let needed = format!("{need} pages ({})", size(need));
+        let done = self.index - 1;
+        let fit = size(self.pages_done);
+        match &self.source {
+            MemmapSource::Node { nid, free, boot_free, onlined, memmap_taken, min_free } => write!(
+                f,
+                "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed} from node {nid}, \
+                 which has {} allocatable: free {free} (boot free {boot_free} + onlined {onlined} - memmap {memmap_taken}) \
+                 - min_free {min_free}; {done} sections' memmap ({fit}) fit",
+                self.pages_available,
+            ),
+            MemmapSource::Nodes(room) => {
+                let room: Vec<String> = room.iter().map(|(n, pages)| format!("node {n} has {pages}")).collect();
+                write!(
+                    f,
+                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no node of memmap_nodes \
+                     has that many allocatable ({}); {done} sections' memmap ({fit}) fit",
+                    room.join(", "),
+                )
+            }
+            MemmapSource::Altmap { total: altmap_total } => write!(
+                f,
+                "altmap exhausted at section {:#x}: {} of {altmap_total} pages free, a PMD of memmap needs {need}",
+                self.section, self.pages_available,
+            ),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The machine's geometry: page, section, subsection, memory-block, PMD and pageblock
 //! sizes, checked once at load so the rest of the model can rely on them.
 
+use super::range::PfnRange;
 use hotplug_core::{Arch, Geometry};
 
 /// Geometry plus the derived quantities the model uses everywhere.
@@ -173,6 +174,16 @@ impl MachineGeometry {
 
     pub fn block_to_pfn(&self, id: u64) -> u64 {
         id * self.pages_per_block()
+    }
+
+    /// The pfns of memory block `id` (blocks of a valid geometry never pass 2^64 pfns).
+    pub fn block_pfns(&self, id: u64) -> PfnRange {
+        PfnRange::new(self.block_to_pfn(id), self.pages_per_block()).expect("block ids come from pfns")
+    }
+
+    /// The pfns of section `nr`.
+    pub fn section_pfns(&self, nr: u64) -> PfnRange {
+        PfnRange::new(self.section_to_pfn(nr), self.pages_per_section()).expect("section numbers come from pfns")
     }
 
     /// One past the last pfn of the pluggable range `[0, 2^max_phys_bits)`.

@@ -2,7 +2,7 @@
 //! memory_block_offline), and remove (try_remove_memory), with the kernel's checks in the
 //! kernel's order. Each public operation is one transaction.
 
-use hotplug_core::{errno, Altmap, Driver, PfnRange, RequestKind, RestrictionFlags, Restrictions};
+use hotplug_core::{errno, Altmap, Driver, RequestKind, RestrictionFlags, Restrictions};
 
 use super::altmap;
 use super::block::{BlockState, MemoryBlock};
@@ -10,7 +10,7 @@ use super::error::StepError;
 use super::groups::GroupKind;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::policy::OnlineType;
-use super::sections::{MemmapHome, Section};
+use super::range::PfnRange;
 use super::units::format_size;
 use super::zone::ZoneType;
 use super::{AddRecord, Model, PageState};
@@ -107,16 +107,6 @@ struct Placed {
     memmap_nid: u32,
 }
 
-/// Where in an add's sections a memmap allocation stands, for the ENOMEM message.
-struct SectionAt {
-    /// 1-based among the add's sections.
-    index: u64,
-    total: u64,
-    pfn: u64,
-    /// Node pages the sections before it took.
-    done_pages: u64,
-}
-
 /// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
 /// `memmap_nid`, else the range's own node.
 fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
@@ -170,14 +160,15 @@ impl Model {
             return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
         }
         let page = self.geometry.page_size();
-        let (start_pfn, nr_pages) = (p.start / page, p.size / page);
+        let pfns = PfnRange::new(p.start / page, p.size / page).expect("register_memory_resource checked the end");
+        let (start_pfn, nr_pages) = (pfns.start(), pfns.count());
         let group_id = self.memory_group_of(p, nr_pages);
 
         // The strategy decides the memmap placement.
-        let request = RequestData::system_ram(self, start_pfn, nr_pages, p.nid, p.driver, group_id);
+        let request = RequestData::system_ram(self, pfns, p.nid, p.driver, group_id);
         let restrictions = self.call_set_up(strategy, &request)?;
         self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
-        let placed = self.arch_add_memory(start_pfn, nr_pages, p.nid, &restrictions, strategy.plugin_name())?;
+        let placed = self.arch_add_memory(pfns, p.nid, &restrictions, strategy.plugin_name())?;
 
         let add_id = {
             let c = self.counters.get_mut();
@@ -197,14 +188,12 @@ impl Model {
         let first_altmap = placed.altmaps.iter().find_map(|(_, a)| *a);
         let mut given = restrictions.clone();
         given.altmap = first_altmap.into();
-        let range = PfnRange::new(start_pfn, nr_pages);
-        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, range, first_altmap)?;
+        self.call_with_ops(strategy, OpsCall::Construct, &request, &given, first_altmap)?;
         self.validate_vmemmap_marks(start_pfn, nr_pages, &placed.altmaps, strategy.plugin_name())?;
 
         let record = AddRecord {
             id: add_id,
-            start_pfn,
-            nr_pages,
+            pfns,
             nid: p.nid,
             driver: p.driver,
             group_id,
@@ -267,32 +256,26 @@ impl Model {
 
     /// arch_add_memory: the sections and their memmap, per block with per-block altmaps
     /// (MEMMAP_ON_MEMORY), else the whole range at once.
-    fn arch_add_memory(&mut self, start_pfn: u64, nr_pages: u64, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
+    fn arch_add_memory(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
         let g = self.geometry;
         let payers = memmap_payers(r, nid);
-        let chunks: Vec<(u64, u64)> = if r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
-            (start_pfn..start_pfn + nr_pages).step_by(g.pages_per_block() as usize).map(|s| (s, g.pages_per_block())).collect()
+        let chunks: Vec<PfnRange> = if r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
+            (g.pfn_to_block(pfns.start())..g.pfn_to_block(pfns.end())).map(|b| g.block_pfns(b)).collect()
         } else {
-            vec![(start_pfn, nr_pages)]
+            vec![pfns]
         };
         let mut placed = Placed::default();
-        for (chunk_start, chunk_pages) in chunks {
-            let mut altmap = r.altmap.into_option().map(|a| Altmap {
-                base_pfn: chunk_start,
-                end_pfn: chunk_start + chunk_pages - 1,
-                align: 0,
-                alloc: 0,
-                ..a
-            });
+        for chunk in chunks {
+            let mut altmap =
+                r.altmap.into_option().map(|a| Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a });
             if let Some(a) = &altmap {
-                altmap::check_for_add(a, chunk_start, chunk_pages)
+                altmap::check_for_add(a, chunk.start(), chunk.count())
                     .map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))?;
             }
-            let (node_pages, alt_pages) =
-                self.add_sections(chunk_start, chunk_pages, nid, &payers, &mut placed.by_node, altmap.as_mut())?;
-            placed.node_pages += node_pages;
-            placed.altmap_pages += alt_pages;
-            placed.altmaps.push((chunk_start, altmap));
+            let memmap = self.add_sections(chunk, nid, &payers, &mut placed.by_node, altmap.as_mut())?;
+            placed.node_pages += memmap.node_pages;
+            placed.altmap_pages += memmap.altmap_pages;
+            placed.altmaps.push((chunk.start(), altmap));
         }
         placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
         Ok(placed)
@@ -363,7 +346,7 @@ impl Model {
     /// merged virtio-mem region (release_mem_region_adjustable); else the region.
     fn release_add_resource(&mut self, add: &AddRecord) {
         let page = self.geometry.page_size();
-        let (start, end) = (add.start_pfn * page, (add.start_pfn + add.nr_pages) * page - 1);
+        let (start, end) = (add.pfns.start() * page, add.pfns.end() * page - 1);
         match add.driver {
             Driver::DAX_KMEM => {
                 let parent = self.resources.parent_of(add.resource_id);
@@ -476,145 +459,6 @@ impl Model {
         Ok(())
     }
 
-    /// The PMDs of vmemmap covering pfns `[start, end)`, as `[first, last)` PMD indices.
-    pub(super) fn vmemmap_pmds(&self, start: u64, end: u64) -> (u64, u64) {
-        let sps = self.geometry.g.struct_page_size as u128;
-        let pmd = self.geometry.g.pmd_size as u128;
-        let first = (start as u128 * sps) / pmd;
-        let last = (end as u128 * sps).div_ceil(pmd);
-        (first as u64, last as u64)
-    }
-
-    /// PMDs of vmemmap section `nr` needs that no other present section has mapped.
-    pub(super) fn new_section_pmds(&self, nr: u64) -> u64 {
-        let g = self.geometry;
-        let s_start = g.section_to_pfn(nr);
-        let (first, last) = self.vmemmap_pmds(s_start, s_start + g.pages_per_section());
-        // A section whose struct pages fill whole PMDs (x86_64) shares none of them.
-        if (g.pages_per_section() * g.g.struct_page_size) % g.g.pmd_size == 0 {
-            return last - first;
-        }
-        (first..last).filter(|&i| !self.pmd_used_by_other_sections(i, nr, nr)).count() as u64
-    }
-
-    /// Whether PMD `i` is also used by a present section outside `[skip_first, skip_last]`.
-    pub(super) fn pmd_used_by_other_sections(&self, i: u64, skip_first: u64, skip_last: u64) -> bool {
-        let sps = self.geometry.g.struct_page_size as u128;
-        let pmd = self.geometry.g.pmd_size as u128;
-        let first_pfn = ((i as u128 * pmd) / sps) as u64;
-        let last_pfn = (((i as u128 + 1) * pmd).div_ceil(sps) as u64).saturating_sub(1);
-        let g = self.geometry;
-        self.sections.iter_range(g.pfn_to_section(first_pfn), g.pfn_to_section(last_pfn)).any(|(nr, _)| nr < skip_first || nr > skip_last)
-    }
-
-    /// sparse_add_section for each section of `[start, start + nr)`: allocate its memmap
-    /// (PMD by PMD, from the altmap if given, else from the first of `payers` with room)
-    /// and mark it present. Returns (node pages, altmap pages) allocated; `by_node` adds
-    /// up the node pages per paying node.
-    fn add_sections(
-        &mut self,
-        start: u64,
-        nr: u64,
-        nid: u32,
-        payers: &[u32],
-        by_node: &mut Vec<(u32, u64)>,
-        mut altmap: Option<&mut Altmap>,
-    ) -> Result<(u64, u64), StepError> {
-        let g = self.geometry;
-        let pmd_pages = g.pmd_pages();
-        let first_sec = g.pfn_to_section(start);
-        let last_sec = g.pfn_to_section(start + nr - 1);
-        let total = last_sec - first_sec + 1;
-        let (mut node_pages, mut alt_pages) = (0u64, 0u64);
-        for nr_sec in first_sec..=last_sec {
-            let s_start = g.section_to_pfn(nr_sec);
-            // sparse_add_section: a subsection already active (device memory mapped there
-            // without an iomem region) is EEXIST.
-            if self.sections.get(nr_sec).is_some() {
-                return Err(StepError::kernel(
-                    errno::EEXIST,
-                    format!("section {nr_sec:#x} (pfn {s_start:#x}) already has active subsections: subsection already active"),
-                ));
-            }
-            let new_pmds = self.new_section_pmds(nr_sec);
-            let need = new_pmds * pmd_pages;
-            let home = if let Some(a) = altmap.as_deref_mut() {
-                for _ in 0..new_pmds {
-                    if altmap::alloc(a, pmd_pages).is_none() {
-                        return Err(StepError::kernel(
-                            errno::ENOMEM,
-                            format!(
-                                "altmap exhausted at section {nr_sec:#x}: {} of {} pages free, a PMD of memmap needs {pmd_pages}",
-                                altmap::nr_free(a),
-                                a.free
-                            ),
-                        ));
-                    }
-                }
-                alt_pages += need;
-                MemmapHome::Altmap { pages: need }
-            } else {
-                let at = SectionAt { index: nr_sec - first_sec + 1, total, pfn: s_start, done_pages: node_pages };
-                let memmap_nid = self.charge_section_memmap(payers, need, &at)?;
-                match by_node.iter_mut().find(|(n, _)| *n == memmap_nid) {
-                    Some((_, pages)) => *pages += need,
-                    None => by_node.push((memmap_nid, need)),
-                }
-                node_pages += need;
-                MemmapHome::Node { nid: memmap_nid, pages: need }
-            };
-            self.sections.set(
-                nr_sec,
-                Some(Section { nid, subsection_map: g.subsection_mask(nr_sec, 0, u64::MAX), online: false, early: false, memmap: home }),
-            );
-        }
-        Ok((node_pages, alt_pages))
-    }
-
-    /// Take `need` pages of memmap from the first of `payers` with that many allocatable
-    /// and return it; else ENOMEM with the arithmetic at section `at`.
-    fn charge_section_memmap(&mut self, payers: &[u32], need: u64, at: &SectionAt) -> Result<u32, StepError> {
-        let Some(nid) = payers.iter().copied().find(|&n| self.allocatable(n) >= need) else {
-            return Err(self.memmap_enomem(payers, need, at));
-        };
-        self.nodes.update(&nid, |n| n.memmap_taken += need);
-        Ok(nid)
-    }
-
-    /// ENOMEM for a section's memmap no payer has room for: one node's account in full, or
-    /// each listed node's allocatable pages.
-    fn memmap_enomem(&self, payers: &[u32], need: u64, at: &SectionAt) -> StepError {
-        let page = self.geometry.page_size();
-        let (section, total, pfn, done) = (at.index, at.total, at.pfn, at.index - 1);
-        let needed = format!("{need} pages ({})", format_size(need * page));
-        let fit = format_size(at.done_pages * page);
-        let reason = match payers {
-            [nid] => {
-                let n = self.nodes.get(nid).expect("memmap node checked");
-                format!(
-                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed} from node {nid}, \
-                     which has {} allocatable: free {} (boot free {} + onlined {} - memmap {}) - min_free {}; \
-                     {done} sections' memmap ({fit}) fit",
-                    self.allocatable(*nid),
-                    n.free_pages(),
-                    n.boot_free,
-                    n.onlined_since_boot,
-                    n.memmap_taken,
-                    self.min_free_share(*nid),
-                )
-            }
-            _ => {
-                let room: Vec<String> = payers.iter().map(|&n| format!("node {n} has {}", self.allocatable(n))).collect();
-                format!(
-                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no node of memmap_nodes \
-                     has that many allocatable ({}); {done} sections' memmap ({fit}) fit",
-                    room.join(", "),
-                )
-            }
-        };
-        StepError::kernel(errno::ENOMEM, reason)
-    }
-
     /// The blocks covering `[start, start + size)` bytes, which must all exist.
     pub fn blocks_in(&self, start: u64, size: u64) -> Result<Vec<u64>, StepError> {
         let g = self.geometry;
@@ -720,10 +564,7 @@ impl Model {
         let start = g.block_to_pfn(id);
         let nr = g.pages_per_block();
         if block.early {
-            let ram: u64 = self
-                .nodes
-                .get(&block.nid)
-                .map_or(0, |n| n.boot_ranges.iter().map(|&(s, e)| e.min(start + nr).saturating_sub(s.max(start))).sum());
+            let ram = self.nodes.get(&block.nid).map_or(0, |n| n.boot_pages_in(&g.block_pfns(id)));
             if ram != nr {
                 return Err(StepError::kernel(
                     errno::EINVAL,
@@ -806,16 +647,14 @@ impl Model {
         // virtio-mem memory is the driver's to unplug (a `shrink` step); removing it under
         // the device would leave the device counting blocks that are gone.
         let page = self.geometry.page_size();
-        let (s_pfn, e_pfn) = (start / page, start.saturating_add(size) / page);
-        if let Some(a) =
-            self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn)
-        {
+        let pfns = self.pfns_of(start, size);
+        if let Some(a) = self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.pfns.overlaps(&pfns)) {
             return Err(StepError::kernel(
                 errno::EBUSY,
                 format!(
                     "{:#x}+{:#x} is virtio-mem memory: the device unplugs it (a shrink step), not a remove",
-                    a.start_pfn * page,
-                    a.nr_pages * page
+                    a.pfns.start() * page,
+                    a.pfns.count() * page
                 ),
             ));
         }
@@ -833,9 +672,8 @@ impl Model {
         if with_altmap != 0 && with_altmap != ids.len() {
             return Err(StepError::kernel(errno::EINVAL, "the range mixes blocks with and without memmap on memory"));
         }
-        let (s_pfn, e_pfn) = (start / page, (start + size) / page);
-        let adds: Vec<AddRecord> =
-            self.adds.values().filter(|a| a.start_pfn < e_pfn && a.start_pfn + a.nr_pages > s_pfn).cloned().collect();
+        let pfns = self.pfns_of(start, size);
+        let adds: Vec<AddRecord> = self.adds.values().filter(|a| a.pfns.overlaps(&pfns)).cloned().collect();
         // Up to Linux 6.7 memmap on memory was one altmap for a one-block add (no
         // MEMMAP_ON_MEMORY flag: the altmap describes the whole add), and such memory could
         // only be removed one block at a time.
@@ -856,10 +694,14 @@ impl Model {
                 format!("memory{} is boot memory; the model removes only hot-added memory", b.id),
             ));
         }
-        if let Some(a) = adds.iter().find(|a| a.start_pfn < s_pfn || a.start_pfn + a.nr_pages > e_pfn) {
+        if let Some(a) = adds.iter().find(|a| a.pfns.overlap_count(&pfns) != a.pfns.count()) {
             return Err(StepError::kernel(
                 errno::EINVAL,
-                format!("range splits the hot-add at {:#x}+{:#x}; the model removes whole hot-adds", a.start_pfn * page, a.nr_pages * page),
+                format!(
+                    "range splits the hot-add at {:#x}+{:#x}; the model removes whole hot-adds",
+                    a.pfns.start() * page,
+                    a.pfns.count() * page
+                ),
             ));
         }
         let (mut freed_node, mut freed_alt) = (0, 0);
@@ -868,25 +710,14 @@ impl Model {
             let strategy = lookup.strategy(&add.strategy).ok_or_else(|| {
                 StepError::kernel(errno::EINVAL, format!("strategy \"{}\" that added this memory is not loaded", add.strategy))
             })?;
-            let request = RequestData::system_ram(self, add.start_pfn, add.nr_pages, add.nid, add.driver, add.group_id);
-            let range = PfnRange::new(add.start_pfn, add.nr_pages);
-            self.call_with_ops(strategy, OpsCall::TearDown, &request, &add.restrictions, range, add.restrictions.altmap.into_option())?;
-            // Marks the strategy leaves behind are cleared with the memmap that held them;
-            // reservations are the strategy's to release and stay in the table if it leaks.
-            let leftover: Vec<(u64, u64)> = self
-                .pages
-                .overlapping(add.start_pfn, add.start_pfn + add.nr_pages)
-                .into_iter()
-                .filter(|(_, _, v)| !matches!(v, PageState::Reserved { .. }))
-                .map(|(s, e, _)| (s, e))
-                .collect();
-            for (s, e) in leftover {
-                self.pages.set(s, e, None);
-            }
-            let (n, a) = self.remove_sections(add.start_pfn, add.nr_pages);
+            let request = RequestData::system_ram(self, add.pfns, add.nid, add.driver, add.group_id);
+            let altmap = add.restrictions.altmap.into_option();
+            self.call_with_ops(strategy, OpsCall::TearDown, &request, &add.restrictions, altmap)?;
+            self.clear_leftover_marks(add.pfns);
+            let (n, a) = self.remove_sections(add.pfns);
             freed_node += n;
             freed_alt += a;
-            for b in g.pfn_to_block(add.start_pfn)..g.pfn_to_block(add.start_pfn + add.nr_pages) {
+            for b in g.pfn_to_block(add.pfns.start())..g.pfn_to_block(add.pfns.end()) {
                 if self.blocks.remove(&b).is_some() {
                     removed_blocks.push(b);
                 }
@@ -901,25 +732,27 @@ impl Model {
         Ok(RemoveOutcome { blocks: removed_blocks, memmap_freed_node_pages: freed_node, memmap_freed_altmap_pages: freed_alt })
     }
 
-    /// Free the memmap of `[start, start + nr)` and drop its sections.
-    fn remove_sections(&mut self, start: u64, nr: u64) -> (u64, u64) {
-        let g = self.geometry;
-        let first = g.pfn_to_section(start);
-        let last = g.pfn_to_section(start + nr - 1);
-        let (mut node, mut alt) = (0, 0);
-        for nr_sec in (first..=last).rev() {
-            let Some(sec) = self.sections.get(nr_sec).copied() else { continue };
-            let freed = self.new_section_pmds(nr_sec) * g.pmd_pages();
-            match sec.memmap {
-                MemmapHome::Node { nid, .. } | MemmapHome::Boot { nid, .. } => {
-                    self.nodes.update(&nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(freed));
-                    node += freed;
-                }
-                MemmapHome::Altmap { .. } => alt += freed,
-            }
-            self.sections.set(nr_sec, None);
+    /// The pfns of `size` bytes from `start`, cut at 2^64 (a remove names bytes the model
+    /// may never have added; whatever it names is checked against what exists).
+    fn pfns_of(&self, start: u64, size: u64) -> PfnRange {
+        let page = self.geometry.page_size();
+        PfnRange::from_bounds(start / page, start.saturating_add(size) / page).unwrap_or_default()
+    }
+
+    /// Clear the page marks a strategy's tear_down left in `pfns`: they go with the memmap
+    /// that held them. Reservations are the strategy's to release and stay in the table
+    /// if it leaks them.
+    pub(super) fn clear_leftover_marks(&mut self, pfns: PfnRange) {
+        let leftover: Vec<(u64, u64)> = self
+            .pages
+            .overlapping(pfns.start(), pfns.end())
+            .into_iter()
+            .filter(|(_, _, v)| !matches!(v, PageState::Reserved { .. }))
+            .map(|(s, e, _)| (s, e))
+            .collect();
+        for (s, e) in leftover {
+            self.pages.set(s, e, None);
         }
-        (node, alt)
     }
 
     /// try_offline_node: a node that spans nothing and has no block devices goes offline.

@@ -59,14 +59,7 @@ impl Model {
                 .blocks
                 .values()
                 .filter(|b| b.nid == n.id && b.state == BlockState::Online)
-                .map(|b| {
-                    let (bs, be) = (g.block_to_pfn(b.id), g.block_to_pfn(b.id) + g.pages_per_block());
-                    if b.early {
-                        n.boot_ranges.iter().map(|&(s, e)| e.min(be).saturating_sub(s.max(bs))).sum()
-                    } else {
-                        g.pages_per_block()
-                    }
-                })
+                .map(|b| if b.early { n.boot_pages_in(&g.block_pfns(b.id)) } else { g.pages_per_block() })
                 .sum();
             if n.present_pages() != expected {
                 return Err(format!("node {}: present {} differs from the {} its online blocks hold", n.id, n.present_pages(), expected));

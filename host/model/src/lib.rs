@@ -25,8 +25,10 @@ pub mod numa;
 pub mod ops;
 pub mod pages;
 pub mod policy;
+pub mod range;
 pub mod resource;
 pub mod sections;
+mod sparse;
 pub mod step;
 pub mod units;
 pub mod virtio;
@@ -42,6 +44,7 @@ use journal::{JCell, JMap};
 pub use node::Node;
 use pages::RangeMap;
 use policy::{AutoOnline, OnlinePolicy};
+pub use range::{PfnRange, PhysRange};
 use resource::ResourceTree;
 use sections::SectionTable;
 pub use zone::{Zone, ZoneType};
@@ -74,8 +77,7 @@ pub enum PageState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddRecord {
     pub id: u64,
-    pub start_pfn: u64,
-    pub nr_pages: u64,
+    pub pfns: PfnRange,
     pub nid: u32,
     pub driver: hotplug_core::Driver,
     pub group_id: u64,
@@ -106,8 +108,8 @@ pub struct Model {
     pub resources: ResourceTree,
     pub pages: RangeMap<PageState>,
     pub adds: JMap<u64, AddRecord>,
-    /// Reservations made through MemmapOps: handle -> (start pfn, count).
-    pub reservations: JMap<u64, (u64, u64)>,
+    /// Reservations made through MemmapOps, by handle.
+    pub reservations: JMap<u64, PfnRange>,
     /// ZONE_DEVICE page maps (memremap), by id.
     pub pgmaps: JMap<u64, device::Pgmap>,
     /// Memory groups (static devices, virtio-mem), by id.

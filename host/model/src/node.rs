@@ -1,14 +1,15 @@
 //! NUMA nodes: their zones and the free memory that memmap allocations draw on.
 
 use super::numa::NodeFacts;
+use super::range::PfnRange;
 use super::zone::{Zone, ZoneType};
 
 /// One node (`pg_data_t`) and the model's free-memory account for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub id: u32,
-    /// Boot RAM, as pfn ranges `[start, end)`.
-    pub boot_ranges: Vec<(u64, u64)>,
+    /// Boot RAM, sorted.
+    pub boot_ranges: Vec<PfnRange>,
     pub zones: [Zone; 5],
     /// Pages free after boot (config `free`; default: the boot managed pages).
     pub boot_free: u64,
@@ -44,11 +45,17 @@ impl Node {
         self.zones.iter().map(|z| z.managed).sum()
     }
 
-    /// The node span: the union of its zone spans `[start, end)`, or `None` when empty.
-    pub fn span(&self) -> Option<(u64, u64)> {
-        self.zones.iter().filter(|z| !z.is_empty()).fold(None, |acc, z| match acc {
-            None => Some((z.start_pfn, z.end_pfn())),
-            Some((s, e)) => Some((s.min(z.start_pfn), e.max(z.end_pfn()))),
-        })
+    /// The node span: from the first zone's start to the last zone's end, or `None`
+    /// when every zone is empty.
+    pub fn span(&self) -> Option<PfnRange> {
+        let spans = self.zones.iter().filter(|z| !z.is_empty());
+        let start = spans.clone().map(|z| z.start_pfn).min()?;
+        let end = spans.map(Zone::end_pfn).max()?;
+        PfnRange::from_bounds(start, end)
+    }
+
+    /// Boot RAM pages inside `range`.
+    pub fn boot_pages_in(&self, range: &PfnRange) -> u64 {
+        self.boot_ranges.iter().map(|r| r.overlap_count(range)).sum()
     }
 }

@@ -8,6 +8,7 @@ use hotplug_core::{
     StridedRange,
 };
 
+use super::range;
 use super::{Model, PageState};
 
 /// A strategy instance as the model sees it: a loaded plugin, or a statically linked one.
@@ -56,12 +57,12 @@ pub struct NodeData {
 }
 
 impl RequestData {
-    /// A System RAM request for `[start_pfn, start_pfn + nr_pages)` on `nid`.
-    pub fn system_ram(model: &Model, start_pfn: u64, nr_pages: u64, nid: u32, driver: Driver, group_id: u64) -> Self {
+    /// A System RAM request for `pfns` on `nid`.
+    pub fn system_ram(model: &Model, pfns: range::PfnRange, nid: u32, driver: Driver, group_id: u64) -> Self {
         RequestData {
             kind: RequestKind::SYSTEM_RAM,
-            start_pfn,
-            nr_pages,
+            start_pfn: pfns.start(),
+            nr_pages: pfns.count(),
             nid,
             driver,
             group_id,
@@ -78,30 +79,22 @@ impl RequestData {
                     id: n.id,
                     free_pages: model.allocatable(n.id),
                     present_pages: n.present_pages(),
-                    boot_ranges: n.boot_ranges.iter().map(|&(s, e)| PfnRange::new(s, e - s)).collect(),
+                    boot_ranges: n.boot_ranges.iter().map(|r| r.to_contract()).collect(),
                     facts: n.facts,
                 })
                 .collect(),
         }
     }
 
-    /// A ZONE_DEVICE request (memremap_pages) for `[start_pfn, start_pfn + nr_pages)`.
-    pub fn device(
-        model: &Model,
-        start_pfn: u64,
-        nr_pages: u64,
-        nid: u32,
-        pgmap_type: PgmapType,
-        vmemmap_shift: u32,
-        pgmap_id: u64,
-    ) -> Self {
+    /// A ZONE_DEVICE request (memremap_pages) for `pfns`.
+    pub fn device(model: &Model, pfns: range::PfnRange, nid: u32, pgmap_type: PgmapType, vmemmap_shift: u32, pgmap_id: u64) -> Self {
         RequestData {
             kind: RequestKind::DEVICE,
             driver: Driver::NONE,
             pgmap_type,
             vmemmap_shift,
             pgmap_id,
-            ..RequestData::system_ram(model, start_pfn, nr_pages, nid, Driver::NONE, 0)
+            ..RequestData::system_ram(model, pfns, nid, Driver::NONE, 0)
         }
     }
 
@@ -155,11 +148,11 @@ impl<'m> ModelOps<'m> {
         ModelOps { model, range, altmap, violation: None }
     }
 
-    fn check(&mut self, call: &str, range: PfnRange) -> Result<(u64, u64), PluginError> {
+    /// `range` as the model's pfns, when it is non-empty and inside the request's range.
+    fn check(&mut self, call: &str, range: PfnRange) -> Result<range::PfnRange, PluginError> {
         let inside = range.count > 0 && self.range.contains_range(&range);
-        if inside {
-            let end = range.start + range.count;
-            Ok((range.start, end))
+        if let (true, Some(pfns)) = (inside, range::PfnRange::new(range.start, range.count)) {
+            Ok(pfns)
         } else {
             let end = self.range.start.saturating_add(self.range.count);
             let msg = format!(
@@ -203,35 +196,35 @@ impl<'m> ModelOps<'m> {
 
 impl MemmapOps for ModelOps<'_> {
     fn mark_vmemmap(&mut self, range: PfnRange) -> RResult<(), PluginError> {
-        self.check("mark_vmemmap", range).map(|(s, e)| self.model.pages.set(s, e, Some(PageState::Vmemmap))).into()
+        self.check("mark_vmemmap", range).map(|r| self.model.pages.set(r.start(), r.end(), Some(PageState::Vmemmap))).into()
     }
 
     fn init_device_pages(&mut self, range: PfnRange, init: DevicePageInit) -> RResult<(), PluginError> {
         self.check("init_device_pages", range)
-            .map(|(s, e)| {
+            .map(|r| {
                 let state = PageState::Device {
                     nid: init.nid,
                     pgmap_id: init.pgmap_id,
                     compound_order: init.compound_order,
                     refcount: init.refcount,
                 };
-                self.model.pages.set(s, e, Some(state))
+                self.model.pages.set(r.start(), r.end(), Some(state))
             })
             .into()
     }
 
     fn clear_pages(&mut self, range: PfnRange) -> RResult<(), PluginError> {
-        self.check("clear_pages", range).map(|(s, e)| self.model.pages.set(s, e, None)).into()
+        self.check("clear_pages", range).map(|r| self.model.pages.set(r.start(), r.end(), None)).into()
     }
 
     fn reserve_pages(&mut self, range: PfnRange) -> RResult<u64, PluginError> {
         self.check("reserve_pages", range)
-            .map(|(s, e)| {
+            .map(|r| {
                 let counters = self.model.counters.get_mut();
                 counters.next_handle += 1;
                 let handle = counters.next_handle;
-                self.model.reservations.insert(handle, (s, e - s));
-                self.model.pages.set(s, e, Some(PageState::Reserved { handle }));
+                self.model.reservations.insert(handle, r);
+                self.model.pages.set(r.start(), r.end(), Some(PageState::Reserved { handle }));
                 handle
             })
             .into()
@@ -239,8 +232,8 @@ impl MemmapOps for ModelOps<'_> {
 
     fn release_pages(&mut self, handle: u64) -> RResult<(), PluginError> {
         match self.model.reservations.remove(&handle) {
-            Some((s, n)) => {
-                self.model.pages.set(s, s + n, None);
+            Some(r) => {
+                self.model.pages.set(r.start(), r.end(), None);
                 RResult::ROk(())
             }
             None => {
@@ -286,18 +279,18 @@ impl Model {
         request.with(|r| strategy.set_up(r)).map_err(|e| super::StepError::plugin(strategy.plugin_name(), "set_up", &e))
     }
 
-    /// A strategy's `construct` or `tear_down` over `range`, with the MemmapOps of the
-    /// open transaction: a rule the strategy broke fails the step (even if the plugin
-    /// ignored the error it was given), then the plugin's own error.
+    /// A strategy's `construct` or `tear_down` over the request's range, with the
+    /// MemmapOps of the open transaction: a rule the strategy broke fails the step (even
+    /// if the plugin ignored the error it was given), then the plugin's own error.
     pub(super) fn call_with_ops(
         &mut self,
         strategy: &dyn StrategyHandle,
         call: OpsCall,
         request: &RequestData,
         restrictions: &Restrictions,
-        range: PfnRange,
         altmap: Option<Altmap>,
     ) -> Result<(), super::StepError> {
+        let range = PfnRange::new(request.start_pfn, request.nr_pages);
         let mut ops = ModelOps::new(self, range, altmap);
         let result = request.with(|r| match call {
             OpsCall::Construct => strategy.construct(r, restrictions, &mut ops),

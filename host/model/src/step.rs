@@ -7,6 +7,8 @@ use std::borrow::Cow;
 
 use hotplug_core::{errno, Driver};
 
+use super::range::PhysRange;
+
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
 use super::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
@@ -112,6 +114,99 @@ impl Step {
     }
 }
 
+/// The numbers a generated step is built from, any values at all (fuzz bytes, proptest
+/// draws): [`Step::sample`] folds them into a [`SampleSpace`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepSeed {
+    pub op: Op,
+    /// Which memory block of the space the step starts at.
+    pub slot: u64,
+    /// How many blocks it spans.
+    pub blocks: u64,
+    /// Picks the driver of an add, the online type of an online, the compound order of a
+    /// memremap.
+    pub choice: u64,
+    /// Picks the strategy of an add or memremap; unmovable for an offline or shrink.
+    pub flag: bool,
+    /// How many subsections a memremap maps.
+    pub subsections: u64,
+}
+
+/// Where generated steps land and which strategy instances they call.
+#[derive(Debug, Clone)]
+pub struct SampleSpace {
+    /// First byte of the hot-plug window, and the window's size in blocks.
+    pub base: u64,
+    pub slots: u64,
+    pub block_size: u64,
+    /// Most blocks one step spans.
+    pub max_blocks: u64,
+    pub subsection_size: u64,
+    /// Most subsections one memremap maps.
+    pub max_subsections: u64,
+    /// The virtio-mem device grow and shrink steps use, and where it starts.
+    pub virtio_device: String,
+    pub virtio_start: u64,
+    /// System RAM strategy instances (`flag` picks between the first two).
+    pub system_ram: Vec<String>,
+    /// ZONE_DEVICE strategy instances (`flag` picks between the first two).
+    pub device: Vec<String>,
+}
+
+impl Step {
+    /// The step of `seed.op` that `seed` picks in `space`: how the fuzz targets and the
+    /// property tests cover every op by construction (a new op fails to build here until
+    /// it is generated).
+    pub fn sample(seed: &StepSeed, space: &SampleSpace) -> Step {
+        let slot = seed.slot % space.slots.max(1);
+        let start = space.base + slot * space.block_size;
+        let size = (seed.blocks % space.max_blocks.max(1) + 1) * space.block_size;
+        // virtio-mem grows and shrinks by 1 to 3 blocks.
+        let virtio_size = (seed.blocks % 3 + 1) * space.block_size;
+        let pick = |names: &[String]| names.get(usize::from(seed.flag) % names.len().max(1)).cloned().unwrap_or_default();
+        let three = (seed.choice % 3) as usize;
+        match seed.op {
+            Op::Add => Step::Add {
+                start,
+                size,
+                node: 0,
+                driver: [Driver::NONE, Driver::ACPI_DIMM, Driver::DAX_KMEM][three],
+                device: Some(format!("dax{slot}.0")),
+                strategy: pick(&space.system_ram),
+            },
+            Op::Online => {
+                Step::Online { start, size, online_type: [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable][three] }
+            }
+            Op::Offline => Step::Offline { start, size, unmovable: seed.flag },
+            Op::Remove => Step::Remove { start, size },
+            Op::Grow => Step::Grow {
+                device: space.virtio_device.clone(),
+                start: space.virtio_start,
+                size: virtio_size,
+                node: 0,
+                unit: None,
+                strategy: space.system_ram.first().cloned().unwrap_or_default(),
+            },
+            Op::Shrink => Step::Shrink { device: space.virtio_device.clone(), size: virtio_size, unmovable: seed.flag },
+            Op::Memremap => {
+                let bytes = (seed.subsections % space.max_subsections.max(1) + 1) * space.subsection_size;
+                Step::Memremap {
+                    pgmap: MemremapParams {
+                        ranges: PhysRange::new(start, bytes).into_iter().collect(),
+                        nid: 0,
+                        pgmap_type: hotplug_core::PgmapType::NONE,
+                        vmemmap_shift: [0, 9, 18][three],
+                        resource: None,
+                    },
+                    find_free: false,
+                    strategy: pick(&space.device),
+                }
+            }
+            Op::Memunmap => Step::Memunmap { start },
+        }
+    }
+}
+
 /// How a step ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -148,9 +243,11 @@ impl Model {
     /// its own checks). Every other step is itself, borrowed.
     pub fn resolve_step<'s>(&self, step: &'s Step) -> Cow<'s, Step> {
         let Step::Memremap { pgmap, find_free: true, strategy } = step else { return Cow::Borrowed(step) };
-        let Ok(start) = self.find_free_region(pgmap.ranges[0].1) else { return Cow::Borrowed(step) };
+        let Some(first) = pgmap.ranges.first() else { return Cow::Borrowed(step) };
+        let Ok(start) = self.find_free_region(first.size()) else { return Cow::Borrowed(step) };
+        let Some(found) = first.moved_to(start) else { return Cow::Borrowed(step) };
         let mut pgmap = pgmap.clone();
-        pgmap.ranges[0].0 = start;
+        pgmap.ranges[0] = found;
         // request_free_mem_region inserts the region it found.
         pgmap.resource.get_or_insert_with(|| "device private memory".to_string());
         Cow::Owned(Step::Memremap { pgmap, find_free: false, strategy: strategy.clone() })

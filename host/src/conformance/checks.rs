@@ -14,6 +14,7 @@ use crate::model::boot::MachineSpec;
 use crate::model::device::MemremapParams;
 use crate::model::geometry::preset;
 use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
+use crate::model::range::{PfnRange, PhysRange};
 use crate::model::step::{Outcome as StepOutcome, Step};
 use crate::model::{altmap, BlockState, Model, PageState};
 
@@ -111,10 +112,10 @@ impl std::fmt::Display for Point {
 impl Point {
     fn data(&self, model: &Model) -> RequestData {
         let page = model.geometry.page_size();
-        let (start, nr) = (self.start / page, self.size / page);
+        let pfns = PfnRange::new(self.start / page, self.size / page).expect("conformance points lie far below 2^64");
         match self.kind {
-            RequestKind::DEVICE => RequestData::device(model, start, nr, self.nid, PgmapType::GENERIC, 0, 1),
-            _ => RequestData::system_ram(model, start, nr, self.nid, Driver::ACPI_DIMM, 0),
+            RequestKind::DEVICE => RequestData::device(model, pfns, self.nid, PgmapType::GENERIC, 0, 1),
+            _ => RequestData::system_ram(model, pfns, self.nid, Driver::ACPI_DIMM, 0),
         }
     }
 }
@@ -437,7 +438,7 @@ impl Plug {
         let strategy = "under-test".to_string();
         if self.kind == RequestKind::DEVICE {
             let pgmap = MemremapParams {
-                ranges: vec![(self.start, self.size)],
+                ranges: PhysRange::new(self.start, self.size).into_iter().collect(),
                 nid: self.nid,
                 pgmap_type: PgmapType::NONE,
                 vmemmap_shift: 0,
@@ -509,7 +510,7 @@ fn construct_marks(s: &StrategyInstance) -> Outcome {
         if p.kind == RequestKind::DEVICE {
             // The host has checked that every device page is initialised; the altmap's
             // memmap area must be marked too.
-            if let Some(a) = model.pgmap_at(start).and_then(|pg| pg.restrictions.first()).and_then(|r| r.altmap.into_option()) {
+            if let Some(a) = model.pgmap_at(start).and_then(|pg| pg.ranges.first()).and_then(|r| r.restrictions.altmap.into_option()) {
                 match check_altmap_marks(&model, &a, "the device") {
                     Ok(n) => marked += n,
                     Err(o) => return o,

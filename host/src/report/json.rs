@@ -110,7 +110,8 @@ struct Removed<'a> {
 #[derive(Serialize)]
 struct Mapped<'a> {
     pgmap_id: u64,
-    ranges: &'a [(u64, u64)],
+    /// `[start, size]` per range.
+    ranges: Vec<(u64, u64)>,
     compound_order: u32,
     memmap_node_pages: u64,
     memmap_nid: u32,
@@ -189,7 +190,7 @@ fn removed(r: &RemoveOutcome) -> Removed<'_> {
 fn mapped(m: &MemremapOutcome) -> Mapped<'_> {
     Mapped {
         pgmap_id: m.pgmap_id,
-        ranges: &m.ranges,
+        ranges: m.ranges.iter().map(|r| (r.start(), r.size())).collect(),
         compound_order: m.compound_order,
         memmap_node_pages: m.memmap_node_pages,
         memmap_nid: m.memmap_nid,

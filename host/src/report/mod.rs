@@ -469,7 +469,7 @@ pub fn comparison(runs: &[RunReport]) -> String {
     rows.push(row("MemTotal", states.iter().map(|s| format!("{} kB", thousands(s.mem_total_kb))).collect()));
     rows.push(row("memmap in node memory", states.iter().map(|s| format_size(s.memmap.node_pages * page)).collect()));
     let inside = runs.iter().zip(&states).map(|(r, s)| {
-        let added: u64 = r.model.adds.values().map(|a| a.nr_pages).sum();
+        let added: u64 = r.model.adds.values().map(|a| a.pfns.count()).sum();
         if s.memmap.altmap_pages == 0 {
             "0 B".to_string()
         } else {
