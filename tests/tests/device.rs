@@ -252,3 +252,29 @@ fn system_ram_over_an_active_device_subsection_is_eexist() {
     let r = run_in_process("ram-over-device", &cfg);
     assert!(reason(&r, 1).contains("already has active subsections"), "{}", reason(&r, 1));
 }
+
+#[test]
+fn device_memmap_that_does_not_fit_fails_at_its_section_with_the_numbers_as_fields() {
+    // 8 GiB boot on x86_64: 2,097,152 pages in 64 sections whose memmap (64 x 512 =
+    // 32,768 pages) memblock takes, so managed = free = 2,064,384 pages. min_free_kbytes
+    // = isqrt(2,064,384 x 4 x 16) = isqrt(132,120,576) = 11,494 kB = ceil(11,494 x 1024
+    // / 4096) = 2,874 pages (one node: its whole share). Allocatable: 2,064,384 - 2,874
+    // = 2,061,510 pages = 4,026 whole sections' memmap of 512 (2,061,312), 198 over.
+    // A 1 TiB fsdax namespace with map = "mem" at 16 GiB (section 128) needs 8,192
+    // sections' memmap from node 0, PMD by PMD: section 4,027 of the range (number
+    // 128 + 4,026 = 4,154, pfn 4,154 x 32,768 = 0x81d_0000) is the first that no longer fits.
+    let cfg = MACHINE.to_string()
+        + &strategy("pmem", "type = \"fsdax\"")
+        + &memremap("pmem", "16GiB", "1TiB", "resource = \"namespace0.0\"\nexpect = \"ENOMEM\"");
+    let r = run_in_process("device-enomem", &cfg);
+    let hotplug_host::runner::Outcome::Failed(e) = &r.steps[0].outcome else { panic!("{:?}", r.steps[0].outcome) };
+    let s = e.shortage.as_deref().expect("a memmap ENOMEM carries its numbers");
+    assert_eq!((s.section, s.index, s.sections, s.pfn), (4_154, 4_027, 8_192, 0x81d_0000));
+    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 198, 4_026 * 512, Some(0)));
+    // The one wording of a memmap ENOMEM, shared with System RAM.
+    assert!(
+        reason(&r, 0).starts_with("memmap for section 4027 of 8192 (pfn 0x81d0000) needs 512 pages (2 MiB) from node 0"),
+        "{}",
+        reason(&r, 0)
+    );
+}

@@ -109,6 +109,13 @@ fn row04_small_vm_shipped_config_fails_where_the_rule_predicts() {
     assert!(reason(&r, 0).contains("which has 8 allocatable: free 1024"), "{}", reason(&r, 0));
     assert!(reason(&r, 0).contains("- min_free 1016"), "{}", reason(&r, 0));
     assert!(reason(&r, 1).contains("section 503 of 2048"), "{}", reason(&r, 1));
+    // The same numbers as fields: the add starts at 4 GiB (section 32), so its 503rd
+    // section is number 534 at pfn 534 x 32,768 = 0x10b0000; 502 sections' 512 pages
+    // (257,024) went before it.
+    let Outcome::Failed(e) = &r.steps[0].outcome else { panic!("step 1 did not fail") };
+    let s = e.shortage.as_deref().expect("memmap ENOMEM numbers");
+    assert_eq!((s.section, s.index, s.sections, s.pfn), (534, 503, 512, 0x10b_0000));
+    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 8, 257_024, Some(0)));
     assert_eq!(added(&r, 2).memmap_node_pages, 32_768);
     assert_eq!(r.history[3].min_free_pages(), 3_070);
     assert_eq!(added(&r, 3).memmap_node_pages, 1_048_576);

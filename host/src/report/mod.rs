@@ -223,84 +223,7 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
     if let Some(t) = s.online_type {
         let _ = write!(line, "  {}", t.as_str());
     }
-    let detail = match &s.outcome {
-        Outcome::Added(a) => {
-            let mut d = format!("ok: {} block(s)", a.blocks.len());
-            if a.memmap_node_pages > 0 {
-                let _ = write!(d, "; memmap {} from {}", format_size(a.memmap_node_pages * model_page), memmap_nodes_text(model_page, a));
-            }
-            if a.memmap_altmap_pages > 0 {
-                let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
-            }
-            if !a.onlined.is_empty() {
-                let mut zones: Vec<&str> = a.onlined.iter().map(|(_, z)| z.name()).collect();
-                zones.dedup();
-                let _ = write!(d, "; onlined {} ({})", a.onlined.len(), zones.join(", "));
-            }
-            if let Some(e) = &a.online_error {
-                let _ = write!(d, "; auto-online stopped: {e}");
-            }
-            if !a.note.is_empty() {
-                let _ = write!(d, "; {}", a.note);
-            }
-            d
-        }
-        Outcome::Blocks(b) => {
-            let mut zones: Vec<&str> = b.blocks.iter().filter_map(|(_, z)| z.map(ZoneType::name)).collect();
-            zones.dedup();
-            let zones = if zones.is_empty() { String::new() } else { format!(" -> {}", zones.join(", ")) };
-            format!("ok: {} block(s){zones}; present {:+}, managed {:+} pages", b.blocks.len(), b.present_delta, b.managed_delta)
-        }
-        Outcome::Removed(r) => format!(
-            "ok: {} block(s) removed; memmap freed {} node, {} altmap",
-            r.blocks.len(),
-            format_size(r.memmap_freed_node_pages * model_page),
-            format_size(r.memmap_freed_altmap_pages * model_page)
-        ),
-        Outcome::Mapped(d) => {
-            let mut text = format!("ok: pgmap {}, {} device pages", d.pgmap_id, thousands(d.device_pages));
-            if d.compound_order > 0 {
-                let _ = write!(text, " in order-{} compounds", d.compound_order);
-            }
-            let _ = write!(
-                text,
-                "; memmap {} in RAM (node {}), {} in the device",
-                format_size(d.memmap_node_pages * model_page),
-                d.memmap_nid,
-                format_size(d.memmap_device_pages * model_page)
-            );
-            if d.memmap_saved_pages > 0 {
-                let _ = write!(text, ", {} saved by compound pages", format_size(d.memmap_saved_pages * model_page));
-            }
-            let _ = write!(text, "; {} struct pages initialised", thousands(d.pages_initialised));
-            if !d.note.is_empty() {
-                let _ = write!(text, "; {}", d.note);
-            }
-            text
-        }
-        Outcome::Resized(r) => {
-            let mut text = format!("ok: {} {} block(s); {} now plugged", r.device, r.blocks.len(), format_size(r.plugged));
-            if r.memmap_node_pages > 0 {
-                let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
-            }
-            if !r.onlined.is_empty() {
-                let mut zones: Vec<&str> = r.onlined.iter().map(|(_, z)| z.name()).collect();
-                zones.dedup();
-                let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
-            }
-            if let Some(e) = &r.online_error {
-                let _ = write!(text, "; auto-online stopped: {e}");
-            }
-            text
-        }
-        Outcome::Unmapped(u) => format!(
-            "ok: pgmap {} unmapped; memmap freed {} RAM, {} device",
-            u.pgmap_id,
-            format_size(u.memmap_freed_node_pages * model_page),
-            format_size(u.memmap_freed_device_pages * model_page)
-        ),
-        Outcome::Failed(e) => format!("{}: {}", e.code, e.reason),
-    };
+    let detail = outcome_text(model_page, &s.outcome);
     let mark = if s.matched {
         if matches!(s.outcome, Outcome::Failed(_)) {
             " (as expected)"
@@ -315,6 +238,97 @@ pub fn step_line(model_page: u64, s: &StepResult) -> String {
     } else {
         format!("{line}  {detail}{mark}{}", s.expect)
     }
+}
+
+/// What a step's outcome says, after its range and strategy.
+fn outcome_text(model_page: u64, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Added(a) => added_text(model_page, a),
+        Outcome::Blocks(b) => {
+            let mut zones: Vec<&str> = b.blocks.iter().filter_map(|(_, z)| z.map(ZoneType::name)).collect();
+            zones.dedup();
+            let zones = if zones.is_empty() { String::new() } else { format!(" -> {}", zones.join(", ")) };
+            format!("ok: {} block(s){zones}; present {:+}, managed {:+} pages", b.blocks.len(), b.present_delta, b.managed_delta)
+        }
+        Outcome::Removed(r) => format!(
+            "ok: {} block(s) removed; memmap freed {} node, {} altmap",
+            r.blocks.len(),
+            format_size(r.memmap_freed_node_pages * model_page),
+            format_size(r.memmap_freed_altmap_pages * model_page)
+        ),
+        Outcome::Mapped(d) => mapped_text(model_page, d),
+        Outcome::Resized(r) => resized_text(model_page, r),
+        Outcome::Unmapped(u) => format!(
+            "ok: pgmap {} unmapped; memmap freed {} RAM, {} device",
+            u.pgmap_id,
+            format_size(u.memmap_freed_node_pages * model_page),
+            format_size(u.memmap_freed_device_pages * model_page)
+        ),
+        Outcome::Failed(e) => format!("{}: {}", e.code, e.reason),
+    }
+}
+
+/// What an add did, in one clause list.
+fn added_text(model_page: u64, a: &crate::model::hotplug::AddOutcome) -> String {
+    let mut d = format!("ok: {} block(s)", a.blocks.len());
+    if a.memmap_node_pages > 0 {
+        let _ = write!(d, "; memmap {} from {}", format_size(a.memmap_node_pages * model_page), memmap_nodes_text(model_page, a));
+    }
+    if a.memmap_altmap_pages > 0 {
+        let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
+    }
+    if !a.onlined.is_empty() {
+        let mut zones: Vec<&str> = a.onlined.iter().map(|(_, z)| z.name()).collect();
+        zones.dedup();
+        let _ = write!(d, "; onlined {} ({})", a.onlined.len(), zones.join(", "));
+    }
+    if let Some(e) = &a.online_error {
+        let _ = write!(d, "; auto-online stopped: {e}");
+    }
+    if !a.note.is_empty() {
+        let _ = write!(d, "; {}", a.note);
+    }
+    d
+}
+
+/// What a memremap did.
+fn mapped_text(model_page: u64, d: &crate::model::device::MemremapOutcome) -> String {
+    let mut text = format!("ok: pgmap {}, {} device pages", d.pgmap_id, thousands(d.device_pages));
+    if d.compound_order > 0 {
+        let _ = write!(text, " in order-{} compounds", d.compound_order);
+    }
+    let _ = write!(
+        text,
+        "; memmap {} in RAM (node {}), {} in the device",
+        format_size(d.memmap_node_pages * model_page),
+        d.memmap_nid,
+        format_size(d.memmap_device_pages * model_page)
+    );
+    if d.memmap_saved_pages > 0 {
+        let _ = write!(text, ", {} saved by compound pages", format_size(d.memmap_saved_pages * model_page));
+    }
+    let _ = write!(text, "; {} struct pages initialised", thousands(d.pages_initialised));
+    if !d.note.is_empty() {
+        let _ = write!(text, "; {}", d.note);
+    }
+    text
+}
+
+/// What a virtio-mem grow or shrink did.
+fn resized_text(model_page: u64, r: &crate::model::virtio::ResizeOutcome) -> String {
+    let mut text = format!("ok: {} {} block(s); {} now plugged", r.device, r.blocks.len(), format_size(r.plugged));
+    if r.memmap_node_pages > 0 {
+        let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
+    }
+    if !r.onlined.is_empty() {
+        let mut zones: Vec<&str> = r.onlined.iter().map(|(_, z)| z.name()).collect();
+        zones.dedup();
+        let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
+    }
+    if let Some(e) = &r.online_error {
+        let _ = write!(text, "; auto-online stopped: {e}");
+    }
+    text
 }
 
 /// The human report of one run.
@@ -350,6 +364,16 @@ pub fn text(config: &str, run: &RunReport) -> String {
     if !run.steps.is_empty() {
         out.push('\n');
     }
+    zones_table(&mut out, &st);
+    out.push('\n');
+    blocks_table(&mut out, &st);
+    out.push('\n');
+    memmap_lines(&mut out, &st, page);
+    out
+}
+
+/// The zone table: every zone that spans pages.
+fn zones_table(out: &mut String, st: &StateReport) {
     let _ = writeln!(out, "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14}", "node", "zone", "start_pfn", "spanned", "present", "managed");
     for z in st.zones.iter().filter(|z| z.spanned > 0) {
         let _ = writeln!(
@@ -363,7 +387,10 @@ pub fn text(config: &str, run: &RunReport) -> String {
             thousands(z.managed)
         );
     }
-    out.push('\n');
+}
+
+/// Memory blocks as runs of alike blocks, then the memory groups.
+fn blocks_table(out: &mut String, st: &StateReport) {
     let _ = writeln!(
         out,
         "{:<22} {:<5} {:<8} {:<8} {:<16} {:>8}  added by",
@@ -398,7 +425,10 @@ pub fn text(config: &str, run: &RunReport) -> String {
             thousands(gr.present_movable_pages)
         );
     }
-    out.push('\n');
+}
+
+/// Where the memmap lives, and each node's free-memory account.
+fn memmap_lines(out: &mut String, st: &StateReport, page: u64) {
     let _ = writeln!(
         out,
         "memmap: boot {}, hot-added in node memory {}, inside hot-added ranges {}",
@@ -418,7 +448,6 @@ pub fn text(config: &str, run: &RunReport) -> String {
             thousands(n.min_free_share)
         );
     }
-    out
 }
 
 /// A step's outcome in a few words, for the side-by-side comparison.
