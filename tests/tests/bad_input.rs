@@ -90,6 +90,20 @@ fn rows() -> Vec<Row> {
             2,
             &["node 0 is listed twice"],
         ),
+        r(
+            "boot range that wraps past 2^64",
+            Config("[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0xfffffffffffff000\", size = \"8KiB\" }]\n", &[]),
+            2,
+            // The range table starts at line 4, column 9.
+            &["scenario.toml:4:9", "node 0: boot range 0xfffffffffffff000+0x2000 passes 2^64"],
+        ),
+        r(
+            "memremap range that wraps past 2^64",
+            Steps("[[step]]\nop = \"memremap\"\nranges = [{ start = \"0xffffffffffe00000\", size = \"4MiB\" }]\n"),
+            2,
+            // [[step]] is line 6 (as in "a step without its size"), `ranges` line 8, its array at column 10.
+            &["scenario.toml:8:10", "step 1: range 0xffffffffffe00000+0x400000 passes 2^64"],
+        ),
         r("boot range not page-aligned", Config("[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0x800\", size = \"1GiB\" }]\n", &[]), 2, &["not page-aligned"]),
         r("compare names an unknown strategy", Config("compare = [\"a\"]\n[machine]\n", &[]), 2, &["scenario.toml:1:11", "compare names unknown strategy \"a\""]),
         r("--strategy names an unknown strategy", Config("[machine]\n", &["--strategy", "mom"]), 2, &["--strategy mom"]),
