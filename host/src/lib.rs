@@ -10,4 +10,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod snapshot;
+pub mod timings;
 pub mod views;

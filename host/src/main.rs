@@ -36,6 +36,9 @@ struct Cli {
     /// Write /sys/devices/system/memory as files into DIR (for `diff -r` with a real machine).
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
+    /// Print the time each step took and the peak memory on standard error.
+    #[arg(long)]
+    timings: bool,
     /// Load plugin files that are world-writable or owned by another user.
     #[arg(long)]
     allow_unsafe_plugin_path: bool,
@@ -178,6 +181,7 @@ fn find_config(path: &Path) -> PathBuf {
 }
 
 fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let path = find_config(path);
     let loaded = config::load(&path)?;
     let scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
@@ -193,6 +197,7 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         (Some(list), None) => list.iter().cloned().map(Some).collect(),
         (_, s) => vec![s.clone()],
     };
+    let prepared = started.elapsed();
     let mut runs = Vec::new();
     for name in &names {
         runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);
@@ -226,6 +231,9 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if cli.timings {
+        eprint!("{}", hotplug_host::timings::text(prepared, &runs, hotplug_host::timings::peak_rss_bytes()));
     }
     Ok(if runs.iter().all(runner::RunReport::all_matched) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

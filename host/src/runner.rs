@@ -50,6 +50,9 @@ pub struct StepResult {
     #[serde(serialize_with = "crate::report::json::serialize_outcome")]
     pub outcome: Outcome,
     pub matched: bool,
+    /// How long the step took (`--timings`; never in the report).
+    #[serde(skip)]
+    pub elapsed: std::time::Duration,
 }
 
 /// A whole run: the steps and the final model.
@@ -61,6 +64,8 @@ pub struct RunReport {
     pub model: Model,
     /// The model after each step (index 0 = boot), kept only when asked for.
     pub history: Vec<Model>,
+    /// How long booting the model took (`--timings`).
+    pub boot_elapsed: std::time::Duration,
 }
 
 impl RunReport {
@@ -160,7 +165,9 @@ pub fn run(
     strategy: Option<&str>,
     options: &RunOptions,
 ) -> Result<RunReport, RunError> {
+    let boot_start = std::time::Instant::now();
     let mut model = Model::boot(&scenario.machine).map_err(RunError::Boot)?;
+    let boot_elapsed = boot_start.elapsed();
     let check = options.check_invariants || cfg!(debug_assertions);
     let mut history = Vec::new();
     if options.keep_history {
@@ -178,7 +185,10 @@ pub fn run(
         log::debug!("step {}: {} {shown_start:#x}+{shown_size:#x} node {}", spec.index, spec.op().as_str(), spec.node);
         // With checks on, keep a copy to prove a failed step changed nothing.
         let before = check.then(|| model.clone());
+        // Timed: the step itself, not the checks around it.
+        let step_start = std::time::Instant::now();
         let outcome = model.apply(&to_run, strategies);
+        let elapsed = step_start.elapsed();
         if let (Some(before), Outcome::Failed(e)) = (&before, &outcome) {
             let changed = model.differences(before);
             if !changed.is_empty() {
@@ -212,12 +222,13 @@ pub fn run(
             expect: expect.to_string(),
             outcome,
             matched,
+            elapsed,
         });
         if options.keep_history {
             history.push(model.clone());
         }
     }
-    Ok(RunReport { strategy: strategy.map(str::to_string), steps, model, history })
+    Ok(RunReport { strategy: strategy.map(str::to_string), steps, model, history, boot_elapsed })
 }
 
 /// The range the report shows for a step: as written, except a memremap's found free

@@ -53,6 +53,8 @@ pub struct OptionEntry {
 pub enum Expect {
     Ok,
     Error(ErrorCode),
+    /// `expect = "any"`: every outcome matches (generated scenarios whose steps may fail).
+    Any,
 }
 
 impl Expect {
@@ -61,6 +63,7 @@ impl Expect {
         match self {
             Expect::Ok => outcome.error_code().is_none(),
             Expect::Error(code) => outcome.error_code() == Some(*code),
+            Expect::Any => true,
         }
     }
 }
@@ -71,6 +74,7 @@ impl std::fmt::Display for Expect {
         match self {
             Expect::Ok => f.write_str("ok"),
             Expect::Error(code) => write!(f, "{code}"),
+            Expect::Any => f.write_str("any"),
         }
     }
 }
@@ -114,10 +118,13 @@ impl StepSpec {
 fn parse_expect(loaded: &Loaded, span: std::ops::Range<usize>, text: &str) -> Result<Expect, ConfigError> {
     if text == "ok" {
         Ok(Expect::Ok)
+    } else if text == "any" {
+        Ok(Expect::Any)
     } else if let Some(code) = ErrorCode::from_name(text) {
         Ok(Expect::Error(code))
     } else {
-        Err(loaded.error_at(span, format!("unknown expect \"{text}\": use \"ok\", an errno name such as \"ENOMEM\", or \"EPLUGIN\"")))
+        Err(loaded
+            .error_at(span, format!("unknown expect \"{text}\": use \"ok\", an errno name such as \"ENOMEM\", \"EPLUGIN\" or \"any\"")))
     }
 }
 
@@ -273,8 +280,8 @@ fn strategies(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Vec<St
                 .map(|(k, v)| OptionEntry {
                     key: k.get_ref().clone(),
                     value: v.get_ref().clone(),
-                    key_at: config::line_col(&loaded.text, k.span().start),
-                    value_at: config::line_col(&loaded.text, v.span().start),
+                    key_at: loaded.line_col(k.span().start),
+                    value_at: loaded.line_col(v.span().start),
                 })
                 .collect()
         });
@@ -290,7 +297,7 @@ fn strategies(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Vec<St
             plugin: sc.plugin.get_ref().clone(),
             options,
             option_entries,
-            line: config::line_col(&loaded.text, s.span().start).0,
+            line: loaded.line_col(s.span().start).0,
             needs: Vec::new(),
         });
     }
@@ -318,7 +325,7 @@ fn step(
     strategies: &mut Vec<StrategySpec>,
 ) -> Result<StepSpec, ConfigError> {
     let sc = s.get_ref();
-    let line = config::line_col(&loaded.text, s.span().start).0;
+    let line = loaded.line_col(s.span().start).0;
     let (start, size, device) = step_range(loaded, i, s)?;
     let driver = match &sc.driver {
         Some(d) => Driver::from_name(d.get_ref()).ok_or_else(|| {

@@ -195,7 +195,7 @@ fn every_bad_input_gets_one_clear_line() {
 fn bytes_that_are_not_utf8_or_too_many() {
     for (name, bytes, says) in [
         ("non-UTF-8", b"[machine]\n# \xff\xfe\n".to_vec(), "scenario.toml:2:3"),
-        ("over 1 MiB", format!("[machine]\n#{}\n", "x".repeat(1 << 20)).into_bytes(), "1 MiB"),
+        ("over 16 MiB", format!("[machine]\n#{}\n", "x".repeat(16 << 20)).into_bytes(), "16 MiB"),
     ] {
         let path = scratch(&format!("bytes-{name}")).join("scenario.toml");
         std::fs::write(&path, bytes).unwrap();

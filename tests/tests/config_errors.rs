@@ -51,11 +51,40 @@ fn empty_file_is_refused() {
 }
 
 #[test]
-fn file_over_one_mib_is_refused_before_parsing() {
-    let big = format!("[machine]\n#{}\n", "x".repeat(1 << 20));
+fn file_over_16_mib_is_refused_before_parsing() {
+    let big = format!("[machine]\n#{}\n", "x".repeat(16 << 20));
     let cfg = write_config("big", P, &big);
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
-    one_line_exit_2(&run, "the limit is 1048576 (1 MiB)");
+    one_line_exit_2(&run, "the limit is 16777216 (16 MiB)");
+}
+
+#[test]
+fn the_limit_holds_for_what_a_pipe_or_device_gives() {
+    // /dev/zero has no length to check: the host stops after 16 MiB + 1 bytes of zeros.
+    let run = run_host(P, &["--config", "/dev/zero"]);
+    one_line_exit_2(&run, "the limit is 16777216 (16 MiB)");
+    // Standard input as the config, fed 17 MiB through a pipe: refused the same way
+    // (the host stops reading, so the writer may see a broken pipe).
+    use std::io::Write;
+    let mut child = std::process::Command::new(hotplug_tests::host_exe(P))
+        .args(["--config", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run host");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'#'; 1 << 20];
+        for _ in 0..17 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().expect("host exits");
+    writer.join().unwrap();
+    one_line_exit_2(&out.into(), "the limit is 16777216 (16 MiB)");
 }
 
 #[test]

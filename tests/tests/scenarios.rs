@@ -303,3 +303,26 @@ fn every_shipped_config_writes_a_sysfs_tree() {
         }
     }
 }
+
+#[test]
+fn timings_go_to_stderr_and_leave_the_json_clean() {
+    // Two steps on the 1 GiB VM (auto-online): 1 GiB fits and is onlined, leaving
+    // 258,048 + 262,144 - 4,096 = 516,096 free pages; 256 GiB then needs 2,048 x 512 =
+    // 1,048,576 pages of memmap: ENOMEM, accepted by `expect = "any"`.
+    let config = format!(
+        "{ONE_GIB_VM}\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"1GiB\"\n\
+         [[step]]\nop = \"add\"\nstart = \"8GiB\"\nsize = \"256GiB\"\nexpect = \"any\"\n"
+    );
+    let cfg = write_config("timings", P, &config);
+    let run = run_host(P, &["--config", cfg.to_str().unwrap(), "--format", "json", "--timings"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("stdout is only the JSON report");
+    assert_eq!(step(&v, 1)["outcome"]["code"], "ENOMEM");
+    assert_eq!(step(&v, 1)["expect"], "any");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines[0].starts_with("timings: config and plugins "), "{}", run.stderr);
+    assert!(lines.iter().any(|l| l.starts_with("timings: #1     add ") && l.ends_with(" ms (ok)")), "{}", run.stderr);
+    assert!(lines.iter().any(|l| l.starts_with("timings: #2     add ") && l.ends_with(" ms (ENOMEM)")), "{}", run.stderr);
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("timings: 2 step(s), ") && last.contains("peak memory (VmHWM) "), "{last}");
+}

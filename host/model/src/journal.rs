@@ -1,21 +1,24 @@
 //! Undo logs for the model's maps: how a failed step leaves the model exactly as it was.
 //!
-//! Every write inside a transaction records the key's previous value; rollback replays
-//! the records in reverse. The cost is proportional to the writes a step makes, never to
-//! the size of the model (no snapshot copies).
+//! The first write of a key inside a transaction records its previous value (later
+//! writes of the same key record nothing); rollback puts the recorded values back. The
+//! cost is proportional to the keys a step changes, never to the size of the model (no
+//! snapshot copies) nor to how often it rewrites one key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A `BTreeMap` whose writes can be undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JMap<K: Ord + Clone, V: Clone> {
     map: BTreeMap<K, V>,
     undo: Option<Vec<(K, Option<V>)>>,
+    /// Keys already recorded in the open transaction.
+    recorded: BTreeSet<K>,
 }
 
 impl<K: Ord + Clone, V: Clone> Default for JMap<K, V> {
     fn default() -> Self {
-        JMap { map: BTreeMap::new(), undo: None }
+        JMap { map: BTreeMap::new(), undo: None, recorded: BTreeSet::new() }
     }
 }
 
@@ -49,10 +52,18 @@ impl<K: Ord + Clone, V: Clone> JMap<K, V> {
         self.map.range(r)
     }
 
+    /// Save `key`'s value before the transaction's first write of it.
     fn record(&mut self, key: &K) {
         if let Some(undo) = &mut self.undo {
-            undo.push((key.clone(), self.map.get(key).cloned()));
+            if self.recorded.insert(key.clone()) {
+                undo.push((key.clone(), self.map.get(key).cloned()));
+            }
         }
+    }
+
+    /// Values saved by the open transaction (one per key written).
+    pub fn undo_len(&self) -> usize {
+        self.undo.as_ref().map_or(0, Vec::len)
     }
 
     /// Insert or replace, journaled.
@@ -81,15 +92,18 @@ impl<K: Ord + Clone, V: Clone> JMap<K, V> {
     /// Start recording.
     pub fn begin(&mut self) {
         self.undo = Some(Vec::new());
+        self.recorded.clear();
     }
 
     /// Keep the changes.
     pub fn commit(&mut self) {
         self.undo = None;
+        self.recorded.clear();
     }
 
     /// Undo every write since `begin`.
     pub fn rollback(&mut self) {
+        self.recorded.clear();
         if let Some(undo) = self.undo.take() {
             for (key, old) in undo.into_iter().rev() {
                 match old {
@@ -173,6 +187,22 @@ mod tests {
         m.insert(2, "again");
         m.rollback();
         assert!(m.same_contents(&before));
+    }
+
+    #[test]
+    fn each_key_is_recorded_once_per_transaction() {
+        let mut m: JMap<u32, u32> = JMap::default();
+        m.insert(1, 0);
+        m.begin();
+        for _ in 0..1000 {
+            m.update(&1, |v| *v += 1);
+        }
+        m.insert(2, 5);
+        m.remove(&2);
+        // Key 1's value before the transaction, and key 2's absence: two records.
+        assert_eq!(m.undo_len(), 2);
+        m.rollback();
+        assert_eq!((m.get(&1), m.get(&2)), (Some(&0), None));
     }
 
     #[test]

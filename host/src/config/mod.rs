@@ -17,8 +17,10 @@ pub use crate::model::step::Op;
 pub use crate::model::units::format_size;
 pub use size::{parse_size, Size};
 
-/// Files larger than this are refused before parsing (a scenario is a few KiB).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Configs larger than this are refused before parsing: 16 MiB holds a generated
+/// scenario of 100,000 steps (about 5 MB) three times over, and bounds what a pipe or
+/// `/dev/zero` can make the host read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// A config problem, located in its file where possible.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,29 @@ impl ConfigError {
     /// An error at a byte span of `text`.
     pub fn at(path: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         ConfigError { path: path.to_path_buf(), line_col: Some(line_col(text, span.start)), message: message.into() }
+    }
+}
+
+/// Where each line of a text starts, so locating a span costs a binary search and the
+/// length of its line, not a scan from the top (a 100,000-step config has 100,000 spans).
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` in `text`, the text this
+    /// index was built from; the same answer as [`line_col`].
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        (line.max(1), text[start..offset].chars().count() + 1)
     }
 }
 
@@ -227,6 +252,7 @@ pub struct Loaded {
     pub path: PathBuf,
     pub text: String,
     pub file: ConfigFile,
+    lines: LineIndex,
 }
 
 impl Loaded {
@@ -240,7 +266,12 @@ impl Loaded {
 
     /// An error located at `span` of this file.
     pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError::at(&self.path, &self.text, span, message)
+        ConfigError { path: self.path.clone(), line_col: Some(self.line_col(span.start)), message: message.into() }
+    }
+
+    /// 1-based line and column of byte `offset` of this file.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        self.lines.line_col(&self.text, offset)
     }
 }
 
@@ -250,10 +281,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     if meta.is_dir() {
         return Err(ConfigError::file(path, "is a directory, not a config file"));
     }
+    let too_big = |n: u64| ConfigError::file(path, format!("config is {n} bytes or more; the limit is {MAX_CONFIG_BYTES} (16 MiB)"));
     if meta.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::file(path, format!("config is {} bytes; the limit is {} (1 MiB)", meta.len(), MAX_CONFIG_BYTES)));
+        return Err(too_big(meta.len()));
     }
-    let bytes = std::fs::read(path).map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?;
+    // The limit holds for the bytes read too: a pipe or a device has no length to check.
+    let bytes = read_at_most(path, MAX_CONFIG_BYTES)
+        .map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?
+        .ok_or_else(|| too_big(MAX_CONFIG_BYTES + 1))?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ConfigError::file(path, "config is empty: it needs at least a [machine] table"));
     }
@@ -266,6 +301,15 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     parse(path, text)
 }
 
+/// The bytes of `path`, or `None` when it holds more than `limit`: never reads more than
+/// `limit + 1` bytes.
+pub fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// Parse config text already in memory (`path` is only for messages).
 pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
@@ -275,7 +319,8 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
             None => ConfigError::file(path, message),
         }
     })?;
-    Ok(Loaded { path: path.to_path_buf(), text, file })
+    let lines = LineIndex::new(&text);
+    Ok(Loaded { path: path.to_path_buf(), text, file, lines })
 }
 
 /// The part of an I/O error a user needs.
@@ -326,8 +371,7 @@ mod tests {
         let text = "[machine]\n[[strategy]]\nname = \"a\"\nplugin = \"p\"\noptions = { mode = \"x\", per_block = true }\n";
         let loaded = parse_str(text).unwrap();
         let options = loaded.file.strategy[0].get_ref().options.as_ref().unwrap().get_ref();
-        let keys: Vec<(String, (usize, usize))> =
-            options.keys().map(|k| (k.get_ref().clone(), line_col(&loaded.text, k.span().start))).collect();
+        let keys: Vec<(String, (usize, usize))> = options.keys().map(|k| (k.get_ref().clone(), loaded.line_col(k.span().start))).collect();
         assert_eq!(keys, [("mode".to_string(), (5, 13)), ("per_block".to_string(), (5, 25))]);
     }
 
@@ -335,5 +379,17 @@ mod tests {
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn line_index_agrees_with_the_scan_at_every_offset() {
+        // Every byte offset of a text with an empty line, a multi-byte character (é is 2
+        // bytes: offset 6 falls inside it) and no final newline, and one past the end.
+        let text = "ab\n\ncdé\nx";
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() + 1 {
+            assert_eq!(index.line_col(text, offset), line_col(text, offset), "offset {offset}");
+        }
+        assert_eq!(index.line_col("", 0), (1, 1));
     }
 }
