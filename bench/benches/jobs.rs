@@ -63,7 +63,13 @@ fn summary(heaps: &[(&str, usize)]) {
     for &(id, _, target) in JOBS {
         let ms = median_ms(id).unwrap_or(f64::NAN);
         let heap = heaps.iter().find(|(h, _)| *h == id).map_or(0, |&(_, b)| b);
-        let verdict = if target.is_infinite() { "(floor)".to_string() } else if ms <= target && heap <= 32 << 20 { format!("< {target} ms: met") } else { format!("< {target} ms: MISSED") };
+        let verdict = if target.is_infinite() {
+            "(floor)".to_string()
+        } else if ms <= target && heap <= 32 << 20 {
+            format!("< {target} ms: met")
+        } else {
+            format!("< {target} ms: MISSED")
+        };
         println!("{id:<18} {ms:>8.3} ms {:>7.1} {:>9.1} MiB   {verdict}", ms / b0, heap as f64 / f64::from(1 << 20));
     }
     // Least-squares slope of log(time) against log(size) over B5's sizes.
@@ -76,5 +82,9 @@ fn summary(heaps: &[(&str, usize)]) {
     let dynamic = median_ms("b1-mom-32t-2g").unwrap_or(f64::NAN);
     let fixed = median_ms("b6-static").unwrap_or(f64::NAN);
     let heap = heaps.iter().find(|(h, _)| *h == "b6-static").map_or(0, |&(_, b)| b);
-    println!("b6 .so / static: {dynamic:.3} ms / {fixed:.3} ms = {:.3} (target within 1.05); static peak heap {:.1} MiB", dynamic / fixed, heap as f64 / f64::from(1 << 20));
+    println!(
+        "b6 .so / static: {dynamic:.3} ms / {fixed:.3} ms = {:.3} (target within 1.05); static peak heap {:.1} MiB",
+        dynamic / fixed,
+        heap as f64 / f64::from(1 << 20)
+    );
 }

@@ -55,7 +55,7 @@ fn row01_e2big_past_the_pluggable_range_and_exactly_at_its_edge() {
         + &step("add", "4GiB", "0", "expect = \"E2BIG\"");
     let r = run_in_process("row01", &cfg);
     // The edge block: memoryN with N = (2^46 - 2^27) / 2^27 = 524,287; memmap 512 pages.
-    assert_eq!(added(&r, 0).blocks, vec![524_287]);
+    assert_eq!(added(&r, 0).blocks.ids().collect::<Vec<_>>(), vec![524_287]);
     assert_eq!(added(&r, 0).memmap_node_pages, 512);
     assert!(reason(&r, 1).contains("0x3fffffffffff"), "{}", reason(&r, 1));
 }
@@ -88,7 +88,7 @@ fn row03_einval_misaligned_start_or_size_then_unknown_node() {
     let r = run_in_process("row03", &cfg);
     assert!(reason(&r, 1).contains("not aligned to the memory block size 128 MiB"), "{}", reason(&r, 1));
     assert!(reason(&r, 2).contains("node 3 does not exist"), "{}", reason(&r, 2));
-    assert_eq!(added(&r, 3).blocks, vec![32]);
+    assert_eq!(added(&r, 3).blocks.ids().collect::<Vec<_>>(), vec![32]);
 }
 
 // ---- memmap from node memory: where a small VM runs out --------------------------------
@@ -257,7 +257,7 @@ fn row12_two_gib_blocks_from_the_probe() {
     let cfg = machine.to_string() + &step("add", "128GiB", "2GiB", "") + &step("add", "130GiB", "1GiB", "expect = \"EINVAL\"");
     let r = run_in_process("row12", &cfg);
     assert_eq!(r.model.geometry.g.memory_block_size, 2 << 30);
-    assert_eq!(added(&r, 0).blocks, vec![64]);
+    assert_eq!(added(&r, 0).blocks.ids().collect::<Vec<_>>(), vec![64]);
     assert_eq!(added(&r, 0).memmap_node_pages, 8_192);
     let (start, spanned, present, _) = zone(&r.model, 0, ZoneType::Normal);
     assert_eq!((start, spanned, present), (0x100000, 33_030_144, 25_165_824));
@@ -565,7 +565,7 @@ fn row26_the_captured_machine_takes_a_64_gib_dimm() {
     let capture = hotplug_tests::workspace_root().join("../shared/data/real-machines/x86_64-vm-6.18-24g");
     let cfg = format!("[machine]\nfrom = \"{}\"\n", capture.display()) + &dimm("64GiB", "64GiB", "");
     let r = run_in_process("row26", &cfg);
-    assert_eq!((added(&r, 0).blocks.first(), added(&r, 0).blocks.len()), (Some(&512), 512));
+    assert_eq!((added(&r, 0).blocks.ids().next(), added(&r, 0).blocks.len()), (Some(512), 512));
     assert_eq!(added(&r, 0).memmap_node_pages, 262_144);
     assert_eq!(r.model.valid_zones(512).as_deref(), Some("Normal Movable"));
 }

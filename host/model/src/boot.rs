@@ -128,7 +128,7 @@ impl Model {
             },
             sections: SectionTable::default(),
             nodes: JMap::default(),
-            blocks: JMap::default(),
+            blocks: super::block::BlockTable::new(g.pages_per_block()),
             resources: Default::default(),
             pages: Default::default(),
             adds: JMap::default(),

@@ -104,6 +104,27 @@ impl Model {
 
     /// auto_movable_can_online_movable over the whole machine (`None`) or one node.
     fn can_online_movable(&self, nid: Option<u32>, group: Option<&MemoryGroup>, nr_pages: u64) -> bool {
+        self.movable_room(nid, group).is_some_and(|(movable, limit)| movable + nr_pages <= limit)
+    }
+
+    /// How many blocks of `nr` pages outside any group may go Movable one after another
+    /// under auto-movable from now: each adds `nr` Movable pages, machine-wide and on
+    /// node `nid`, against limits that onlining does not move (early kernel pages).
+    pub(super) fn auto_movable_run(&self, nid: u32, nr: u64) -> u64 {
+        let room =
+            |scope: Option<u32>| self.movable_room(scope, None).map_or(0, |(movable, limit)| limit.saturating_sub(movable) / nr.max(1));
+        let machine = room(None);
+        if self.policy.auto_movable_numa_aware {
+            machine.min(room(Some(nid)))
+        } else {
+            machine
+        }
+    }
+
+    /// The Movable pages auto-movable counts and the most it allows
+    /// (ratio x early kernel pages / 100), over the machine or one node, for `group`;
+    /// `None` when other groups' needs leave no early kernel pages.
+    fn movable_room(&self, nid: Option<u32>, group: Option<&MemoryGroup>) -> Option<(u64, u64)> {
         let ratio = self.policy.auto_movable_ratio as u64;
         let (mut kernel_early, mut movable) = (0u64, 0u64);
         for n in self.nodes.values().filter(|n| nid.is_none_or(|id| id == n.id)) {
@@ -132,13 +153,13 @@ impl Model {
             group_movable += other.present_movable_pages;
         }
         if kernel_early <= req_kernel_early {
-            return false;
+            return None;
         }
         kernel_early -= req_kernel_early;
         movable = movable.saturating_sub(group_movable);
         if let Some(gr) = group.filter(|gr| gr.is_dynamic()) {
             kernel_early += gr.present_kernel_pages;
         }
-        movable + nr_pages <= ratio * kernel_early / 100
+        Some((movable, ratio * kernel_early / 100))
     }
 }

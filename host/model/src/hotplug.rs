@@ -5,11 +5,10 @@
 use hotplug_core::{errno, Altmap, Driver, RequestKind, RestrictionFlags, Restrictions};
 
 use super::altmap;
-use super::block::{BlockState, MemoryBlock};
+use super::block::{BlockInfo, BlockRuns, BlockState};
 use super::error::StepError;
 use super::groups::GroupKind;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
-use super::policy::OnlineType;
 use super::range::PfnRange;
 use super::units::format_size;
 use super::zone::ZoneType;
@@ -56,7 +55,7 @@ pub enum GroupRequest {
 #[derive(Debug, Clone)]
 pub struct AddOutcome {
     pub add_id: u64,
-    pub blocks: Vec<u64>,
+    pub blocks: BlockRuns,
     /// Pages of memmap taken from node memory, and from which node (the first that paid).
     pub memmap_node_pages: u64,
     pub memmap_nid: u32,
@@ -67,38 +66,63 @@ pub struct AddOutcome {
     /// The strategy's note (why it placed the memmap where it did).
     pub note: String,
     /// Blocks auto-onlined, with their zones.
-    pub onlined: Vec<(u64, ZoneType)>,
+    pub onlined: BlockRuns<ZoneType>,
     /// Why auto-onlining stopped early (the kernel does not report this to the adder).
     pub online_error: Option<StepError>,
-}
-
-/// What an online or offline step did.
-#[derive(Debug, Clone)]
-pub struct BlocksOutcome {
-    pub blocks: Vec<(u64, Option<ZoneType>)>,
-    pub present_delta: i64,
-    pub managed_delta: i64,
 }
 
 /// What a remove step did.
 #[derive(Debug, Clone)]
 pub struct RemoveOutcome {
-    pub blocks: Vec<u64>,
+    pub blocks: BlockRuns,
     pub memmap_freed_node_pages: u64,
     pub memmap_freed_altmap_pages: u64,
 }
 
-/// The altmap of the chunk starting at `start` (chunks sorted by start; cost log n, so a
-/// petabyte add of 2 GiB blocks stays linear).
-fn altmap_of_chunk(chunks: &[(u64, Option<Altmap>)], start: u64) -> Option<Altmap> {
-    chunks.binary_search_by_key(&start, |(s, _)| *s).ok().and_then(|i| chunks[i].1)
+/// The altmaps of an add, as allocation left them.
+#[derive(Debug, Default, Clone)]
+enum AltmapLayout {
+    /// Memmap from node memory.
+    #[default]
+    None,
+    /// One altmap for the whole add (Linux 6.7 and earlier), carried by its first block.
+    Whole(Altmap),
+    /// MEMMAP_ON_MEMORY: every block its own altmap, all alike; this is the first block's
+    /// (the others are it moved by whole blocks).
+    PerBlock(Altmap),
+    /// Per-block altmaps that differ (sections sharing vmemmap PMDs): each chunk's start
+    /// and altmap, sorted by start.
+    Each(Vec<(u64, Option<Altmap>)>),
+}
+
+impl AltmapLayout {
+    /// The altmap of the block starting at `block_pfn` of an add starting at `first_pfn`.
+    fn of_block(&self, first_pfn: u64, block_pfn: u64) -> Option<Altmap> {
+        match self {
+            AltmapLayout::None => None,
+            AltmapLayout::Whole(a) => (block_pfn == first_pfn).then_some(*a),
+            AltmapLayout::PerBlock(a) => {
+                let shift = block_pfn - first_pfn;
+                Some(Altmap { base_pfn: a.base_pfn + shift, end_pfn: a.end_pfn + shift, ..*a })
+            }
+            AltmapLayout::Each(chunks) => chunks.binary_search_by_key(&block_pfn, |(s, _)| *s).ok().and_then(|i| chunks[i].1),
+        }
+    }
+
+    /// The first block's altmap (what construct is given).
+    fn first(&self) -> Option<Altmap> {
+        match self {
+            AltmapLayout::None => None,
+            AltmapLayout::Whole(a) | AltmapLayout::PerBlock(a) => Some(*a),
+            AltmapLayout::Each(chunks) => chunks.iter().find_map(|(_, a)| *a),
+        }
+    }
 }
 
 /// Where arch_add_memory put an add's memmap.
 #[derive(Debug, Default)]
 struct Placed {
-    /// Each chunk's start and its altmap as allocation left it (chunks sorted by start).
-    altmaps: Vec<(u64, Option<Altmap>)>,
+    altmaps: AltmapLayout,
     node_pages: u64,
     altmap_pages: u64,
     /// Node pages per paying node, in the order they first paid.
@@ -135,16 +159,23 @@ impl Model {
     }
 
     /// Online new `blocks` as auto_online_blocks says, each block its own transaction
-    /// (online_memory_block per block): the first failure stops onlining and is returned,
-    /// not raised, because the kernel does not fail the add for it. Used after every add,
-    /// a virtio-mem grow's included.
-    pub(super) fn auto_online(&mut self, blocks: &[u64]) -> (Vec<(u64, ZoneType)>, Option<StepError>) {
-        let mut onlined = Vec::new();
+    /// (online_memory_block per block; alike blocks together, which cannot fail part
+    /// way): the first failure stops onlining and is returned, not raised, because the
+    /// kernel does not fail the add for it. Used after every add, a virtio-mem grow's
+    /// included.
+    pub(super) fn auto_online(&mut self, blocks: &BlockRuns) -> (BlockRuns<ZoneType>, Option<StepError>) {
+        let mut onlined = BlockRuns::default();
         let Some(t) = self.policy.auto_online_blocks.online_type() else { return (onlined, None) };
-        for &id in blocks {
-            match self.transaction(|m| m.online_block(id, t)) {
-                Ok(zone) => onlined.push((id, zone)),
-                Err(e) => return (onlined, Some(e)),
+        for &(first, end, ()) in blocks.runs() {
+            let mut id = first;
+            while id < end {
+                match self.transaction(|m| m.online_blocks(id, end, t)) {
+                    Ok((zone, k)) => {
+                        onlined.push(id, id + k, zone);
+                        id += k;
+                    }
+                    Err(e) => return (onlined, Some(e)),
+                }
             }
         }
         (onlined, None)
@@ -176,20 +207,20 @@ impl Model {
             c.next_add_id
         };
         let blocks = if restrictions.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
-            self.create_memory_block_devices(start_pfn, nr_pages, p.nid, group_id, &placed.altmaps, strategy.instance_name(), add_id)
+            self.create_memory_block_devices(pfns, p.nid, group_id, &placed.altmaps, strategy.instance_name(), add_id)
         } else {
-            Vec::new()
+            BlockRuns::default()
         };
         self.nodes.update(&p.nid, |n| n.online = true);
         let counters = self.counters.get_mut();
         counters.max_pfn = counters.max_pfn.max(start_pfn + nr_pages);
 
         // construct(): the strategy marks what it owns, through checked callbacks.
-        let first_altmap = placed.altmaps.iter().find_map(|(_, a)| *a);
+        let first_altmap = placed.altmaps.first();
         let mut given = restrictions.clone();
         given.altmap = first_altmap.into();
         self.call_with_ops(strategy, OpsCall::Construct, &request, &given, first_altmap)?;
-        self.validate_vmemmap_marks(start_pfn, nr_pages, &placed.altmaps, strategy.plugin_name())?;
+        self.validate_vmemmap_marks(pfns, &placed.altmaps, strategy.plugin_name())?;
 
         let record = AddRecord {
             id: add_id,
@@ -201,7 +232,7 @@ impl Model {
             restrictions: given,
             resource_id,
         };
-        self.adds.insert(add_id, record);
+        self.adds.insert(pfns.start(), record);
         Ok(AddOutcome {
             add_id,
             blocks,
@@ -210,7 +241,7 @@ impl Model {
             memmap_by_node: if placed.by_node.len() > 1 { placed.by_node } else { Vec::new() },
             memmap_altmap_pages: placed.altmap_pages,
             note: restrictions.note.to_string(),
-            onlined: Vec::new(),
+            onlined: BlockRuns::default(),
             online_error: None,
         })
     }
@@ -254,18 +285,54 @@ impl Model {
         }
     }
 
-    /// arch_add_memory: the sections and their memmap, per block with per-block altmaps
-    /// (MEMMAP_ON_MEMORY), else the whole range at once.
+    /// arch_add_memory: the sections and their memmap, from per-block altmaps
+    /// (MEMMAP_ON_MEMORY), one altmap for the whole range, or node memory.
     fn arch_add_memory(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
+        let payers = memmap_payers(r, nid);
+        let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
+        let mut placed = Placed::default();
+        let altmap_for = |chunk: PfnRange| {
+            r.altmap.into_option().map(|a| Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a })
+        };
+        let check = |a: &Altmap, chunk: PfnRange| {
+            altmap::check_for_add(a, chunk.start(), chunk.count()).map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))
+        };
+        match altmap_for(pfns) {
+            Some(_) if per_block && !self.sections_own_their_pmds() => return self.arch_add_memory_by_block(pfns, nid, r, plugin),
+            Some(_) if per_block => {
+                // Every block allocates alike from its own altmap: the first block's
+                // allocation stands for all (EEXIST anywhere in the range comes first).
+                let g = self.geometry;
+                let block0 = g.block_pfns(g.pfn_to_block(pfns.start()));
+                let mut a = altmap_for(block0).expect("an altmap");
+                check(&a, block0)?;
+                let memmap = self.add_sections_per_block(pfns, nid, &mut a)?;
+                placed.altmap_pages = memmap.altmap_pages;
+                placed.altmaps = AltmapLayout::PerBlock(a);
+            }
+            Some(mut a) => {
+                check(&a, pfns)?;
+                let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, Some(&mut a))?;
+                (placed.node_pages, placed.altmap_pages) = (memmap.node_pages, memmap.altmap_pages);
+                placed.altmaps = AltmapLayout::Whole(a);
+            }
+            None => {
+                let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, None)?;
+                placed.node_pages = memmap.node_pages;
+            }
+        }
+        placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
+        Ok(placed)
+    }
+
+    /// Per-block altmaps where sections share vmemmap PMDs, so blocks allocate
+    /// differently: block by block.
+    fn arch_add_memory_by_block(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
         let g = self.geometry;
         let payers = memmap_payers(r, nid);
-        let chunks: Vec<PfnRange> = if r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) {
-            (g.pfn_to_block(pfns.start())..g.pfn_to_block(pfns.end())).map(|b| g.block_pfns(b)).collect()
-        } else {
-            vec![pfns]
-        };
         let mut placed = Placed::default();
-        for chunk in chunks {
+        let mut chunks = Vec::new();
+        for chunk in (g.pfn_to_block(pfns.start())..g.pfn_to_block(pfns.end())).map(|b| g.block_pfns(b)) {
             let mut altmap =
                 r.altmap.into_option().map(|a| Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a });
             if let Some(a) = &altmap {
@@ -275,43 +342,53 @@ impl Model {
             let memmap = self.add_sections(chunk, nid, &payers, &mut placed.by_node, altmap.as_mut())?;
             placed.node_pages += memmap.node_pages;
             placed.altmap_pages += memmap.altmap_pages;
-            placed.altmaps.push((chunk.start(), altmap));
+            chunks.push((chunk.start(), altmap));
         }
+        placed.altmaps = AltmapLayout::Each(chunks);
         placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
         Ok(placed)
     }
 
-    /// create_memory_block_devices: one offline block per memory block of the range.
-    #[allow(clippy::too_many_arguments)]
+    /// create_memory_block_devices: an offline block per memory block of the range, as
+    /// one run (two when only the first block carries the add's one altmap).
     fn create_memory_block_devices(
         &mut self,
-        start_pfn: u64,
-        nr_pages: u64,
+        pfns: PfnRange,
         nid: u32,
         group_id: u64,
-        altmaps: &[(u64, Option<Altmap>)],
+        altmaps: &AltmapLayout,
         strategy: &str,
         add_id: u64,
-    ) -> Vec<u64> {
+    ) -> BlockRuns {
         let g = self.geometry;
-        let mut blocks = Vec::new();
-        for b in g.pfn_to_block(start_pfn)..g.pfn_to_block(start_pfn + nr_pages) {
-            let altmap = altmap_of_chunk(altmaps, g.block_to_pfn(b));
-            let block = MemoryBlock {
-                id: b,
-                nid,
-                state: BlockState::Offline,
-                zone: None,
-                early: false,
-                group_id,
-                altmap,
-                vmemmap_pages: altmap.map_or(0, |a| a.free),
-                strategy: Some(strategy.to_string()),
-                add_id,
-            };
-            self.blocks.insert(b, block);
-            blocks.push(b);
+        let (first, end) = (g.pfn_to_block(pfns.start()), g.pfn_to_block(pfns.end()));
+        let info = |altmap: Option<Altmap>, block_pfn: u64| BlockInfo {
+            nid,
+            state: BlockState::Offline,
+            zone: None,
+            early: false,
+            group_id,
+            altmap: altmap.map(|a| Altmap { base_pfn: a.base_pfn - block_pfn, end_pfn: a.end_pfn - block_pfn, ..a }),
+            vmemmap_pages: altmap.map_or(0, |a| a.free),
+            strategy: Some(strategy.to_string()),
+            add_id,
+        };
+        match altmaps {
+            AltmapLayout::Each(_) => {
+                for b in first..end {
+                    let pfn = g.block_to_pfn(b);
+                    self.blocks.set_range(b, b + 1, Some(info(altmaps.of_block(pfns.start(), pfn), pfn)));
+                }
+            }
+            AltmapLayout::Whole(a) => {
+                self.blocks.set_range(first, first + 1, Some(info(Some(*a), pfns.start())));
+                self.blocks.set_range(first + 1, end, Some(info(None, 0)));
+            }
+            AltmapLayout::PerBlock(a) => self.blocks.set_range(first, end, Some(info(Some(*a), pfns.start()))),
+            AltmapLayout::None => self.blocks.set_range(first, end, Some(info(None, 0))),
         }
+        let mut blocks = BlockRuns::default();
+        blocks.push(first, end, ());
         blocks
     }
 
@@ -440,15 +517,34 @@ impl Model {
         }
     }
 
-    /// Every page marked as vmemmap must lie in an altmap's memmap area.
-    fn validate_vmemmap_marks(&self, start: u64, nr: u64, altmaps: &[(u64, Option<Altmap>)], plugin: &str) -> Result<(), StepError> {
-        for (s, e, v) in self.pages.overlapping(start, start + nr) {
-            if v != PageState::Vmemmap {
-                continue;
-            }
-            // The chunk holding `s` (chunks are sorted by start): its altmap must cover the run.
-            let chunk = altmaps.partition_point(|(c, _)| *c <= s).checked_sub(1).and_then(|i| altmaps[i].1);
-            let inside = chunk.is_some_and(|a| s >= a.base_pfn + a.reserve && e <= a.base_pfn + altmap::offset(&a));
+    /// Every page marked as vmemmap must lie in an altmap's memmap area: `[base +
+    /// reserve, base + reserve + free)` of the block (or add) that holds it. Cost: the
+    /// runs of page state in the add.
+    fn validate_vmemmap_marks(&self, pfns: PfnRange, altmaps: &AltmapLayout, plugin: &str) -> Result<(), StepError> {
+        let g = self.geometry;
+        let ppb = g.pages_per_block();
+        for (s, e, v) in self.pages.runs_in(pfns.start(), pfns.end()) {
+            let inside = match (v, altmaps) {
+                (super::pages::PageRun::Plain(PageState::Vmemmap), _) => {
+                    let block_pfn = match altmaps {
+                        AltmapLayout::Whole(_) => pfns.start(),
+                        _ => g.block_to_pfn(g.pfn_to_block(s)),
+                    };
+                    altmaps
+                        .of_block(pfns.start(), block_pfn)
+                        .is_some_and(|a| s >= a.base_pfn + a.reserve && e <= a.base_pfn + altmap::offset(&a))
+                }
+                (super::pages::PageRun::Strided { stride, len, phase }, AltmapLayout::PerBlock(a)) => {
+                    // Marks `len` long every `stride` from `phase`: with a stride of one
+                    // block, each lies at the same place in its block as the first.
+                    let at = (phase % ppb) as u128;
+                    let (reserve, end) =
+                        ((a.base_pfn - pfns.start() + a.reserve) as u128, (a.base_pfn - pfns.start() + altmap::offset(a)) as u128);
+                    *stride == ppb && at >= reserve && at + *len as u128 <= end
+                }
+                (super::pages::PageRun::Strided { .. }, _) => false,
+                _ => continue,
+            };
             if !inside {
                 return Err(StepError::validator(
                     plugin,
@@ -459,188 +555,6 @@ impl Model {
         Ok(())
     }
 
-    /// The blocks covering `[start, start + size)` bytes, which must all exist.
-    pub fn blocks_in(&self, start: u64, size: u64) -> Result<Vec<u64>, StepError> {
-        let g = self.geometry;
-        let bs = g.g.memory_block_size;
-        if size == 0 || start % bs != 0 || size % bs != 0 {
-            return Err(StepError::kernel(
-                errno::EINVAL,
-                format!("range {start:#x}+{size:#x} is not a whole number of memory blocks ({})", format_size(bs)),
-            ));
-        }
-        let first = start / bs;
-        let count = size / bs;
-        let ids: Vec<u64> = (first..first.saturating_add(count)).collect();
-        if let Some(missing) = ids.iter().find(|id| self.blocks.get(id).is_none()) {
-            return Err(StepError::kernel(errno::ENOENT, format!("memory block memory{missing} does not exist")));
-        }
-        Ok(ids)
-    }
-
-    /// Online every block of the range (one transaction: all or none).
-    pub fn online_range(&mut self, start: u64, size: u64, t: OnlineType) -> Result<BlocksOutcome, StepError> {
-        self.each_block_in(start, size, |m, id| m.online_block(id, t).map(Some))
-    }
-
-    /// Offline every block of the range (one transaction).
-    pub fn offline_range(&mut self, start: u64, size: u64, unmovable: bool) -> Result<BlocksOutcome, StepError> {
-        self.each_block_in(start, size, |m, id| m.offline_block(id, unmovable).map(|()| None))
-    }
-
-    /// Apply `op` to every block of the range in one transaction, measuring the change
-    /// in present and managed pages.
-    fn each_block_in(
-        &mut self,
-        start: u64,
-        size: u64,
-        mut op: impl FnMut(&mut Model, u64) -> Result<Option<ZoneType>, StepError>,
-    ) -> Result<BlocksOutcome, StepError> {
-        self.transaction(|m| {
-            let before = m.totals();
-            let mut blocks = Vec::new();
-            for id in m.blocks_in(start, size)? {
-                blocks.push((id, op(m, id)?));
-            }
-            let after = m.totals();
-            Ok(BlocksOutcome { blocks, present_delta: after.0 as i64 - before.0 as i64, managed_delta: after.1 as i64 - before.1 as i64 })
-        })
-    }
-
-    /// (present, managed) over the machine.
-    pub fn totals(&self) -> (u64, u64) {
-        self.nodes.values().fold((0, 0), |(p, m), n| (p + n.present_pages(), m + n.managed_pages()))
-    }
-
-    /// Pages of `[start, start + nr)` a strategy holds back (present, never managed).
-    fn reserved_pages_in(&self, start: u64, nr: u64) -> u64 {
-        self.pages.count(start, start + nr, |v| matches!(v, PageState::Reserved { .. }))
-    }
-
-    /// memory_block_online for one block (inside the caller's transaction).
-    pub fn online_block(&mut self, id: u64, t: OnlineType) -> Result<ZoneType, StepError> {
-        let g = self.geometry;
-        let block = self.blocks.get(&id).cloned().ok_or_else(|| StepError::kernel(errno::ENOENT, format!("memory{id} does not exist")))?;
-        if block.state == BlockState::Online {
-            return Err(StepError::kernel(errno::EINVAL, format!("memory{id} is already online")));
-        }
-        let start = g.block_to_pfn(id);
-        let nr = g.pages_per_block();
-        let zone = self.zone_for_range(block.nid, block.group_id, start, nr, t);
-        let held = block.vmemmap_pages + self.reserved_pages_in(start, nr);
-        let managed = nr - held.min(nr);
-        self.nodes.update(&block.nid, |n| {
-            let z = n.zone_mut(zone);
-            z.grow_span(start, start + nr);
-            z.present += nr;
-            z.managed += managed;
-            n.onlined_since_boot += managed as i64;
-            n.online = true;
-        });
-        for nr_sec in g.pfn_to_section(start)..g.pfn_to_section(start + nr) {
-            self.sections.update(nr_sec, |s| s.online = true);
-        }
-        self.blocks.update(&id, |b| {
-            b.state = BlockState::Online;
-            b.zone = Some(zone);
-        });
-        self.account_group(block.group_id, zone, nr as i64);
-        Ok(zone)
-    }
-
-    /// memory_block_offline for one block (inside the caller's transaction).
-    pub fn offline_block(&mut self, id: u64, unmovable: bool) -> Result<(), StepError> {
-        let g = self.geometry;
-        let block = self.blocks.get(&id).cloned().ok_or_else(|| StepError::kernel(errno::ENOENT, format!("memory{id} does not exist")))?;
-        if block.state == BlockState::Offline {
-            return Err(StepError::kernel(errno::EINVAL, format!("memory{id} is already offline")));
-        }
-        let Some(zone) = block.zone else {
-            return Err(StepError::kernel(
-                errno::EINVAL,
-                format!("memory{id} spans several zones (valid_zones \"none\"): offline_pages refuses it"),
-            ));
-        };
-        let start = g.block_to_pfn(id);
-        let nr = g.pages_per_block();
-        if block.early {
-            let ram = self.nodes.get(&block.nid).map_or(0, |n| n.boot_pages_in(&g.block_pfns(id)));
-            if ram != nr {
-                return Err(StepError::kernel(
-                    errno::EINVAL,
-                    format!("memory{id} has memory holes ({ram} of its {nr} pages are RAM): offline_pages refuses it"),
-                ));
-            }
-        }
-        if unmovable {
-            return Err(StepError::kernel(
-                errno::EBUSY,
-                format!("memory{id} holds unmovable pages (the step says so): isolation fails, offline_pages returns EBUSY"),
-            ));
-        }
-        let held = block.vmemmap_pages + self.reserved_pages_in(start, nr);
-        let managed = nr - held.min(nr);
-        self.nodes.update(&block.nid, |n| {
-            let z = n.zone_mut(zone);
-            z.present -= nr.min(z.present);
-            z.managed -= managed.min(z.managed);
-            n.onlined_since_boot -= managed as i64;
-        });
-        for nr_sec in g.pfn_to_section(start)..g.pfn_to_section(start + nr) {
-            self.sections.update(nr_sec, |s| s.online = false);
-        }
-        self.blocks.update(&id, |b| {
-            b.state = BlockState::Offline;
-            b.zone = None;
-        });
-        self.account_group(block.group_id, zone, -(nr as i64));
-        self.shrink_zone_span(block.nid, zone, start, start + nr);
-        Ok(())
-    }
-
-    /// shrink_zone_span: when `[start, end)` touches the zone's start or end, move that
-    /// edge to the nearest remaining online memory of the zone; a middle hole changes
-    /// nothing. The model finds that memory by memory block, not page by page.
-    fn shrink_zone_span(&mut self, nid: u32, zone: ZoneType, start: u64, end: u64) {
-        let g = self.geometry;
-        let Some(z) = self.nodes.get(&nid).map(|n| *n.zone(zone)) else { return };
-        if z.is_empty() {
-            return;
-        }
-        let in_zone = |b: &MemoryBlock| b.nid == nid && b.state == BlockState::Online && b.zone == Some(zone);
-        let (zs, ze) = (z.start_pfn, z.end_pfn());
-        let mut new = (zs, ze);
-        if start <= zs {
-            let first = self
-                .blocks
-                .range(g.pfn_to_block(end)..)
-                .map(|(_, b)| b)
-                .find(|b| in_zone(b) && g.block_to_pfn(b.id) < ze)
-                .map(|b| g.block_to_pfn(b.id).max(zs));
-            new = match first {
-                Some(f) => (f, ze),
-                None => (0, 0),
-            };
-        } else if end >= ze {
-            let last = self
-                .blocks
-                .range(..g.pfn_to_block(start))
-                .rev()
-                .map(|(_, b)| b)
-                .find(|b| in_zone(b) && g.block_to_pfn(b.id) + g.pages_per_block() > zs)
-                .map(|b| (g.block_to_pfn(b.id) + g.pages_per_block()).min(ze));
-            new = match last {
-                Some(l) => (zs, l),
-                None => (0, 0),
-            };
-        }
-        self.nodes.update(&nid, |n| {
-            let z = n.zone_mut(zone);
-            z.start_pfn = new.0;
-            z.spanned = new.1 - new.0;
-        });
-    }
-
     /// try_remove_memory for `[start, start + size)`: only offline memory, only whole
     /// hot-adds; the strategy's `tear_down` runs before the sections go.
     pub fn remove_memory(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {
@@ -648,7 +562,7 @@ impl Model {
         // the device would leave the device counting blocks that are gone.
         let page = self.geometry.page_size();
         let pfns = self.pfns_of(start, size);
-        if let Some(a) = self.adds.values().find(|a| a.driver == Driver::VIRTIO_MEM && a.pfns.overlaps(&pfns)) {
+        if let Some(a) = self.adds_overlapping(pfns).into_iter().find(|a| a.driver == Driver::VIRTIO_MEM) {
             return Err(StepError::kernel(
                 errno::EBUSY,
                 format!(
@@ -665,15 +579,17 @@ impl Model {
         let g = self.geometry;
         let page = g.page_size();
         let ids = self.blocks_in(start, size)?;
-        if let Some(b) = ids.iter().filter_map(|id| self.blocks.get(id)).find(|b| b.state == BlockState::Online) {
-            return Err(StepError::kernel(errno::EBUSY, format!("memory{} is online: offline it before removing", b.id)));
+        let runs = || self.blocks.runs_in(ids.start, ids.end);
+        if let Some((id, _, _)) = runs().find(|(_, _, b)| b.state == BlockState::Online) {
+            return Err(StepError::kernel(errno::EBUSY, format!("memory{id} is online: offline it before removing")));
         }
-        let with_altmap = ids.iter().filter(|id| self.blocks.get(id).is_some_and(|b| b.altmap.is_some())).count();
-        if with_altmap != 0 && with_altmap != ids.len() {
+        let with_altmap: u64 = runs().filter(|(_, _, b)| b.altmap.is_some()).map(|(s, e, _)| e - s).sum();
+        if with_altmap != 0 && with_altmap != ids.end - ids.start {
             return Err(StepError::kernel(errno::EINVAL, "the range mixes blocks with and without memmap on memory"));
         }
+        let early = runs().find(|(_, _, b)| b.early).map(|(id, _, _)| id);
         let pfns = self.pfns_of(start, size);
-        let adds: Vec<AddRecord> = self.adds.values().filter(|a| a.pfns.overlaps(&pfns)).cloned().collect();
+        let adds = self.adds_overlapping(pfns);
         // Up to Linux 6.7 memmap on memory was one altmap for a one-block add (no
         // MEMMAP_ON_MEMORY flag: the altmap describes the whole add), and such memory could
         // only be removed one block at a time.
@@ -688,11 +604,8 @@ impl Model {
                 ),
             ));
         }
-        if let Some(b) = ids.iter().filter_map(|id| self.blocks.get(id)).find(|b| b.early) {
-            return Err(StepError::kernel(
-                errno::EINVAL,
-                format!("memory{} is boot memory; the model removes only hot-added memory", b.id),
-            ));
+        if let Some(id) = early {
+            return Err(StepError::kernel(errno::EINVAL, format!("memory{id} is boot memory; the model removes only hot-added memory")));
         }
         if let Some(a) = adds.iter().find(|a| a.pfns.overlap_count(&pfns) != a.pfns.count()) {
             return Err(StepError::kernel(
@@ -705,7 +618,7 @@ impl Model {
             ));
         }
         let (mut freed_node, mut freed_alt) = (0, 0);
-        let mut removed_blocks = Vec::new();
+        let mut removed_blocks = BlockRuns::default();
         for add in adds {
             let strategy = lookup.strategy(&add.strategy).ok_or_else(|| {
                 StepError::kernel(errno::EINVAL, format!("strategy \"{}\" that added this memory is not loaded", add.strategy))
@@ -717,19 +630,26 @@ impl Model {
             let (n, a) = self.remove_sections(add.pfns);
             freed_node += n;
             freed_alt += a;
-            for b in g.pfn_to_block(add.pfns.start())..g.pfn_to_block(add.pfns.end()) {
-                if self.blocks.remove(&b).is_some() {
-                    removed_blocks.push(b);
-                }
+            let (first, end) = (g.pfn_to_block(add.pfns.start()), g.pfn_to_block(add.pfns.end()));
+            for (s, e, _) in self.blocks.runs_in(first, end) {
+                removed_blocks.push(s, e, ());
             }
+            self.blocks.set_range(first, end, None);
             self.release_add_resource(&add);
-            self.adds.remove(&add.id);
-            if add.group_id != 0 && !self.blocks.values().any(|b| b.group_id == add.group_id) {
+            self.adds.remove(&add.pfns.start());
+            if add.group_id != 0 && !self.blocks.any(|b| b.group_id == add.group_id) {
                 self.groups.remove(&add.group_id);
             }
             self.try_offline_node(add.nid);
         }
         Ok(RemoveOutcome { blocks: removed_blocks, memmap_freed_node_pages: freed_node, memmap_freed_altmap_pages: freed_alt })
+    }
+
+    /// The hot-adds that share a pfn with `pfns`, found by address (adds never overlap).
+    fn adds_overlapping(&self, pfns: PfnRange) -> Vec<AddRecord> {
+        let before = self.adds.range(..pfns.start()).next_back().map(|(_, a)| a).filter(|a| a.pfns.overlaps(&pfns));
+        let inside = self.adds.range(pfns.start()..pfns.end().max(pfns.start())).map(|(_, a)| a);
+        before.into_iter().chain(inside).cloned().collect()
     }
 
     /// The pfns of `size` bytes from `start`, cut at 2^64 (a remove names bytes the model
@@ -745,9 +665,8 @@ impl Model {
     pub(super) fn clear_leftover_marks(&mut self, pfns: PfnRange) {
         let leftover: Vec<(u64, u64)> = self
             .pages
-            .overlapping(pfns.start(), pfns.end())
-            .into_iter()
-            .filter(|(_, _, v)| !matches!(v, PageState::Reserved { .. }))
+            .runs_in(pfns.start(), pfns.end())
+            .filter(|(_, _, r)| !matches!(r, super::pages::PageRun::Plain(PageState::Reserved { .. })))
             .map(|(s, e, _)| (s, e))
             .collect();
         for (s, e) in leftover {
@@ -758,7 +677,7 @@ impl Model {
     /// try_offline_node: a node that spans nothing and has no block devices goes offline.
     fn try_offline_node(&mut self, nid: u32) {
         let spans = self.nodes.get(&nid).is_some_and(|n| n.span().is_some());
-        let has_blocks = self.blocks.values().any(|b| b.nid == nid);
+        let has_blocks = self.blocks.any(|b| b.nid == nid);
         let has_boot = self.nodes.get(&nid).is_some_and(|n| !n.boot_ranges.is_empty());
         if !spans && !has_blocks && !has_boot {
             self.nodes.update(&nid, |n| n.online = false);

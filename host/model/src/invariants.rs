@@ -19,37 +19,33 @@ impl Model {
             }
         }
         // Every online block lies inside its zone's span, and zones of one node do not
-        // both claim it.
-        for b in self.blocks.values() {
-            let start = g.block_to_pfn(b.id);
-            let end = start + g.pages_per_block();
-            // A section's struct pages fill whole PMDs of their own (x86_64) unless the
-            // struct page size or section size make neighbours share a PMD.
-            let own_pmds = (g.pages_per_section() * g.g.struct_page_size) % g.g.pmd_size == 0;
-            for nr in g.pfn_to_section(start)..g.pfn_to_section(end) {
-                let Some(s) = self.sections.get(nr) else {
-                    // A boot block exists when any of its sections is present.
-                    if b.early {
-                        continue;
-                    }
-                    return Err(format!("memory{} has no present section {nr:#x}", b.id));
-                };
+        // both claim it. Run by run: the check costs what the model holds, not what it spans.
+        let own_pmds = self.sections_own_their_pmds();
+        for (first, end, b) in self.blocks.runs() {
+            let (start, stop) = (g.block_to_pfn(first), g.block_to_pfn(end));
+            let (sec_first, sec_end) = (g.pfn_to_section(start), g.pfn_to_section(stop));
+            // A boot block exists when any of its sections is present.
+            let present = self.sections.runs_in(sec_first, sec_end).map(|(s, e, _)| e - s).sum::<u64>();
+            if !b.early && present != sec_end - sec_first {
+                return Err(format!("memory{first}-{} lacks {} present section(s)", end - 1, sec_end - sec_first - present));
+            }
+            for (nr, _, s) in self.sections.runs_in(sec_first, sec_end) {
                 if s.memmap.pages() == 0 && !s.early && own_pmds {
                     return Err(format!("section {nr:#x} is present without memmap"));
                 }
                 if b.state == BlockState::Online && !s.online && !b.early {
-                    return Err(format!("memory{} is online but section {nr:#x} is not", b.id));
+                    return Err(format!("memory{first}-{} is online but section {nr:#x} is not", end - 1));
                 }
             }
             if let (BlockState::Online, Some(zone)) = (b.state, b.zone) {
                 let z = self.nodes.get(&b.nid).map(|n| *n.zone(zone)).unwrap_or_default();
-                if start < z.start_pfn || end > z.end_pfn() {
-                    return Err(format!("memory{} is online in {} but outside its span", b.id, zone.name()));
+                if start < z.start_pfn || stop > z.end_pfn() {
+                    return Err(format!("memory{first}-{} is online in {} but outside its span", end - 1, zone.name()));
                 }
             }
             if let Some(a) = b.altmap {
-                if a.base_pfn != start || a.reserve + a.free >= g.pages_per_block() {
-                    return Err(format!("memory{}: altmap {:?} is not inside the block", b.id, a));
+                if a.base_pfn != 0 || a.reserve + a.free >= g.pages_per_block() {
+                    return Err(format!("memory{first}: altmap {a:?} (pfns from the block's first) is not inside the block"));
                 }
             }
         }
@@ -57,19 +53,26 @@ impl Model {
         for n in self.nodes.values() {
             let expected: u64 = self
                 .blocks
-                .values()
-                .filter(|b| b.nid == n.id && b.state == BlockState::Online)
-                .map(|b| if b.early { n.boot_pages_in(&g.block_pfns(b.id)) } else { g.pages_per_block() })
+                .runs()
+                .filter(|(_, _, b)| b.nid == n.id && b.state == BlockState::Online)
+                .map(|(s, e, b)| {
+                    let pfns = super::PfnRange::from_bounds(g.block_to_pfn(s), g.block_to_pfn(e)).unwrap_or_default();
+                    if b.early {
+                        n.boot_pages_in(&pfns)
+                    } else {
+                        pfns.count()
+                    }
+                })
                 .sum();
             if n.present_pages() != expected {
                 return Err(format!("node {}: present {} differs from the {} its online blocks hold", n.id, n.present_pages(), expected));
             }
         }
         // Page marks only inside present sections.
-        for (s, e, v) in self.pages.iter() {
-            let _ = v;
+        for (s, e, r) in self.pages.runs_in(0, u64::MAX) {
+            let reserved = matches!(r, super::pages::PageRun::Plain(PageState::Reserved { .. }));
             for nr in [g.pfn_to_section(s), g.pfn_to_section(e - 1)] {
-                if self.sections.get(nr).is_none() && !matches!(v, PageState::Reserved { .. }) {
+                if self.sections.get(nr).is_none() && !reserved {
                     return Err(format!("pages {s:#x}-{e:#x} are marked but section {nr:#x} is not present"));
                 }
             }

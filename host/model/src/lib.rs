@@ -22,6 +22,7 @@ pub mod invariants;
 pub mod journal;
 pub mod node;
 pub mod numa;
+pub mod online;
 pub mod ops;
 pub mod pages;
 pub mod policy;
@@ -42,7 +43,6 @@ pub use error::{FailureSource, StepError};
 pub use geometry::MachineGeometry;
 use journal::{JCell, JMap};
 pub use node::Node;
-use pages::RangeMap;
 use policy::{AutoOnline, OnlinePolicy};
 pub use range::{PfnRange, PhysRange};
 use resource::ResourceTree;
@@ -104,9 +104,10 @@ pub struct Model {
     pub policy: Policy,
     pub sections: SectionTable,
     pub nodes: JMap<u32, Node>,
-    pub blocks: JMap<u64, MemoryBlock>,
+    pub blocks: block::BlockTable,
     pub resources: ResourceTree,
-    pub pages: RangeMap<PageState>,
+    pub pages: pages::PageMap,
+    /// Hot-adds by first pfn (they never overlap), so a range finds its adds by address.
     pub adds: JMap<u64, AddRecord>,
     /// Reservations made through MemmapOps, by handle.
     pub reservations: JMap<u64, PfnRange>,
@@ -161,7 +162,7 @@ impl Model {
         );
         check("memory_blocks", self.blocks.same_contents(&other.blocks));
         check("resources", self.resources.same_contents(&other.resources));
-        check("page_marks", self.pages.iter().eq(other.pages.iter()));
+        check("page_marks", self.pages.same_states(&other.pages));
         check("hot_adds", self.adds.same_contents(&other.adds));
         check("reservations", self.reservations.same_contents(&other.reservations));
         check("pgmaps", self.pgmaps.same_contents(&other.pgmaps));

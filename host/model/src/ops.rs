@@ -187,9 +187,8 @@ impl<'m> ModelOps<'m> {
     /// Give every run of a checked `runs` the state `value`.
     fn set_strided(&mut self, runs: StridedRange, value: Option<PageState>) {
         // Checked: every run lies inside the range, so none of this overflows.
-        for i in 0..runs.count {
-            let s = runs.start + i * runs.stride;
-            self.model.pages.set(s, s + runs.len, value);
+        if runs.count > 0 {
+            self.model.pages.set_strided(runs.start, runs.len, runs.stride, runs.count, value);
         }
     }
 }

@@ -1,11 +1,9 @@
-//! Sparse memory sections in a two-level table, as SPARSEMEM_EXTREME lays them out: a
-//! root of section arrays allocated only where memory exists, so a 52-bit address space
-//! costs nothing until used.
+//! Sparse memory sections (`struct mem_section`), kept as runs of identical sections:
+//! a hot-add of a million sections with the same node, subsections and memmap home is
+//! one run until something makes one of them differ. Cost follows the runs a step
+//! touches, never the sections a range spans.
 
-use std::collections::BTreeMap;
-
-/// Sections per root entry (the kernel's SECTIONS_PER_ROOT with a 16-byte mem_section).
-pub const SECTIONS_PER_ROOT: u64 = 256;
+use super::pages::RangeMap;
 
 /// Where a section's memmap lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,113 +37,87 @@ pub struct Section {
     pub memmap: MemmapHome,
 }
 
-/// One root entry: its sections, and how many of them are present (so emptying a root
-/// costs nothing per section).
-#[derive(Debug, Clone)]
-struct Chunk {
-    present: u32,
-    slots: Box<[Option<Section>]>,
-}
-
-/// The table, with an undo log like the other model maps.
-#[derive(Debug, Clone, Default)]
+/// The present sections by section number, journaled like the other model maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SectionTable {
-    roots: BTreeMap<u64, Chunk>,
-    present: u64,
-    undo: Option<Vec<(u64, Option<Section>)>>,
-}
-
-impl PartialEq for SectionTable {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
-    }
+    runs: RangeMap<Section>,
 }
 
 impl SectionTable {
     pub fn get(&self, nr: u64) -> Option<&Section> {
-        self.roots.get(&(nr / SECTIONS_PER_ROOT))?.slots[(nr % SECTIONS_PER_ROOT) as usize].as_ref()
+        self.runs.get(nr)
     }
 
     /// Number of present sections.
     pub fn present_count(&self) -> u64 {
-        self.present
+        self.runs.total()
     }
 
-    /// Root entries allocated (a measure of the table's memory use).
-    pub fn roots_allocated(&self) -> usize {
-        self.roots.len()
+    /// Runs of identical sections (the table's size).
+    pub fn run_count(&self) -> usize {
+        self.runs.run_count()
     }
 
-    /// Set or clear section `nr`, journaled.
+    /// Set or clear section `nr`.
     pub fn set(&mut self, nr: u64, section: Option<Section>) {
-        let root = nr / SECTIONS_PER_ROOT;
-        let slot = (nr % SECTIONS_PER_ROOT) as usize;
-        let chunk = self
-            .roots
-            .entry(root)
-            .or_insert_with(|| Chunk { present: 0, slots: vec![None; SECTIONS_PER_ROOT as usize].into_boxed_slice() });
-        let old = std::mem::replace(&mut chunk.slots[slot], section);
-        match (old.is_some(), section.is_some()) {
-            (false, true) => {
-                self.present += 1;
-                chunk.present += 1;
-            }
-            (true, false) => {
-                self.present -= 1;
-                chunk.present -= 1;
-            }
-            _ => {}
-        }
-        if chunk.present == 0 {
-            self.roots.remove(&root);
-        }
-        if let Some(undo) = &mut self.undo {
-            undo.push((nr, old));
-        }
+        self.runs.set(nr, nr + 1, section);
     }
 
-    /// Change section `nr` in place (it must be present).
+    /// Set or clear sections `[first, end)` alike.
+    pub fn set_range(&mut self, first: u64, end: u64, section: Option<Section>) {
+        self.runs.set(first, end, section);
+    }
+
+    /// Change section `nr` in place (nothing when it is not present).
     pub fn update(&mut self, nr: u64, f: impl FnOnce(&mut Section)) {
-        if let Some(mut s) = self.get(nr).copied() {
-            f(&mut s);
-            self.set(nr, Some(s));
-        }
+        let mut f = Some(f);
+        self.runs.update(nr, nr + 1, |s| {
+            if let Some(f) = f.take() {
+                f(s)
+            }
+        });
     }
 
-    /// Present sections in order, with their numbers.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &Section)> {
-        self.roots.iter().flat_map(|(root, chunk)| {
-            chunk.slots.iter().enumerate().filter_map(move |(i, s)| s.as_ref().map(|s| (root * SECTIONS_PER_ROOT + i as u64, s)))
-        })
+    /// Change every present section of `[first, end)` with `f`, run by run.
+    pub fn update_range(&mut self, first: u64, end: u64, f: impl FnMut(&mut Section)) {
+        self.runs.update(first, end, f);
     }
 
-    /// Present sections with numbers in `[first, last]`.
-    pub fn iter_range(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &Section)> {
-        self.roots.range(first / SECTIONS_PER_ROOT..=last / SECTIONS_PER_ROOT).flat_map(move |(root, chunk)| {
-            chunk.slots.iter().enumerate().filter_map(move |(i, s)| {
-                let nr = root * SECTIONS_PER_ROOT + i as u64;
-                match s {
-                    Some(s) if nr >= first && nr <= last => Some((nr, s)),
-                    _ => None,
-                }
-            })
-        })
+    /// Runs of present sections overlapping `[first, end)`, clipped: `(first, end, section)`.
+    pub fn runs_in(&self, first: u64, end: u64) -> impl DoubleEndedIterator<Item = (u64, u64, &Section)> + '_ {
+        self.runs.runs_in(first, end)
+    }
+
+    /// All runs of present sections.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64, &Section)> + '_ {
+        self.runs.iter()
+    }
+
+    /// Present sections in order, one by one (costs the sections: for printing).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Section)> + '_ {
+        self.runs.iter().flat_map(|(s, e, sec)| (s..e).map(move |nr| (nr, sec)))
+    }
+
+    /// Present sections with numbers in `[first, last]`, one by one.
+    pub fn iter_range(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &Section)> + '_ {
+        self.runs.runs_in(first, last.saturating_add(1)).flat_map(|(s, e, sec)| (s..e).map(move |nr| (nr, sec)))
+    }
+
+    /// Whether a section of `[first, end)` is present.
+    pub fn any_in(&self, first: u64, end: u64) -> bool {
+        self.runs.any_in(first, end)
     }
 
     pub fn begin(&mut self) {
-        self.undo = Some(Vec::new());
+        self.runs.begin();
     }
 
     pub fn commit(&mut self) {
-        self.undo = None;
+        self.runs.commit();
     }
 
     pub fn rollback(&mut self) {
-        if let Some(undo) = self.undo.take() {
-            for (nr, old) in undo.into_iter().rev() {
-                self.set(nr, old);
-            }
-        }
+        self.runs.rollback();
     }
 }
 
@@ -158,16 +130,21 @@ mod tests {
     }
 
     #[test]
-    fn sparse_roots_allocate_only_where_used() {
+    fn a_million_alike_sections_are_one_run() {
         let mut t = SectionTable::default();
-        // Section numbers far apart (a 52-bit space has 2^25 sections of 128 MiB).
+        // A 52-bit space has 2^25 sections of 128 MiB: far apart, and a million alike.
         t.set(3, Some(sec()));
-        t.set((1 << 25) - 1, Some(sec()));
-        assert_eq!(t.roots_allocated(), 2);
-        assert_eq!(t.present_count(), 2);
+        t.set_range(1 << 20, 2 << 20, Some(sec()));
+        assert_eq!((t.run_count(), t.present_count()), (2, (1 << 20) + 1));
+        // Onlining one section in the middle splits the run in three; offlining merges back.
+        t.update((1 << 20) + 7, |s| s.online = true);
+        assert_eq!(t.run_count(), 4);
+        assert!(t.get((1 << 20) + 7).unwrap().online && !t.get((1 << 20) + 8).unwrap().online);
+        t.update_range(0, u64::MAX, |s| s.online = false);
+        assert_eq!(t.run_count(), 2);
         assert_eq!(t.iter_range(0, 10).count(), 1);
         t.set(3, None);
-        assert_eq!(t.roots_allocated(), 1);
+        assert_eq!(t.run_count(), 1);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::range::PhysRange;
 
 use super::device::{MemremapOutcome, MemremapParams, MemunmapOutcome};
 use super::error::ErrorCode;
-use super::hotplug::{AddOutcome, AddParams, BlocksOutcome, RemoveOutcome};
+use super::hotplug::{AddOutcome, AddParams, RemoveOutcome};
+use super::online::BlocksOutcome;
 use super::ops::StrategyLookup;
 use super::policy::OnlineType;
 use super::units::format_size;

@@ -6,6 +6,7 @@
 
 use hotplug_core::{errno, Driver};
 
+use super::block::BlockRuns;
 use super::error::StepError;
 use super::groups::GroupKind;
 use super::hotplug::{AddParams, GroupRequest};
@@ -30,9 +31,9 @@ pub struct VirtioMem {
 #[derive(Debug, Clone)]
 pub struct ResizeOutcome {
     pub device: String,
-    pub blocks: Vec<u64>,
+    pub blocks: BlockRuns,
     /// Blocks onlined by a grow, with their zones.
-    pub onlined: Vec<(u64, ZoneType)>,
+    pub onlined: BlockRuns<ZoneType>,
     pub plugged: u64,
     pub memmap_node_pages: u64,
     /// Why auto-onlining stopped early (the grow itself stands).
@@ -75,8 +76,8 @@ impl Model {
             };
             let mut out = ResizeOutcome {
                 device: name.to_string(),
-                blocks: Vec::new(),
-                onlined: Vec::new(),
+                blocks: BlockRuns::default(),
+                onlined: BlockRuns::default(),
                 plugged: 0,
                 memmap_node_pages: 0,
                 online_error: None,
@@ -131,8 +132,8 @@ impl Model {
             }
             let mut out = ResizeOutcome {
                 device: name.to_string(),
-                blocks: Vec::new(),
-                onlined: Vec::new(),
+                blocks: BlockRuns::default(),
+                onlined: BlockRuns::default(),
                 plugged: 0,
                 memmap_node_pages: 0,
                 online_error: None,
@@ -146,7 +147,7 @@ impl Model {
                 }
                 let removed = m.remove_memory_locked(addr, bs, lookup)?;
                 out.memmap_node_pages += removed.memmap_freed_node_pages;
-                out.blocks.push(id);
+                out.blocks.push(id, id + 1, ());
             }
             let plugged = dev.plugged - size;
             if plugged == 0 {

@@ -63,4 +63,23 @@ impl Model {
         }
         Some(text)
     }
+
+    /// memoryN/valid_zones of block `first`, and the end of the blocks from `first`
+    /// (before `end`, all of one run) that show the same: an online run shows its zone
+    /// throughout; an offline one the same zones while no zone boundary intervenes
+    /// (block by block in a dynamic group with units other than a block, whose answer
+    /// depends on each unit). What reports use to print a million blocks as one row.
+    pub fn valid_zones_run(&self, first: u64, end: u64) -> Option<(String, u64)> {
+        let text = self.valid_zones(first)?;
+        let (_, run_end, info) = self.blocks.runs_in(first, end).next()?;
+        if info.state == BlockState::Online {
+            return Some((text, run_end));
+        }
+        let per_unit = matches!(
+            self.groups.get(&info.group_id).map(|g| g.kind),
+            Some(super::groups::GroupKind::Dynamic { unit_pages }) if unit_pages != self.geometry.pages_per_block()
+        );
+        let extent = if per_unit { first + 1 } else { self.zone_status_extent(info.nid, first, run_end) };
+        Some((text, extent))
+    }
 }

@@ -6,11 +6,13 @@
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
+use crate::model::block::BlockRuns;
 use crate::model::block::BlockState;
 use crate::model::device::{MemremapOutcome, MemunmapOutcome};
 use crate::model::error::{FailureSource, StepError};
 use crate::model::groups::{GroupKind, MemoryGroup};
-use crate::model::hotplug::{AddOutcome, BlocksOutcome, RemoveOutcome};
+use crate::model::hotplug::{AddOutcome, RemoveOutcome};
+use crate::model::online::BlocksOutcome;
 use crate::model::policy::OnlineType;
 use crate::model::step::{Op, Outcome};
 use crate::model::zone::ZoneType;
@@ -71,7 +73,7 @@ impl<'a> From<&'a StepError> for Error<'a> {
 #[derive(Serialize)]
 struct Added<'a> {
     add_id: u64,
-    blocks: &'a [u64],
+    blocks: Vec<u64>,
     memmap_node_pages: u64,
     memmap_nid: u32,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -92,7 +94,7 @@ struct Blocks {
 #[derive(Serialize)]
 struct Resized<'a> {
     device: &'a str,
-    blocks: &'a [u64],
+    blocks: Vec<u64>,
     onlined: Vec<(u64, Zone)>,
     plugged: u64,
     memmap_node_pages: u64,
@@ -101,8 +103,8 @@ struct Resized<'a> {
 }
 
 #[derive(Serialize)]
-struct Removed<'a> {
-    blocks: &'a [u64],
+struct Removed {
+    blocks: Vec<u64>,
     memmap_freed_node_pages: u64,
     memmap_freed_altmap_pages: u64,
 }
@@ -135,15 +137,16 @@ struct Unmapped {
 enum Shape<'a> {
     Added(Added<'a>),
     Blocks(Blocks),
-    Removed(Removed<'a>),
+    Removed(Removed),
     Mapped(Mapped<'a>),
     Resized(Resized<'a>),
     Unmapped(Unmapped),
     Failed(Error<'a>),
 }
 
-fn onlined(list: &[(u64, ZoneType)]) -> Vec<(u64, Zone)> {
-    list.iter().map(|&(b, z)| (b, Zone(z))).collect()
+/// Each onlined block with its zone: runs expanded here, where they are printed.
+fn onlined(list: &BlockRuns<ZoneType>) -> Vec<(u64, Zone)> {
+    list.iter().map(|(b, &z)| (b, Zone(z))).collect()
 }
 
 fn shape(o: &Outcome) -> Shape<'_> {
@@ -154,7 +157,7 @@ fn shape(o: &Outcome) -> Shape<'_> {
         Outcome::Mapped(m) => Shape::Mapped(mapped(m)),
         Outcome::Resized(r) => Shape::Resized(Resized {
             device: &r.device,
-            blocks: &r.blocks,
+            blocks: r.blocks.ids().collect(),
             onlined: onlined(&r.onlined),
             plugged: r.plugged,
             memmap_node_pages: r.memmap_node_pages,
@@ -168,7 +171,7 @@ fn shape(o: &Outcome) -> Shape<'_> {
 fn added(a: &AddOutcome) -> Added<'_> {
     Added {
         add_id: a.add_id,
-        blocks: &a.blocks,
+        blocks: a.blocks.ids().collect(),
         memmap_node_pages: a.memmap_node_pages,
         memmap_nid: a.memmap_nid,
         memmap_by_node: &a.memmap_by_node,
@@ -179,9 +182,9 @@ fn added(a: &AddOutcome) -> Added<'_> {
     }
 }
 
-fn removed(r: &RemoveOutcome) -> Removed<'_> {
+fn removed(r: &RemoveOutcome) -> Removed {
     Removed {
-        blocks: &r.blocks,
+        blocks: r.blocks.ids().collect(),
         memmap_freed_node_pages: r.memmap_freed_node_pages,
         memmap_freed_altmap_pages: r.memmap_freed_altmap_pages,
     }
@@ -212,7 +215,7 @@ fn unmapped(u: &MemunmapOutcome) -> Unmapped {
 
 fn blocks(b: &BlocksOutcome) -> Blocks {
     Blocks {
-        blocks: b.blocks.iter().map(|&(id, z)| (id, z.map(Zone))).collect(),
+        blocks: b.blocks.iter().map(|(id, z)| (id, z.map(Zone))).collect(),
         present_delta: b.present_delta,
         managed_delta: b.managed_delta,
     }

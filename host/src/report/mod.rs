@@ -71,23 +71,29 @@ pub struct BlockRun {
 /// Group the model's blocks into runs of alike, consecutive blocks.
 pub fn block_runs(model: &Model) -> Vec<BlockRun> {
     let mut runs: Vec<BlockRun> = Vec::new();
-    for b in model.blocks.values() {
-        let row = BlockRun {
-            first: b.id,
-            last: b.id,
-            node: b.nid,
-            state: b.state,
-            zone: b.zone,
-            valid_zones: model.valid_zones(b.id).unwrap_or_default(),
-            vmemmap_pages: b.vmemmap_pages,
-            strategy: b.strategy.clone(),
-            group: b.group_id,
-        };
-        match runs.last_mut() {
-            Some(prev) if prev.last + 1 == row.first && BlockRun { first: prev.first, last: prev.last, ..row.clone() } == *prev => {
-                prev.last = row.first;
+    for (first, end, b) in model.blocks.runs() {
+        let mut id = first;
+        while id < end {
+            let (valid_zones, next) = model.valid_zones_run(id, end).unwrap_or_default();
+            let next = next.max(id + 1);
+            let row = BlockRun {
+                first: id,
+                last: next - 1,
+                node: b.nid,
+                state: b.state,
+                zone: b.zone,
+                valid_zones,
+                vmemmap_pages: b.vmemmap_pages,
+                strategy: b.strategy.clone(),
+                group: b.group_id,
+            };
+            match runs.last_mut() {
+                Some(prev) if prev.last + 1 == row.first && BlockRun { first: prev.first, last: prev.last, ..row.clone() } == *prev => {
+                    prev.last = row.last;
+                }
+                _ => runs.push(row),
             }
-            _ => runs.push(row),
+            id = next;
         }
     }
     runs
@@ -159,8 +165,13 @@ pub fn state(model: &Model) -> StateReport {
         mem_free_kb: model.nodes.values().map(|n| n.free_pages()).sum::<u64>() * page_kb,
         memmap,
         nodes,
-        memory_blocks: model.blocks.len(),
-        online_blocks: model.blocks.values().filter(|b| b.state == crate::model::BlockState::Online).count(),
+        memory_blocks: model.blocks.len() as usize,
+        online_blocks: model
+            .blocks
+            .runs()
+            .filter(|(_, _, b)| b.state == crate::model::BlockState::Online)
+            .map(|(s, e, _)| (e - s) as usize)
+            .sum(),
         block_runs: block_runs(model),
         groups: model.groups.values().cloned().collect(),
     }
