@@ -103,3 +103,33 @@ fn add_then_remove_256_tib_costs_operations_not_pages() {
     // Everything is as at boot except max_pfn, which x86_64 never lowers on remove.
     assert_eq!(m.differences(&before), vec!["max_pfn"]);
 }
+
+#[test]
+fn four_pib_in_128_mib_blocks_costs_runs_not_blocks() {
+    // A 53-bit machine hot-adds 4 PiB with memmap on memory in 128 MiB blocks: 2^52 /
+    // 2^27 = 33,554,432 blocks and as many sections. In a debug build this finishes only
+    // if nothing is done per block or per section (the invariants are checked after
+    // every step, and every step's state is kept).
+    let cfg = "[machine]\nmax_phys_bits = 53\nmemory_block_size = \"128MiB\"\n\
+               [[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n\
+               [[strategy]]\nname = \"mom\"\nplugin = \"memmap-on-memory\"\n\
+               [[step]]\nop = \"add\"\nstart = \"16GiB\"\nsize = \"4PiB\"\nstrategy = \"mom\"\n\
+               [[step]]\nop = \"online\"\nstart = \"16GiB\"\nsize = \"4PiB\"\n\
+               [[step]]\nop = \"offline\"\nstart = \"16GiB\"\nsize = \"4PiB\"\n\
+               [[step]]\nop = \"remove\"\nstart = \"16GiB\"\nsize = \"4PiB\"\n";
+    let r = hotplug_tests::run_in_process("four-pib", cfg);
+    let added = hotplug_tests::added(&r, 0);
+    // Each block's 32,768 pages hold 32,768 x 64 B = 2 MiB = 512 pages of memmap at
+    // their start: 2^25 x 512 = 2^34 pages inside the range, none from node memory.
+    assert_eq!(added.blocks.len(), 1 << 25);
+    assert_eq!((added.memmap_altmap_pages, added.memmap_node_pages), (1 << 34, 0));
+    // Online: present +2^52 / 2^12 = 2^40 pages, managed +(32,768 - 512) x 2^25.
+    let hotplug_host::runner::Outcome::Blocks(online) = &r.steps[1].outcome else { panic!("{:?}", r.steps[1].outcome) };
+    assert_eq!((online.present_delta, online.managed_delta), (1 << 40, 32_256 << 25));
+    // Blocks, sections and marks stayed runs: one of each for the whole add.
+    let after_add = &r.history[1];
+    assert_eq!((after_add.blocks.len(), after_add.sections.present_count()), ((1 << 25) + 32, (1 << 25) + 32));
+    assert!(after_add.blocks.run_count() <= 3 && after_add.sections.run_count() <= 3 && after_add.pages.run_count() <= 2);
+    // Removed: as at boot, but max_pfn, which x86_64 never lowers.
+    assert_eq!(r.model.differences(&r.history[0]), vec!["max_pfn"]);
+}

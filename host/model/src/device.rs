@@ -6,11 +6,10 @@
 use hotplug_core::{errno, Altmap, PgmapType, RequestKind, RestrictionFlags, Restrictions};
 
 use super::altmap;
+use super::device_memmap::{dedup, SectionCharge};
 use super::error::StepError;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::range::{PfnRange, PhysRange};
-use super::sections::{MemmapHome, Section};
-use super::sparse::SectionAt;
 use super::units::format_size;
 use super::zone::ZoneType;
 use super::{Model, PageState};
@@ -26,18 +25,6 @@ pub struct MemremapParams {
     pub vmemmap_shift: u32,
     /// The iomem region the driver requests for each range (`None`: it requests none).
     pub resource: Option<String>,
-}
-
-/// Node memmap taken for one section of one range, so memunmap gives back exactly it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SectionCharge {
-    pub section: u64,
-    /// The subsections this range made present.
-    pub subsections: u64,
-    /// Pages of memmap from node memory (base pages, page-table pages, or PMDs).
-    pub node_pages: u64,
-    /// Pages of memmap from the altmap (whole PMDs).
-    pub altmap_pages: u64,
 }
 
 /// One range of a pgmap, as memremap left it.
@@ -97,13 +84,6 @@ pub struct MemunmapOutcome {
     pub pgmap_id: u64,
     pub memmap_freed_node_pages: u64,
     pub memmap_freed_device_pages: u64,
-}
-
-/// Compound pages of `order` get deduplicated vmemmap (mm.h __vmemmap_can_optimize on
-/// x86_64): no altmap, and more than two vmemmap pages of struct pages per compound.
-fn dedup(model: &Model, order: u32, has_altmap: bool) -> bool {
-    let g = model.geometry.g;
-    !has_altmap && g.arch == hotplug_core::Arch::X86_64 && order < 40 && (1u64 << order) * g.struct_page_size > 2 * g.page_size
 }
 
 /// One range as pagemap_range left it, and the compound order construct gave it.
@@ -307,9 +287,9 @@ impl Model {
         let init_per_compound = if dedup { 2 * g.page_size() / g.g.struct_page_size } else { compound };
         out.device_pages += device_pages;
         out.pages_initialised += device_pages / compound * init_per_compound.min(compound) + device_pages % compound;
-        let node_pages: u64 = charges.iter().map(|c| c.node_pages).sum();
+        let node_pages: u64 = charges.iter().map(SectionCharge::total_node_pages).sum();
         out.memmap_node_pages += node_pages;
-        out.memmap_device_pages += charges.iter().map(|c| c.altmap_pages).sum::<u64>();
+        out.memmap_device_pages += charges.iter().map(SectionCharge::total_altmap_pages).sum::<u64>();
         if dedup {
             out.memmap_saved_pages += g.memmap_pages(pfns.count()).saturating_sub(node_pages);
         }
@@ -351,88 +331,6 @@ impl Model {
     /// The pgmap one of whose ranges holds `pfn`.
     pub fn pgmap_at(&self, pfn: u64) -> Option<&Pgmap> {
         self.pgmaps.values().find(|p| p.ranges.iter().any(|r| r.pfns.contains(pfn)))
-    }
-
-    /// Make the subsections of `pfns` present, taking whole sections' memmap from `alt`
-    /// through the shared allocator. Node charges are filled in later.
-    fn add_subsections(&mut self, pfns: PfnRange, nid: u32, mut alt: Option<&mut Altmap>) -> Result<Vec<SectionCharge>, StepError> {
-        let g = self.geometry;
-        let (first, last) = (g.pfn_to_section(pfns.start()), g.pfn_to_section(pfns.end() - 1));
-        let mut charges = Vec::new();
-        for nr in first..=last {
-            let part = g.section_pfns(nr).intersection(&pfns).expect("the range's own section");
-            let mask = g.subsection_mask(nr, pfns.start(), pfns.end());
-            let existing = self.sections.get(nr).copied();
-            if existing.is_some_and(|sec| sec.subsection_map & mask != 0) {
-                return Err(StepError::kernel(
-                    errno::EEXIST,
-                    format!("section {nr:#x} already has active subsections in {:#x}-{:#x}", part.start(), part.end() - 1),
-                ));
-            }
-            let whole = part.count() == g.pages_per_section();
-            let altmap_pages = match (whole, alt.as_deref_mut()) {
-                (true, Some(a)) => self.alloc_from_altmap(a, self.new_section_pmds(nr), SectionAt::of(nr, first, last - first + 1, 0))?,
-                _ => 0,
-            };
-            let memmap = match existing.map(|s| s.memmap) {
-                Some(MemmapHome::Altmap { pages }) => MemmapHome::Altmap { pages: pages + altmap_pages },
-                Some(other) => other,
-                None if altmap_pages > 0 => MemmapHome::Altmap { pages: altmap_pages },
-                None => MemmapHome::Node { nid, pages: 0 },
-            };
-            let map = existing.map_or(0, |s| s.subsection_map) | mask;
-            self.sections.set(nr, Some(Section { nid, subsection_map: map, online: false, early: false, memmap }));
-            charges.push(SectionCharge { section: nr, subsections: mask, node_pages: 0, altmap_pages });
-        }
-        Ok(charges)
-    }
-
-    /// Node memmap for the parts of `pfns` not mapped from the altmap, section by section
-    /// through the shared allocator: deduplicated compounds (2 pages each, plus a
-    /// page-table page per section), base pages for partial sections (plus a page-table
-    /// page), or PMDs for whole sections.
-    fn charge_node_memmap(
-        &mut self,
-        charges: &mut [SectionCharge],
-        pfns: PfnRange,
-        nid: u32,
-        order: u32,
-        has_altmap: bool,
-    ) -> Result<(), StepError> {
-        let g = self.geometry;
-        let (pps, pp_sub, pmd) = (g.pages_per_section(), g.pages_per_subsection(), g.pmd_pages());
-        let dedup = dedup(self, order, has_altmap);
-        let compound = 1u64 << order.min(40);
-        let (first, total) = (g.pfn_to_section(pfns.start()), charges.len() as u64);
-        let mut done = 0;
-        for c in charges.iter_mut().filter(|c| c.altmap_pages == 0) {
-            let part = g.section_pfns(c.section).intersection(&pfns).expect("the range's own section");
-            let section_was_present = self.sections.get(c.section).is_some_and(|s| s.subsection_map & !c.subsections != 0);
-            let pte_table = u64::from(!section_was_present);
-            let need = if dedup {
-                let unique = if compound <= pps {
-                    part.count() / compound * 2
-                } else {
-                    u64::from((part.start() - pfns.start()) % compound == 0) * 2
-                };
-                unique + pte_table
-            } else if part.count() == pps {
-                self.new_section_pmds(c.section) * pmd
-            } else {
-                c.subsections.count_ones() as u64 * g.memmap_pages(pp_sub) + pte_table
-            };
-            if need > 0 {
-                self.charge_section_memmap(&[nid], need, SectionAt::of(c.section, first, total, done))?;
-                self.sections.update(c.section, |s| {
-                    if let MemmapHome::Node { pages, .. } = &mut s.memmap {
-                        *pages += need;
-                    }
-                });
-            }
-            c.node_pages = need;
-            done += need;
-        }
-        Ok(())
     }
 
     /// After construct: `[first_device, end)` must be device pages of this pgmap on `nid`,
@@ -520,26 +418,5 @@ impl Model {
         self.nodes.update(&pgmap.nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(node_pages));
         self.pgmaps.remove(&pgmap.id);
         Ok(MemunmapOutcome { pgmap_id: pgmap.id, memmap_freed_node_pages: node_pages, memmap_freed_device_pages: device_pages })
-    }
-
-    /// Undo one range's `charges`, last section first: its subsections go, with the
-    /// memmap it took; a section left without subsections goes. Returns (node pages,
-    /// altmap pages) freed; the caller gives the node pages back to the node.
-    fn remove_subsections(&mut self, charges: &[SectionCharge]) -> (u64, u64) {
-        let (mut node_pages, mut device_pages) = (0, 0);
-        for c in charges.iter().rev() {
-            node_pages += c.node_pages;
-            device_pages += c.altmap_pages;
-            if let Some(mut sec) = self.sections.get(c.section).copied() {
-                sec.subsection_map &= !c.subsections;
-                match &mut sec.memmap {
-                    MemmapHome::Node { pages, .. } => *pages = pages.saturating_sub(c.node_pages),
-                    MemmapHome::Altmap { pages } => *pages = pages.saturating_sub(c.altmap_pages),
-                    MemmapHome::Boot { .. } => {}
-                }
-                self.sections.set(c.section, (sec.subsection_map != 0).then_some(sec));
-            }
-        }
-        (node_pages, device_pages)
     }
 }

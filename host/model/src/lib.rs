@@ -14,6 +14,7 @@ pub mod block;
 pub mod boot;
 pub mod capture;
 pub mod device;
+pub mod device_memmap;
 pub mod error;
 pub mod geometry;
 pub mod groups;

@@ -152,11 +152,12 @@ pub fn state(model: &Model) -> StateReport {
         });
     }
     let mut memmap = MemmapSummary::default();
-    for (_, s) in model.sections.iter() {
+    for (first, end, s) in model.sections.runs() {
+        let sections = end - first;
         match s.memmap {
-            MemmapHome::Boot { pages, .. } => memmap.boot_pages += pages,
-            MemmapHome::Node { pages, .. } => memmap.node_pages += pages,
-            MemmapHome::Altmap { pages } => memmap.altmap_pages += pages,
+            MemmapHome::Boot { pages, .. } => memmap.boot_pages += pages * sections,
+            MemmapHome::Node { pages, .. } => memmap.node_pages += pages * sections,
+            MemmapHome::Altmap { pages } => memmap.altmap_pages += pages * sections,
         }
     }
     StateReport {
@@ -256,7 +257,7 @@ fn outcome_text(model_page: u64, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Added(a) => added_text(model_page, a),
         Outcome::Blocks(b) => {
-            let mut zones: Vec<&str> = b.blocks.iter().filter_map(|(_, z)| z.map(ZoneType::name)).collect();
+            let mut zones: Vec<&str> = b.blocks.runs().iter().filter_map(|(_, _, z)| z.map(ZoneType::name)).collect();
             zones.dedup();
             let zones = if zones.is_empty() { String::new() } else { format!(" -> {}", zones.join(", ")) };
             format!("ok: {} block(s){zones}; present {:+}, managed {:+} pages", b.blocks.len(), b.present_delta, b.managed_delta)
@@ -289,7 +290,7 @@ fn added_text(model_page: u64, a: &crate::model::hotplug::AddOutcome) -> String 
         let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
     }
     if !a.onlined.is_empty() {
-        let mut zones: Vec<&str> = a.onlined.iter().map(|(_, z)| z.name()).collect();
+        let mut zones: Vec<&str> = a.onlined.runs().iter().map(|(_, _, z)| z.name()).collect();
         zones.dedup();
         let _ = write!(d, "; onlined {} ({})", a.onlined.len(), zones.join(", "));
     }
@@ -332,7 +333,7 @@ fn resized_text(model_page: u64, r: &crate::model::virtio::ResizeOutcome) -> Str
         let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
     }
     if !r.onlined.is_empty() {
-        let mut zones: Vec<&str> = r.onlined.iter().map(|(_, z)| z.name()).collect();
+        let mut zones: Vec<&str> = r.onlined.runs().iter().map(|(_, _, z)| z.name()).collect();
         zones.dedup();
         let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
     }
