@@ -184,7 +184,9 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let path = find_config(path);
     let loaded = config::load(&path)?;
+    let parsed = started.elapsed();
     let scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
+    let resolved = started.elapsed();
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
     let strategies = Strategies::load(&scenario, &mut loader)?;
     if let Some(n) = cli.view_after {
@@ -197,7 +199,7 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         (Some(list), None) => list.iter().cloned().map(Some).collect(),
         (_, s) => vec![s.clone()],
     };
-    let prepared = started.elapsed();
+    let prepared = hotplug_host::timings::Prepare { parse: parsed, resolve: resolved - parsed, plugins: started.elapsed() - resolved };
     let mut runs = Vec::new();
     for name in &names {
         runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);

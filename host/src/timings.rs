@@ -19,12 +19,23 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-/// The timings of `runs` after `prepare` (reading the config, resolving it and loading
-/// the plugins) as lines: one per step, then a summary with the peak memory.
-pub fn text(prepare: Duration, runs: &[RunReport], peak_rss: Option<u64>) -> String {
+/// What happened before the first run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepare {
+    /// Reading and parsing the config (TOML with spans).
+    pub parse: Duration,
+    /// Checking it and resolving the machine and steps (one boot included).
+    pub resolve: Duration,
+    /// Loading the plugins and instantiating the strategies.
+    pub plugins: Duration,
+}
+
+/// The timings of `runs` after `prepare` as lines: one per step, then a summary with
+/// the peak memory.
+pub fn text(prepare: Prepare, runs: &[RunReport], peak_rss: Option<u64>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "timings: config and plugins {}", ms(prepare));
-    let mut total = prepare;
+    let _ = writeln!(out, "timings: config parse {}, resolve {}, plugins {}", ms(prepare.parse), ms(prepare.resolve), ms(prepare.plugins));
+    let mut total = prepare.parse + prepare.resolve + prepare.plugins;
     for run in runs {
         let name = run.strategy.as_ref().map(|s| format!(" [strategy {s}]")).unwrap_or_default();
         let _ = writeln!(out, "timings{name}: boot {}", ms(run.boot_elapsed));

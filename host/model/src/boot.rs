@@ -3,7 +3,7 @@
 
 use hotplug_core::Geometry;
 
-use super::block::{BlockState, MemoryBlock};
+use super::block::BlockState;
 use super::geometry::MachineGeometry;
 use super::journal::{JCell, JMap};
 use super::node::Node;
@@ -104,6 +104,29 @@ fn zone_limits(g: &MachineGeometry) -> [(ZoneType, PfnRange); 3] {
         (ZoneType::Dma32, pfns(g.dma_end_pfn(), g.dma32_end_pfn())),
         (ZoneType::Normal, pfns(g.dma32_end_pfn(), u64::MAX)),
     ]
+}
+
+/// The zone of boot block `id` of `node` (`None` when its RAM spans zones), and how
+/// many blocks from `id` (before `end`) share it: all of them lie wholly inside one boot
+/// range and one zone's limits, or just this one.
+fn boot_block_zone(g: &MachineGeometry, node: &Node, id: u64, end: u64) -> (Option<ZoneType>, u64) {
+    let block = g.block_pfns(id);
+    let whole = node.boot_ranges.iter().find(|r| r.intersection(&block) == Some(block));
+    let limits = zone_limits(g).into_iter().find(|(_, l)| l.intersection(&block) == Some(block));
+    if let (Some(r), Some((z, l))) = (whole, limits) {
+        // Blocks up to the first that leaves the range or the limits.
+        let last = g.pfn_to_block(r.end().min(l.end())).max(id + 1);
+        return (Some(z), last.min(end) - id);
+    }
+    let mut zones = node
+        .boot_ranges
+        .iter()
+        .filter_map(|r| r.intersection(&block))
+        .flat_map(|ram| zone_limits(g).into_iter().filter(move |(_, limits)| ram.overlaps(limits)).map(|(z, _)| z))
+        .collect::<Vec<_>>();
+    zones.sort_unstable();
+    zones.dedup();
+    (if zones.len() == 1 { Some(zones[0]) } else { None }, 1)
 }
 
 /// The boot zone a pfn belongs to.
@@ -214,7 +237,17 @@ impl Model {
         let mut memmap_pages = 0u64;
         for r in &node.boot_ranges {
             let (s, e) = (r.start(), r.end());
-            for nr in g.pfn_to_section(s)..=g.pfn_to_section(e - 1) {
+            let (first, last) = (g.pfn_to_section(s), g.pfn_to_section(e - 1));
+            // Sections strictly inside the range are whole and belong to it alone (boot
+            // ranges do not overlap): one run. The edge sections may be shared.
+            if last > first + 1 {
+                let full = g.subsection_mask(first + 1, 0, u64::MAX);
+                let boot = MemmapHome::Boot { nid: n.id, pages: section_memmap };
+                let section = Section { nid: n.id, subsection_map: full, online: true, early: true, memmap: boot };
+                self.sections.set_range(first + 1, last, Some(section));
+                memmap_pages += (last - first - 1) * section_memmap;
+            }
+            for nr in [first, last].into_iter().take(if last == first { 1 } else { 2 }) {
                 let map = g.subsection_mask(nr, s, e);
                 match self.sections.get(nr).copied() {
                     Some(mut sec) => {
@@ -278,29 +311,21 @@ impl Model {
     }
 
     /// Memory blocks for boot memory: online, in their zone (None when spanning zones).
+    /// Blocks wholly inside one boot range and one zone's limits are one run.
     fn boot_memory_blocks(&mut self) {
         let g = &self.geometry.clone(); // a copy: self is written below
-        let present: Vec<(u64, u32)> = self.sections.iter().map(|(nr, s)| (nr, s.nid)).collect();
-        for (nr, nid) in present {
-            let id = nr / g.sections_per_block();
-            if self.blocks.get(&id).is_some() {
-                continue;
-            }
-            let block = g.block_pfns(id);
-            let node = self.nodes.get(&nid).expect("section node exists");
-            let mut zones = node
-                .boot_ranges
-                .iter()
-                .filter_map(|r| r.intersection(&block))
-                .flat_map(|ram| zone_limits(g).into_iter().filter(move |(_, limits)| ram.overlaps(limits)).map(|(z, _)| z))
-                .collect::<Vec<_>>();
-            zones.sort_unstable();
-            zones.dedup();
-            let zone = if zones.len() == 1 { Some(zones[0]) } else { None };
-            self.blocks.insert(
-                id,
-                MemoryBlock {
-                    id,
+        let spb = g.sections_per_block();
+        let present: Vec<(u64, u64, u32)> = self.sections.runs().map(|(s, e, sec)| (s / spb, (e - 1) / spb + 1, sec.nid)).collect();
+        for (first, end, nid) in present {
+            let mut id = first;
+            while id < end {
+                if self.blocks.contains(id) {
+                    id += 1;
+                    continue;
+                }
+                let node = self.nodes.get(&nid).expect("section node exists");
+                let (zone, k) = boot_block_zone(g, node, id, end);
+                let info = super::block::BlockInfo {
                     nid,
                     state: BlockState::Online,
                     zone,
@@ -310,8 +335,12 @@ impl Model {
                     vmemmap_pages: 0,
                     strategy: None,
                     add_id: 0,
-                },
-            );
+                };
+                // A run stops before a block that already exists.
+                let stop = self.blocks.runs_in(id, id + k).next().map_or(id + k, |(s, _, _)| s).max(id + 1);
+                self.blocks.set_range(id, stop, Some(info));
+                id = stop;
+            }
         }
     }
 
