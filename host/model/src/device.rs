@@ -107,8 +107,9 @@ impl Model {
         self.transaction(|m| m.memremap_locked(p, strategy))
     }
 
-    /// request_free_mem_region: the highest free `size`-byte slot below the end of the
-    /// pluggable range, searched top-down in section-sized steps.
+    /// request_free_mem_region: the highest free, section-aligned `size`-byte slot below
+    /// the end of the pluggable range. The kernel tries slots top-down a section at a
+    /// time; every slot overlapping a region is skipped at once (cost: the regions passed).
     pub fn find_free_region(&self, size: u64) -> Result<u64, StepError> {
         let g = self.geometry;
         let step = g.g.section_size;
@@ -118,10 +119,9 @@ impl Model {
         }
         let mut addr = (g.physmem_end() - size + 1) / step * step;
         loop {
-            if !self.resources.overlaps(addr, addr + size - 1) {
-                return Ok(addr);
-            }
-            addr = addr.checked_sub(step).ok_or_else(none)?;
+            let Some(r) = self.resources.highest_overlapping(addr, addr + size - 1) else { return Ok(addr) };
+            // The highest slot that ends below the region.
+            addr = r.start.checked_sub(size).ok_or_else(none)? / step * step;
         }
     }
 

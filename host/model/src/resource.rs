@@ -162,6 +162,14 @@ impl ResourceTree {
         self.overlapping_child(Self::ROOT, start, end).is_some()
     }
 
+    /// The top-level region overlapping `[start, end]` that starts highest.
+    pub fn highest_overlapping(&self, start: u64, end: u64) -> Option<&Resource> {
+        if let Some((_, r)) = self.children.range((Self::ROOT, start)..=(Self::ROOT, end)).next_back() {
+            return Some(r);
+        }
+        self.overlapping_child(Self::ROOT, start, end)
+    }
+
     /// Every region with its depth, in /proc/iomem order.
     pub fn walk(&self) -> Vec<(usize, &Resource)> {
         let mut out = Vec::new();
