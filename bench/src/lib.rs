@@ -76,6 +76,7 @@ pub fn config_path(name: &str) -> PathBuf {
 pub fn run_config(path: &Path) -> RunReport {
     let loaded = config::load(path).unwrap_or_else(|e| panic!("{e}"));
     let scenario = scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{e}"));
+    drop(loaded); // as the host does
     let strategies = Strategies::load(&scenario, &mut Loader::new(false)).unwrap_or_else(|e| panic!("{e}"));
     let report = runner::run(&scenario, &strategies, None, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.all_matched(), "{}: a step did not end as expected", path.display());
@@ -91,13 +92,24 @@ impl StrategyLookup for Linked {
     }
 }
 
-/// Run a bench config with its one strategy ("mom") linked statically instead of loaded.
-pub fn run_config_static(path: &Path) -> RunReport {
+/// A bench config read, resolved and its plugins loaded, ready to run many times (B6
+/// times the runs alone, so loading a library is not what it compares).
+pub fn prepare_config(path: &Path) -> (scenario::Scenario, Strategies) {
     let loaded = config::load(path).unwrap_or_else(|e| panic!("{e}"));
     let scenario = scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{e}"));
-    let linked = Linked(StaticStrategy::new("mom", "memmap-on-memory", "", scenario.machine.geometry).expect("mom"));
-    let report = runner::run(&scenario, &linked, None, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.all_matched(), "{}: a step did not end as expected", path.display());
+    let strategies = Strategies::load(&scenario, &mut Loader::new(false)).unwrap_or_else(|e| panic!("{e}"));
+    (scenario, strategies)
+}
+
+/// The statically linked strategy for a scenario whose one strategy is "mom".
+pub fn linked(scenario: &scenario::Scenario) -> Linked {
+    Linked(StaticStrategy::new("mom", "memmap-on-memory", "", scenario.machine.geometry).expect("mom"))
+}
+
+/// Run a prepared scenario with `strategies` (loaded or linked).
+pub fn run_prepared(scenario: &scenario::Scenario, strategies: &dyn StrategyLookup) -> RunReport {
+    let report = runner::run(scenario, strategies, None, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.all_matched(), "{}: a step did not end as expected", scenario.path.display());
     report
 }
 
