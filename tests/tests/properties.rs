@@ -6,7 +6,7 @@
 //! Bounded so the test command stays fast: at most 64 operations, machines of at most
 //! 16 GiB of address space, proptest's default case count.
 
-use hotplug_host::config::{AutoOnline, OnlinePolicy, Op};
+use hotplug_host::config::{AutoOnline, OnlinePolicy, OnlineType, Op};
 use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::MachineSpec;
 use hotplug_host::model::geometry::preset;
@@ -146,5 +146,94 @@ proptest! {
         clean_up(&mut m, &p)?;
         let diff: Vec<&str> = m.differences(&boot).into_iter().filter(|d| !["max_pfn", "device_zone_spans"].contains(d)).collect();
         prop_assert!(diff.is_empty(), "after clean-up: {diff:?}");
+    }
+}
+
+/// Online (`kind` 0-2: online, online_kernel, online_movable) or offline (3) the range
+/// a run at a time, and block by block in one transaction as the kernel walks it: both
+/// must end alike.
+fn runs_equal_blocks(m: &Model, start: u64, size: u64, kind: usize) -> Result<(), TestCaseError> {
+    let types = [OnlineType::Online, OnlineType::OnlineKernel, OnlineType::OnlineMovable];
+    let (mut runs, mut single) = (m.clone(), m.clone());
+    let by_runs =
+        if kind < 3 { runs.online_range(start, size, types[kind]).map(|_| ()) } else { runs.offline_range(start, size, false).map(|_| ()) };
+    let by_blocks = single.transaction(|m| {
+        for id in m.blocks_in(start, size)? {
+            if kind < 3 {
+                m.online_block(id, types[kind]).map(|_| ())?
+            } else {
+                m.offline_block(id, false)?
+            }
+        }
+        Ok(())
+    });
+    prop_assert_eq!(by_runs.as_ref().map_err(|e| e.code), by_blocks.as_ref().map_err(|e| e.code));
+    prop_assert!(runs == single, "differ in {:?}", runs.differences(&single));
+    Ok(())
+}
+
+/// Where block-by-block onlining changes its answer part way through a run.
+#[test]
+fn runs_equal_blocks_where_the_answer_changes_part_way() {
+    let p = plugins();
+    let add = |start: u64, size: u64| Step::Add {
+        start,
+        size,
+        node: 0,
+        driver: hotplug_core::Driver::NONE,
+        device: None,
+        strategy: "base".into(),
+    };
+    let online = |start: u64, size: u64, online_type| Step::Online { start, size, online_type };
+    // Auto-movable on a 1 GiB machine: Movable only while Movable + 128 MiB <= 301 % of
+    // the 258,048 early kernel pages (776,724 pages: 23 blocks of 32,768), then Normal.
+    let mut m = machine(1, 0, true);
+    let _ = m.apply(&add(4 << 30, 8 << 30), &p);
+    runs_equal_blocks(&m, 4 << 30, 8 << 30, 0).unwrap();
+    // movable_node with Movable spanning only from 8 GiB: a plain online of [4 GiB,
+    // 5.5 GiB) picks Movable for its first block (neither zone spans it), which grows
+    // Movable's span leftwards; the rest must follow block by block's answers.
+    let mut m = machine(1, 0, false);
+    m.policy.movable_node = true;
+    let _ = m.apply(&add(4 << 30, 5 << 30), &p);
+    let _ = m.apply(&online(8 << 30, BLOCK, OnlineType::OnlineMovable), &p);
+    let _ = m.apply(&online(5 << 30, 1 << 30, OnlineType::OnlineKernel), &p);
+    let _ = m.apply(&Step::Offline { start: 5 << 30, size: 512 * MIB, unmovable: false }, &p);
+    runs_equal_blocks(&m, 4 << 30, 1536 * MIB, 0).unwrap();
+}
+
+proptest! {
+    /// Onlining or offlining a range a run at a time ends exactly where the kernel's
+    /// block-by-block walk does, under every policy, online type and prior history.
+    #[test]
+    fn a_run_at_a_time_equals_block_by_block(
+        boot_gib in 1..4u64,
+        auto in 0..3u8,
+        auto_movable in any::<bool>(),
+        ops in proptest::collection::vec(op(), 0..24),
+        slot in 0..SLOTS,
+        blocks in 1..64u64,
+        kind in 0..4usize,
+    ) {
+        let p = plugins();
+        let mut m = machine(boot_gib, auto, auto_movable);
+        // Adds of up to 32 blocks, so runs are long enough to cross zone spans and the
+        // auto-movable allowance part way.
+        let wide = SampleSpace { max_blocks: 32, ..space() };
+        for seed in &ops {
+            let _ = m.apply(&Step::sample(seed, &wide), &p);
+        }
+        // The range: the tail of one of the adds from block `blocks % its length` (blocks
+        // that exist), else anything.
+        let page = m.geometry.page_size();
+        let adds: Vec<(u64, u64)> = m.adds.values().map(|a| (a.pfns.start() * page, a.pfns.count() * page)).collect();
+        let (start, size) = match adds.get(slot as usize % adds.len().max(1)) {
+            Some(&(s, n)) => {
+                let skip = blocks % (n / BLOCK) * BLOCK;
+                (s + skip, n - skip)
+            }
+            None => (BASE + slot * BLOCK, blocks.min(SLOTS - slot) * BLOCK),
+        };
+        runs_equal_blocks(&m, start, size, kind)?;
     }
 }
