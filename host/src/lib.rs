@@ -9,6 +9,7 @@ pub use hotplug_model as model;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shipped;
 pub mod snapshot;
 pub mod timings;
 pub mod views;

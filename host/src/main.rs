@@ -39,6 +39,10 @@ struct Cli {
     /// Print the time each step took and the peak memory on standard error.
     #[arg(long)]
     timings: bool,
+    /// Search DIR for plugins first (repeatable, for every command; then
+    /// HOTPLUG_PLUGIN_PATH, the config's plugin_dirs, the directory of this binary).
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    plugin_dirs: Vec<PathBuf>,
     /// Load plugin files that are world-writable or owned by another user.
     #[arg(long)]
     allow_unsafe_plugin_path: bool,
@@ -90,6 +94,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// List the shipped scenarios built into this binary, each with the question it answers.
+    Configs,
     /// List the plugins found in directories, with their versions or why they fail to load.
     Plugins {
         /// A directory to search (repeatable; default: next to the host binary).
@@ -129,14 +135,22 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Plugins { dirs, verbose }) => list_plugins(dirs, *verbose, cli.allow_unsafe_plugin_path),
+        Some(Command::Configs) => {
+            for c in hotplug_host::shipped::CONFIGS {
+                println!("{:<24} {}", c.name, c.question());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Plugins { dirs, verbose }) => {
+            list_plugins(&[loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(), *verbose, cli.allow_unsafe_plugin_path)
+        }
         Some(Command::Snapshot { root, out }) => hotplug_host::snapshot::take(root, out).map_err(anyhow::Error::msg).map(|n| {
             eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
             ExitCode::SUCCESS
         }),
         Some(Command::Conformance { plugin, dirs, format, only, options, timeout }) => {
             let suite = conformance::SuiteOptions {
-                dirs: dirs.clone(),
+                dirs: [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(),
                 options: options.clone(),
                 only: only.clone(),
                 allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
@@ -146,7 +160,7 @@ fn main() -> ExitCode {
         }
         Some(Command::ConformanceChild { check, dirs, options, plugin }) => {
             let child = conformance::ChildOptions {
-                dirs: dirs.clone(),
+                dirs: [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(),
                 options: options.clone(),
                 allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
             };
@@ -168,24 +182,39 @@ fn main() -> ExitCode {
     }
 }
 
-/// Find a config: the path as given, else a shipped config of that name.
-fn find_config(path: &Path) -> PathBuf {
+/// Read the config `path`: the file, if there is one or the path names a directory;
+/// else the shipped config of that name (built in, so it works after `cargo install`
+/// and from any directory); else the configs/ file of the source tree (the captured
+/// machine, which needs its files). Unknown names get the closest shipped ones.
+fn load_config(path: &Path) -> anyhow::Result<(PathBuf, config::Loaded)> {
     if path.exists() || path.components().count() > 1 {
-        return path.to_path_buf();
+        return Ok((path.to_path_buf(), config::load(path)?));
     }
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
-    if let Ok(found) = shipped.canonicalize() {
-        return found;
+    let name = path.to_string_lossy();
+    if let Some(c) = hotplug_host::shipped::find(&name) {
+        let shown = hotplug_host::shipped::path_of(c);
+        let loaded = config::parse(&shown, c.text.to_string())?;
+        return Ok((shown, loaded));
     }
-    path.to_path_buf()
+    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
+    if let Ok(found) = in_tree.canonicalize() {
+        return Ok((found.clone(), config::load(&found)?));
+    }
+    match config::load(path) {
+        Ok(loaded) => Ok((path.to_path_buf(), loaded)),
+        Err(e) => match hotplug_host::shipped::closest(&name).as_slice() {
+            [] => Err(e.into()),
+            near => Err(anyhow::anyhow!("{e}; shipped configs with a similar name: {} (host configs lists them all)", near.join(", "))),
+        },
+    }
 }
 
 fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let path = find_config(path);
-    let loaded = config::load(&path)?;
+    let (path, loaded) = load_config(path)?;
     let parsed = started.elapsed();
-    let scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
+    let mut scenario = scenario::resolve(&loaded, cli.strategy.as_deref())?;
+    scenario.plugin_dirs.splice(0..0, loader::plugin_path(&cli.plugin_dirs));
     // The scenario holds all it needs (lines for messages included): the parsed file
     // goes before the run, so a large config's TOML tree and the run never share memory.
     drop(loaded);

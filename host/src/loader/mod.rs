@@ -58,6 +58,17 @@ pub fn exe_dir() -> Option<PathBuf> {
     std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
+/// Directories searched for plugins before a config's own `plugin_dirs`: `given` (the
+/// CLI's `--plugin-dir`, in order), then `HOTPLUG_PLUGIN_PATH` (a `:`-separated list, as
+/// PATH is): how an installed `host`, which has no plugins beside it, finds them.
+pub fn plugin_path(given: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = given.to_vec();
+    if let Some(env) = std::env::var_os("HOTPLUG_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&env).filter(|d| !d.as_os_str().is_empty()));
+    }
+    dirs
+}
+
 /// Resolve a plugin name or path to a file: a path is taken as is; a name is searched
 /// in `dirs` in order, then next to the `host` binary. The current directory is never
 /// searched implicitly.
