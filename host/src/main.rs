@@ -104,6 +104,9 @@ enum Command {
         /// Also show each plugin's options and which optional operations of its contract it provides.
         #[arg(long, short)]
         verbose: bool,
+        /// Also list this repository's test fixtures (broken-*, plugin-contract-*).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -141,8 +144,9 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Plugins { dirs, verbose }) => {
-            list_plugins(&[loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(), *verbose, cli.allow_unsafe_plugin_path)
+        Some(Command::Plugins { dirs, verbose, all }) => {
+            let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
+            list_plugins(&dirs, *verbose, *all, cli.allow_unsafe_plugin_path)
         }
         Some(Command::Snapshot { root, out }) => hotplug_host::snapshot::take(root, out).map_err(anyhow::Error::msg).map(|n| {
             eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
@@ -351,7 +355,7 @@ fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-fn list_plugins(dirs: &[PathBuf], verbose: bool, allow_unsafe: bool) -> anyhow::Result<ExitCode> {
+fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) -> anyhow::Result<ExitCode> {
     let dirs: Vec<PathBuf> = if dirs.is_empty() { loader::exe_dir().into_iter().collect() } else { dirs.to_vec() };
     let mut loader = Loader::new(allow_unsafe);
     let geometry = hotplug_host::model::geometry::preset(hotplug_core::Arch::X86_64);
@@ -364,6 +368,7 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, allow_unsafe: bool) -> anyhow::
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(std::env::consts::DLL_PREFIX) && n.ends_with(std::env::consts::DLL_SUFFIX))
+                    && (all || !loader::is_test_fixture(p))
             })
             .collect();
         files.sort();

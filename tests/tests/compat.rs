@@ -126,7 +126,7 @@ fn a_1_0_plugin_takes_its_options_unchecked() {
 #[test]
 fn host_plugins_shows_versions_and_optional_operations() {
     let dir = artifacts(P).display().to_string();
-    let run = run_host(P, &["plugins", "--dir", &dir, "--verbose"]);
+    let run = run_host(P, &["plugins", "--dir", &dir, "--verbose", "--all"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let block = |lib: &str| -> String {
         let lines: Vec<&str> = run.stdout.lines().collect();

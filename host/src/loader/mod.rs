@@ -48,6 +48,16 @@ pub fn library_file_name(name: &str) -> String {
     format!("{}{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX)
 }
 
+/// Whether a library file is one of this repository's test fixtures (the conformance
+/// suite's broken plugins, `broken-*`, and the contract-version fixtures,
+/// `plugin-contract-*`), which the build puts beside the real plugins: `host plugins`
+/// leaves them out (and never loads them) unless asked for `--all`.
+pub fn is_test_fixture(file: &Path) -> bool {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name.strip_prefix(std::env::consts::DLL_PREFIX).unwrap_or(name);
+    stem.starts_with("broken_") || stem.starts_with("plugin_contract_")
+}
+
 /// Whether `spec` names a file rather than a plugin to search for.
 pub fn is_path(spec: &str) -> bool {
     spec.contains('/') || spec.ends_with(std::env::consts::DLL_SUFFIX)
