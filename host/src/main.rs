@@ -12,7 +12,7 @@ use hotplug_host::{config, conformance, report, scenario};
 
 /// Model Linux memory hot-add and hot-remove, with the memmap strategy loaded as a plugin.
 #[derive(Debug, Parser)]
-#[command(name = "host", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "host", version = concat!(env!("CARGO_PKG_VERSION"), " (hotplug-lab)"), about, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// The scenario to run (a path, or the name of a shipped config such as small-vm.toml).
     #[arg(long, value_name = "FILE")]

@@ -170,3 +170,16 @@ fn device_pgmap_passes_every_check() {
         assert!(run.stdout.ends_with(summary), "options {options:?}: {}", run.stdout);
     }
 }
+
+#[test]
+fn a_host_that_is_not_ours_is_never_taken_for_ours() {
+    // The DNS lookup tool is `host` on many systems: it must not run the suite's checks.
+    let dir = hotplug_tests::scratch("fake-host");
+    let fake = dir.join("host");
+    std::fs::write(&fake, "#!/bin/sh\necho 'host 9.18.28-1~deb12u2-Debian'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!conformance::is_hotplug_host(&fake));
+    assert!(!conformance::is_hotplug_host(&dir.join("missing")));
+    assert!(conformance::is_hotplug_host(&host_exe(P)));
+}

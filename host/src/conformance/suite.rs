@@ -12,23 +12,34 @@ use super::{matches, CheckResult, ChildOutput, Report, Status, SuiteOptions, CHE
 /// The environment variable naming the `host` binary the suite runs checks in.
 pub const HOST_ENV: &str = "HOTPLUG_HOST";
 
-/// The `host` binary to run checks in: `$HOTPLUG_HOST`; else a `host` next to the running
-/// executable or one directory up (where cargo puts it for a test binary in `deps/`);
-/// else `host` on the `PATH`.
+/// What `host --version` prints after the version: how the suite tells our `host` from
+/// another program of that name (the DNS lookup tool is `host` on many systems).
+pub const IDENTITY: &str = "(hotplug-lab)";
+
+/// Whether `path` is this project's `host`: its `--version` says [`IDENTITY`].
+pub fn is_hotplug_host(path: &Path) -> bool {
+    Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim_end().ends_with(IDENTITY))
+}
+
+/// The `host` binary to run checks in: `$HOTPLUG_HOST` (taken as given); else a `host`
+/// next to the running executable or one directory up (where cargo puts it for a test
+/// binary in `deps/`); else a `host` on the `PATH`. Found ones must be ours
+/// ([`is_hotplug_host`]): a `host` that is some other program is passed over.
 pub fn host_exe() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(HOST_ENV) {
         return Some(PathBuf::from(p));
     }
     let name = format!("host{}", std::env::consts::EXE_SUFFIX);
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(2) {
-            let candidate = dir.join(&name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(&name)).find(|p| p.is_file()))
+    let beside =
+        std::env::current_exe().ok().into_iter().flat_map(|exe| exe.ancestors().skip(1).take(2).map(|d| d.join(&name)).collect::<Vec<_>>());
+    let on_path =
+        std::env::var_os("PATH").into_iter().flat_map(|paths| std::env::split_paths(&paths).map(|d| d.join(&name)).collect::<Vec<_>>());
+    beside.chain(on_path).find(|p| p.is_file() && is_hotplug_host(p))
 }
 
 /// Run the suite on `plugin` (a path or a name) with `host_exe` as the child binary.
