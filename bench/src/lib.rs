@@ -74,13 +74,8 @@ pub fn config_path(name: &str) -> PathBuf {
 /// What `host --config PATH` does up to the report: read and resolve the config, load
 /// its plugins (the release build's, bench configs name ../target/release), run it.
 pub fn run_config(path: &Path) -> RunReport {
-    let loaded = config::load(path).unwrap_or_else(|e| panic!("{e}"));
-    let scenario = scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{e}"));
-    drop(loaded); // as the host does
-    let strategies = Strategies::load(&scenario, &mut Loader::new(false)).unwrap_or_else(|e| panic!("{e}"));
-    let report = runner::run(&scenario, &strategies, None, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.all_matched(), "{}: a step did not end as expected", path.display());
-    report
+    let (scenario, strategies) = prepare_config(path);
+    run_prepared(&scenario, &strategies)
 }
 
 /// B6's static side: memmap-on-memory linked into this binary, looked up by name.
@@ -97,6 +92,7 @@ impl StrategyLookup for Linked {
 pub fn prepare_config(path: &Path) -> (scenario::Scenario, Strategies) {
     let loaded = config::load(path).unwrap_or_else(|e| panic!("{e}"));
     let scenario = scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{e}"));
+    drop(loaded); // as the host does
     let strategies = Strategies::load(&scenario, &mut Loader::new(false)).unwrap_or_else(|e| panic!("{e}"));
     (scenario, strategies)
 }

@@ -200,7 +200,7 @@ fn load_config(path: &Path) -> anyhow::Result<(PathBuf, config::Loaded)> {
         let loaded = config::parse(&shown, c.text.to_string())?;
         return Ok((shown, loaded));
     }
-    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
+    let in_tree = hotplug_host::shipped::source_dir().join(path);
     if let Ok(found) = in_tree.canonicalize() {
         return Ok((found.clone(), config::load(&found)?));
     }

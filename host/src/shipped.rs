@@ -45,11 +45,15 @@ pub fn find(name: &str) -> Option<&'static ShippedConfig> {
     CONFIGS.iter().find(|c| c.name == file)
 }
 
+/// configs/ of the source tree this binary was built from (it may be gone since).
+pub fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
 /// Where a shipped config's relative paths (`plugin_dirs`) point from: its directory in
-/// the source tree this binary was built from, while that exists; else the current one.
+/// the source tree, while that exists; else the current one.
 pub fn path_of(config: &ShippedConfig) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    match dir.canonicalize() {
+    match source_dir().canonicalize() {
         Ok(d) => d.join(config.name),
         Err(_) => PathBuf::from(config.name),
     }
@@ -90,7 +94,7 @@ mod tests {
 
     #[test]
     fn every_config_file_but_the_capture_is_built_in_as_it_is() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let dir = source_dir();
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -60,6 +60,11 @@ pub struct BlockInfo {
     pub add_id: u64,
 }
 
+/// `a` with its pfns counted from `first_pfn`: how a run of blocks stores an altmap.
+pub fn relative_altmap(a: Altmap, first_pfn: u64) -> Altmap {
+    Altmap { base_pfn: a.base_pfn.saturating_sub(first_pfn), end_pfn: a.end_pfn.saturating_sub(first_pfn), ..a }
+}
+
 impl BlockInfo {
     /// Block `id` of a run with this info, its altmap placed at `first_pfn`.
     pub fn block(&self, id: u64, first_pfn: u64) -> MemoryBlock {
@@ -80,11 +85,7 @@ impl BlockInfo {
 
     /// The info of `block`, whose first pfn is `first_pfn`.
     pub fn of(block: &MemoryBlock, first_pfn: u64) -> BlockInfo {
-        let altmap = block.altmap.map(|a| Altmap {
-            base_pfn: a.base_pfn.saturating_sub(first_pfn),
-            end_pfn: a.end_pfn.saturating_sub(first_pfn),
-            ..a
-        });
+        let altmap = block.altmap.map(|a| relative_altmap(a, first_pfn));
         BlockInfo {
             nid: block.nid,
             state: block.state,
@@ -122,11 +123,6 @@ impl BlockTable {
         self.runs.get(id).is_some()
     }
 
-    /// The run info of block `id`.
-    pub fn info(&self, id: u64) -> Option<&BlockInfo> {
-        self.runs.get(id)
-    }
-
     /// Number of blocks.
     pub fn len(&self) -> u64 {
         self.runs.total()
@@ -154,11 +150,6 @@ impl BlockTable {
     /// Runs overlapping ids `[first, end)`, clipped.
     pub fn runs_in(&self, first: u64, end: u64) -> impl DoubleEndedIterator<Item = (u64, u64, &BlockInfo)> + '_ {
         self.runs.runs_in(first, end)
-    }
-
-    /// Blocks in `[first, end)` that exist.
-    pub fn count_in(&self, first: u64, end: u64) -> u64 {
-        self.runs.covered(first, end)
     }
 
     /// Whether any block's info satisfies `pred` (cost: the runs).

@@ -60,7 +60,7 @@ impl Model {
         let (first, end) = (g.pfn_to_section(pfns.start()), g.pfn_to_section(pfns.end() - 1) + 1);
         let total = end - first;
         // The whole sections strictly inside, when they can go as one run.
-        let whole = |nr: u64| g.section_pfns(nr).intersection(&pfns).is_some_and(|p| p.count() == g.pages_per_section());
+        let whole = |nr: u64| self.is_whole_section_of(nr, pfns);
         let mid_first = if whole(first) { first } else { first + 1 };
         let mid_end = if end > mid_first && whole(end - 1) { end } else { end - 1 }.max(mid_first);
         let mut charges = Vec::new();
@@ -89,6 +89,12 @@ impl Model {
             nr += 1;
         }
         Ok(charges)
+    }
+
+    /// Whether `pfns` covers all of section `nr`.
+    fn is_whole_section_of(&self, nr: u64, pfns: PfnRange) -> bool {
+        let g = self.geometry;
+        g.section_pfns(nr).intersection(&pfns).is_some_and(|p| p.count() == g.pages_per_section())
     }
 
     /// EEXIST for section `nr`, which already has subsections of `pfns` active.
@@ -137,7 +143,7 @@ impl Model {
         if existing.is_some_and(|sec| sec.subsection_map & mask != 0) {
             return Err(self.subsection_eexist(nr, pfns));
         }
-        let whole = g.section_pfns(nr).intersection(&pfns).is_some_and(|p| p.count() == g.pages_per_section());
+        let whole = self.is_whole_section_of(nr, pfns);
         let altmap_pages = match (whole, alt) {
             (true, Some(a)) => self.alloc_from_altmap(a, self.new_section_pmds(nr), at)?,
             _ => 0,

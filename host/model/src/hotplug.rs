@@ -5,7 +5,7 @@
 use hotplug_core::{errno, Altmap, Driver, RequestKind, RestrictionFlags, Restrictions};
 
 use super::altmap;
-use super::block::{BlockInfo, BlockRuns, BlockState};
+use super::block::{relative_altmap, BlockInfo, BlockRuns, BlockState};
 use super::error::StepError;
 use super::groups::GroupKind;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
@@ -129,6 +129,15 @@ struct Placed {
     by_node: Vec<(u32, u64)>,
     /// The node that paid first, or would have (the first payer) when none had to.
     memmap_nid: u32,
+}
+
+/// The restrictions' altmap for `chunk` as allocation starts it (base at the chunk's
+/// first pfn, nothing aligned or allocated), checked as `__add_pages` checks it.
+fn chunk_altmap(r: &Restrictions, chunk: PfnRange, plugin: &str) -> Result<Option<Altmap>, StepError> {
+    let Some(a) = r.altmap.into_option() else { return Ok(None) };
+    let a = Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a };
+    altmap::check_for_add(&a, chunk.start(), chunk.count()).map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))?;
+    Ok(Some(a))
 }
 
 /// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
@@ -289,37 +298,27 @@ impl Model {
     /// (MEMMAP_ON_MEMORY), one altmap for the whole range, or node memory.
     fn arch_add_memory(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
         let payers = memmap_payers(r, nid);
-        let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY);
+        let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) && r.altmap.is_some();
+        if per_block && !self.sections_own_their_pmds() {
+            return self.arch_add_memory_by_block(pfns, nid, r, plugin);
+        }
         let mut placed = Placed::default();
-        let altmap_for = |chunk: PfnRange| {
-            r.altmap.into_option().map(|a| Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a })
-        };
-        let check = |a: &Altmap, chunk: PfnRange| {
-            altmap::check_for_add(a, chunk.start(), chunk.count()).map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))
-        };
-        match altmap_for(pfns) {
-            Some(_) if per_block && !self.sections_own_their_pmds() => return self.arch_add_memory_by_block(pfns, nid, r, plugin),
-            Some(_) if per_block => {
-                // Every block allocates alike from its own altmap: the first block's
-                // allocation stands for all (EEXIST anywhere in the range comes first).
-                let g = self.geometry;
-                let block0 = g.block_pfns(g.pfn_to_block(pfns.start()));
-                let mut a = altmap_for(block0).expect("an altmap");
-                check(&a, block0)?;
-                let memmap = self.add_sections_per_block(pfns, nid, &mut a)?;
-                placed.altmap_pages = memmap.altmap_pages;
-                placed.altmaps = AltmapLayout::PerBlock(a);
-            }
-            Some(mut a) => {
-                check(&a, pfns)?;
-                let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, Some(&mut a))?;
-                (placed.node_pages, placed.altmap_pages) = (memmap.node_pages, memmap.altmap_pages);
-                placed.altmaps = AltmapLayout::Whole(a);
-            }
-            None => {
-                let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, None)?;
-                placed.node_pages = memmap.node_pages;
-            }
+        if per_block {
+            // Every block allocates alike from its own altmap: the first block's
+            // allocation stands for all (EEXIST anywhere in the range comes first).
+            let g = self.geometry;
+            let block0 = g.block_pfns(g.pfn_to_block(pfns.start()));
+            let mut a = chunk_altmap(r, block0, plugin)?.expect("an altmap");
+            let memmap = self.add_sections_per_block(pfns, nid, &mut a)?;
+            placed.altmap_pages = memmap.altmap_pages;
+            placed.altmaps = AltmapLayout::PerBlock(a);
+        } else if let Some(mut a) = chunk_altmap(r, pfns, plugin)? {
+            let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, Some(&mut a))?;
+            (placed.node_pages, placed.altmap_pages) = (memmap.node_pages, memmap.altmap_pages);
+            placed.altmaps = AltmapLayout::Whole(a);
+        } else {
+            let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, None)?;
+            placed.node_pages = memmap.node_pages;
         }
         placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
         Ok(placed)
@@ -333,12 +332,7 @@ impl Model {
         let mut placed = Placed::default();
         let mut chunks = Vec::new();
         for chunk in (g.pfn_to_block(pfns.start())..g.pfn_to_block(pfns.end())).map(|b| g.block_pfns(b)) {
-            let mut altmap =
-                r.altmap.into_option().map(|a| Altmap { base_pfn: chunk.start(), end_pfn: chunk.end() - 1, align: 0, alloc: 0, ..a });
-            if let Some(a) = &altmap {
-                altmap::check_for_add(a, chunk.start(), chunk.count())
-                    .map_err(|e| StepError::validator(plugin, format!("invalid altmap: {e}")))?;
-            }
+            let mut altmap = chunk_altmap(r, chunk, plugin)?;
             let memmap = self.add_sections(chunk, nid, &payers, &mut placed.by_node, altmap.as_mut())?;
             placed.node_pages += memmap.node_pages;
             placed.altmap_pages += memmap.altmap_pages;
@@ -368,7 +362,7 @@ impl Model {
             zone: None,
             early: false,
             group_id,
-            altmap: altmap.map(|a| Altmap { base_pfn: a.base_pfn - block_pfn, end_pfn: a.end_pfn - block_pfn, ..a }),
+            altmap: altmap.map(|a| relative_altmap(a, block_pfn)),
             vmemmap_pages: altmap.map_or(0, |a| a.free),
             strategy: Some(strategy.to_string()),
             add_id,

@@ -97,6 +97,14 @@ impl Model {
         self.pages.count(g.block_to_pfn(first), g.block_to_pfn(end), |v| matches!(v, PageState::Reserved { .. }))
     }
 
+    /// Pages of blocks `[first, end)` (of one run), and how many of them the buddy
+    /// allocator manages once online: all but their memmap and a strategy's reservations.
+    fn run_pages(&self, first: u64, end: u64, info: &BlockInfo) -> (u64, u64) {
+        let pages = (end - first) * self.geometry.pages_per_block();
+        let held = (end - first) * info.vmemmap_pages + self.reserved_pages_in(first, end);
+        (pages, pages - held.min(pages))
+    }
+
     /// The run of blocks holding `id`, from `id` to at most `end`, with its info.
     fn run_from(&self, id: u64, end: u64) -> Result<(u64, BlockInfo), StepError> {
         match self.blocks.runs_in(id, end).next() {
@@ -176,9 +184,7 @@ impl Model {
     fn online_block_run(&mut self, first: u64, end: u64, info: &BlockInfo, zone: ZoneType) {
         let g = self.geometry;
         let (start, stop) = (g.block_to_pfn(first), g.block_to_pfn(end));
-        let nr = stop - start;
-        let held = (end - first) * info.vmemmap_pages + self.reserved_pages_in(first, end);
-        let managed = nr - held.min(nr);
+        let (nr, managed) = self.run_pages(first, end, info);
         self.nodes.update(&info.nid, |n| {
             let z = n.zone_mut(zone);
             z.grow_span(start, stop);
@@ -235,9 +241,7 @@ impl Model {
             ));
         }
         let (start, stop) = (g.block_to_pfn(first), g.block_to_pfn(end));
-        let pages = stop - start;
-        let held = (end - first) * info.vmemmap_pages + self.reserved_pages_in(first, end);
-        let managed = pages - held.min(pages);
+        let (pages, managed) = self.run_pages(first, end, &info);
         self.nodes.update(&info.nid, |n| {
             let z = n.zone_mut(zone);
             z.present -= pages.min(z.present);

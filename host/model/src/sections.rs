@@ -103,11 +103,6 @@ impl SectionTable {
         self.runs.runs_in(first, last.saturating_add(1)).flat_map(|(s, e, sec)| (s..e).map(move |nr| (nr, sec)))
     }
 
-    /// Whether a section of `[first, end)` is present.
-    pub fn any_in(&self, first: u64, end: u64) -> bool {
-        self.runs.any_in(first, end)
-    }
-
     pub fn begin(&mut self) {
         self.runs.begin();
     }

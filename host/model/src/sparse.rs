@@ -53,8 +53,7 @@ impl Model {
     pub(super) fn new_section_pmds(&self, nr: u64) -> u64 {
         let g = self.geometry;
         let pmds = self.vmemmap_pmds(g.section_pfns(nr));
-        // A section whose struct pages fill whole PMDs (x86_64) shares none of them.
-        if (g.pages_per_section() * g.g.struct_page_size) % g.g.pmd_size == 0 {
+        if self.sections_own_their_pmds() {
             return pmds.end - pmds.start;
         }
         pmds.filter(|&i| !self.pmd_shared_with_other_section(i, nr)).count() as u64
@@ -97,11 +96,8 @@ impl Model {
     /// Take `need` pages of memmap for section `at` from the first of `payers` with that
     /// many allocatable and return it; else ENOMEM with the payers' accounts.
     pub(super) fn charge_section_memmap(&mut self, payers: &[u32], need: u64, at: SectionAt) -> Result<u32, StepError> {
-        let Some(nid) = payers.iter().copied().find(|&n| self.allocatable(n) >= need) else {
-            return Err(StepError::memmap_enomem(self.node_shortage(payers, need, at)));
-        };
-        self.nodes.update(&nid, |n| n.memmap_taken += need);
-        Ok(nid)
+        let paid = self.charge_sections_memmap(payers, need, 1, at)?;
+        Ok(paid.first().map_or(payers[0], |&(nid, _)| nid))
     }
 
     /// The numbers of a section's memmap no payer had room for.
@@ -191,22 +187,38 @@ impl Model {
         let mut paid = Vec::new();
         let mut done = 0;
         for &nid in payers {
-            if done == count || need == 0 {
+            if done == count {
                 break;
             }
-            let k = (self.allocatable(nid) / need).min(count - done);
+            // Nothing to take (every PMD already mapped): the first payer stands for all.
+            let k = self.allocatable(nid).checked_div(need).map_or(count, |fit| fit.min(count - done));
             if k > 0 {
                 self.nodes.update(&nid, |n| n.memmap_taken += k * need);
                 paid.push((nid, k));
                 done += k;
             }
         }
-        if done < count && need > 0 {
+        if done < count {
             let first = at.section + 1 - at.index;
             let failing = SectionAt::of(at.section + done, first, at.total, at.done_pages + done * need);
             return Err(StepError::memmap_enomem(self.node_shortage(payers, need, failing)));
         }
         Ok(paid)
+    }
+
+    /// sparse_add_section's EEXIST for System RAM: a section of `[first, end)` already has
+    /// active subsections (device memory mapped there without an iomem region).
+    fn refuse_present_sections(&self, first: u64, end: u64) -> Result<(), StepError> {
+        match self.sections.runs_in(first, end).next() {
+            Some((nr, _, _)) => Err(StepError::kernel(
+                hotplug_core::errno::EEXIST,
+                format!(
+                    "section {nr:#x} (pfn {:#x}) already has active subsections: subsection already active",
+                    self.geometry.section_to_pfn(nr)
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// sparse_add_section for each section of System RAM `pfns`: allocate its memmap
@@ -225,12 +237,7 @@ impl Model {
         let (first, end) = (g.pfn_to_section(pfns.start()), g.pfn_to_section(pfns.end() - 1) + 1);
         // sparse_add_section: a subsection already active (device memory mapped there
         // without an iomem region) is EEXIST.
-        if let Some((nr, _, _)) = self.sections.runs_in(first, end).next() {
-            return Err(StepError::kernel(
-                hotplug_core::errno::EEXIST,
-                format!("section {nr:#x} (pfn {:#x}) already has active subsections: subsection already active", g.section_to_pfn(nr)),
-            ));
-        }
+        self.refuse_present_sections(first, end)?;
         if !self.sections_own_their_pmds() {
             return self.add_sections_one_by_one(first, end, nid, payers, by_node, altmap);
         }
@@ -267,12 +274,7 @@ impl Model {
     pub(super) fn add_sections_per_block(&mut self, pfns: PfnRange, nid: u32, alt: &mut Altmap) -> Result<SectionsMemmap, StepError> {
         let g = self.geometry;
         let (first, end) = (g.pfn_to_section(pfns.start()), g.pfn_to_section(pfns.end() - 1) + 1);
-        if let Some((nr, _, _)) = self.sections.runs_in(first, end).next() {
-            return Err(StepError::kernel(
-                hotplug_core::errno::EEXIST,
-                format!("section {nr:#x} (pfn {:#x}) already has active subsections: subsection already active", g.section_to_pfn(nr)),
-            ));
-        }
+        self.refuse_present_sections(first, end)?;
         let (pmds, per_block) = (self.pmds_per_section(), g.sections_per_block());
         // Each block's sections are numbered 1.. within the block, as the kernel adds a
         // block at a time.
