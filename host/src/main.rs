@@ -60,12 +60,18 @@ enum Command {
         /// A directory to look for a plugin given by name (repeatable; then next to host).
         #[arg(long = "dir", value_name = "DIR")]
         dirs: Vec<PathBuf>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format (junit: JUnit XML, for CI test-result pages).
+        #[arg(long, value_enum, default_value_t = SuiteFormat::Text)]
+        format: SuiteFormat,
+        /// Also write the report as JUnit XML to FILE, whatever --format prints.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Run only the checks whose name matches (`*` wildcards; else a substring).
         #[arg(long, value_name = "PATTERN")]
         only: Option<String>,
+        /// Do not run the checks whose name matches (repeatable; reported as skipped).
+        #[arg(long, value_name = "PATTERN")]
+        skip: Vec<String>,
         /// The plugin's options, as TOML text (what a [[strategy]]'s `options` table holds).
         #[arg(long, value_name = "TOML", default_value = "")]
         options: String,
@@ -134,6 +140,14 @@ enum Format {
     Json,
 }
 
+/// The conformance report's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SuiteFormat {
+    Text,
+    Json,
+    Junit,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
@@ -152,15 +166,16 @@ fn main() -> ExitCode {
             eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
             ExitCode::SUCCESS
         }),
-        Some(Command::Conformance { plugin, dirs, format, only, options, timeout }) => {
+        Some(Command::Conformance { plugin, dirs, format, junit, only, skip, options, timeout }) => {
             let suite = conformance::SuiteOptions {
                 dirs: [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(),
                 options: options.clone(),
                 only: only.clone(),
+                skip: skip.clone(),
                 allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
                 timeout: std::time::Duration::from_secs(*timeout),
             };
-            run_conformance(plugin, &suite, *format)
+            run_conformance(plugin, &suite, *format, junit.as_deref())
         }
         Some(Command::ConformanceChild { check, dirs, options, plugin }) => {
             let child = conformance::ChildOptions {
@@ -296,19 +311,23 @@ fn render_views(views: &[ViewArg], runs: &[runner::RunReport]) -> String {
     sections.iter().map(|(name, text)| format!("==> {name} <==\n{text}")).collect::<Vec<_>>().join("\n")
 }
 
-fn run_conformance(plugin: &str, suite: &conformance::SuiteOptions, format: Format) -> anyhow::Result<ExitCode> {
-    if let Some(p) = &suite.only {
-        if !conformance::CHECKS.iter().any(|c| conformance::matches(p, c.name)) {
-            let names: Vec<&str> = conformance::CHECKS.iter().map(|c| c.name).collect();
-            anyhow::bail!("--only {p}: no check matches (checks: {})", names.join(", "));
+fn run_conformance(plugin: &str, suite: &conformance::SuiteOptions, format: SuiteFormat, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let names = || conformance::CHECKS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+    for (flag, pattern) in suite.only.iter().map(|p| ("--only", p)).chain(suite.skip.iter().map(|p| ("--skip", p))) {
+        if !conformance::CHECKS.iter().any(|c| conformance::matches(pattern, c.name)) {
+            anyhow::bail!("{flag} {pattern}: no check matches (checks: {})", names());
         }
     }
     let exe = std::env::current_exe().context("cannot find the host binary to run checks in")?;
     let report = conformance::run(&exe, plugin, suite);
+    if let Some(file) = junit {
+        std::fs::write(file, report.junit()).with_context(|| format!("cannot write the JUnit report to {}", file.display()))?;
+    }
     match format {
-        Format::Json => println!("{}", report.json()),
-        Format::Text if report.load_error.is_some() => eprint!("host: error: {}", report.text()),
-        Format::Text => print!("{}", report.text()),
+        SuiteFormat::Json => println!("{}", report.json()),
+        SuiteFormat::Junit => print!("{}", report.junit()),
+        SuiteFormat::Text if report.load_error.is_some() => eprint!("host: error: {}", report.text()),
+        SuiteFormat::Text => print!("{}", report.text()),
     }
     Ok(ExitCode::from(report.exit_code()))
 }

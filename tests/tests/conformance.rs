@@ -20,7 +20,11 @@ fn status_of<'a>(stdout: &'a str, check: &str) -> Option<(&'a str, &'a str)> {
         let mut parts = l.splitn(2, "  ");
         let status = parts.next()?;
         let rest = parts.next()?.trim_start();
-        rest.strip_prefix(check).filter(|r| r.starts_with("  ")).map(|r| (status, r.trim_start()))
+        let after = rest.strip_prefix(check).filter(|r| r.starts_with("  "))?.trim_start();
+        // The time column: "NNN ms" right-aligned, then two spaces, then the detail.
+        let (millis, detail) = after.split_once(" ms  ")?;
+        millis.parse::<u64>().ok()?;
+        Some((status, detail))
     })
 }
 
@@ -88,12 +92,24 @@ fn a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on() {
     assert_eq!(status_of(&run.stdout, "info").unwrap().0, "pass");
     // Every check that calls set_up loses its process: the exit status and the last
     // stderr lines are the failure.
-    for check in ["kinds", "set-up-grid", "construct-marks", "cycles", "threads"] {
+    let (status, detail) = status_of(&run.stdout, "kinds").unwrap();
+    assert_eq!(status, "fail");
+    assert!(detail.contains("exited with code") || detail.contains("killed by signal"), "{detail}");
+    assert!(detail.contains("Attempted to panic across the ffi boundary"), "{detail}");
+    // One root cause, said once: every later check that lost its process the same way
+    // points at the first one instead of repeating it.
+    for check in ["set-up-grid", "altmap-bounds", "construct-marks", "add-remove", "deterministic", "cycles", "threads"] {
         let (status, detail) = status_of(&run.stdout, check).unwrap();
         assert_eq!(status, "fail", "{check}");
-        assert!(detail.contains("exited with code") || detail.contains("killed by signal"), "{check}: {detail}");
-        assert!(detail.contains("Attempted to panic across the ffi boundary"), "{check}: {detail}");
+        assert_eq!(detail, "the same failure as kinds (its line says why)", "{check}");
     }
+    assert!(run.stdout.contains("\n8 failures have 1 cause: fix the first failing line of each and rerun\n"), "{}", run.stdout);
+    // The JSON keeps every check's full detail and names the shared cause as a field.
+    let json = suite("broken-abort", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let threads = v["results"].as_array().unwrap().iter().find(|r| r["name"] == "threads").unwrap();
+    assert_eq!(threads["same_cause_as"], "kinds");
+    assert!(threads["detail"].as_str().unwrap().contains("Attempted to panic across the ffi boundary"));
     // It declares no options (a hand-written root module): nothing to check there.
     assert_eq!(status_of(&run.stdout, "options").unwrap().0, "skip");
     assert!(run.stdout.ends_with("1 passed, 8 failed, 1 skipped\n"), "{}", run.stdout);
@@ -182,4 +198,62 @@ fn a_host_that_is_not_ours_is_never_taken_for_ours() {
     assert!(!conformance::is_hotplug_host(&fake));
     assert!(!conformance::is_hotplug_host(&dir.join("missing")));
     assert!(conformance::is_hotplug_host(&host_exe(P)));
+}
+
+#[test]
+fn junit_is_what_a_ci_server_reads() {
+    // broken-abort: info passes, options is skipped, the eight checks that call set_up fail
+    // (see a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on).
+    let dir = hotplug_tests::scratch("junit");
+    let file = dir.join("suite.xml");
+    let run = suite("broken-abort", &["--format", "junit", "--junit", file.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written, run.stdout, "--junit FILE writes what --format junit prints");
+    let doc = roxmltree::Document::parse(&run.stdout).unwrap();
+    let suite_el = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(suite_el.attribute("tests"), Some(CHECKS.len().to_string().as_str()));
+    assert_eq!(suite_el.attribute("failures"), Some("8"));
+    assert_eq!(suite_el.attribute("skipped"), Some("1"));
+    let cases: Vec<_> = suite_el.children().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), CHECKS.len());
+    for case in &cases {
+        let time: f64 = case.attribute("time").unwrap().parse().unwrap();
+        assert!(time >= 0.0);
+    }
+    let threads = cases.iter().find(|c| c.attribute("name") == Some("threads")).unwrap();
+    let failure = threads.children().find(|n| n.has_tag_name("failure")).unwrap();
+    // A CI server shows each case alone: its own full detail, not a pointer to another line.
+    assert!(failure.text().unwrap().contains("Attempted to panic across the ffi boundary"));
+    let options = cases.iter().find(|c| c.attribute("name") == Some("options")).unwrap();
+    assert!(options.children().any(|n| n.has_tag_name("skipped")));
+
+    // A plugin that cannot be loaded is one errored case, so CI still shows a red line.
+    let run = suite("broken-no-root", &["--format", "junit"]);
+    assert_eq!(run.code, 2);
+    let doc = roxmltree::Document::parse(&run.stdout).unwrap();
+    let error = doc.descendants().find(|n| n.has_tag_name("error")).unwrap();
+    assert!(error.attribute("message").unwrap_or_default().contains("no root module")
+        || error.text().unwrap_or_default().contains("no root module"), "{}", run.stdout);
+}
+
+#[test]
+fn skip_and_per_check_time() {
+    let run = suite("system-ram", &["--skip", "threads", "--skip", "cyc*", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    // Skipped checks are still listed, so a report shows what was not run and why.
+    assert_eq!(results.len(), CHECKS.len());
+    for r in results {
+        let name = r["name"].as_str().unwrap();
+        assert!(r["millis"].is_u64(), "{name}");
+        if name == "threads" || name == "cycles" {
+            assert_eq!(r["status"], "skip", "{name}");
+            assert!(r["detail"].as_str().unwrap().contains("--skip"), "{name}");
+        }
+    }
+    let run = suite("system-ram", &["--skip", "no-such-check"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--skip no-such-check: no check matches"), "{}", run.stderr);
 }

@@ -92,6 +92,14 @@ pub struct CheckResult {
     /// What held (pass), why it did not apply (skip), or what was expected and what came
     /// back (fail).
     pub detail: String,
+    /// Wall-clock time of the check's child process, in milliseconds (0 when not run):
+    /// a slow check is the first thing to look at when a CI job times out.
+    #[serde(default)]
+    pub millis: u64,
+    /// For a failure with the same detail as an earlier check's: that check. One broken
+    /// call (an abort in `set_up`, say) fails several checks; the report names the cause
+    /// once and points the rest at it.
+    pub same_cause_as: Option<String>,
 }
 
 /// What `--only`, `--dir` and friends say.
@@ -103,6 +111,9 @@ pub struct SuiteOptions {
     pub options: String,
     /// Run only checks whose name matches (`*` wildcards; without one, a substring).
     pub only: Option<String>,
+    /// Do not run checks whose name matches one of these (same patterns as `only`);
+    /// they are reported as skipped, saying why.
+    pub skip: Vec<String>,
     /// Load plugin files that are world-writable or owned by another user.
     pub allow_unsafe_plugin_path: bool,
     /// A check still running after this long fails (its child is killed).
@@ -115,6 +126,7 @@ impl Default for SuiteOptions {
             dirs: Vec::new(),
             options: String::new(),
             only: None,
+            skip: Vec::new(),
             allow_unsafe_plugin_path: false,
             timeout: Duration::from_secs(300),
         }
@@ -167,7 +179,8 @@ impl Report {
         }
     }
 
-    /// One line per check, then `N passed, N failed, N skipped`.
+    /// One line per check (status, name, time, detail; a failure that repeats an earlier
+    /// one points at it instead), then `N passed, N failed, N skipped`.
     pub fn text(&self) -> String {
         let mut out = String::new();
         if let Some(e) = &self.load_error {
@@ -179,9 +192,76 @@ impl Report {
         }
         let width = self.results.iter().map(|r| r.name.len()).max().unwrap_or(0);
         for r in &self.results {
-            let _ = writeln!(out, "{:<4}  {:<width$}  {}", r.status.as_str(), r.name, r.detail);
+            let detail = match &r.same_cause_as {
+                Some(first) => format!("the same failure as {first} (its line says why)"),
+                None => r.detail.clone(),
+            };
+            let _ = writeln!(out, "{:<4}  {:<width$}  {:>8}  {detail}", r.status.as_str(), r.name, duration(r.millis));
+        }
+        let shared = self.results.iter().filter(|r| r.same_cause_as.is_some()).count();
+        if shared > 0 {
+            let causes = self.failed() - shared;
+            let _ = writeln!(
+                out,
+                "{} failures have {causes} cause{}: fix the first failing line of each and rerun",
+                self.failed(),
+                if causes == 1 { "" } else { "s" }
+            );
         }
         let _ = writeln!(out, "{} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped());
+        out
+    }
+
+    /// The report as JUnit XML, the format CI systems (GitLab, Jenkins, GitHub actions
+    /// that publish test results) read: one `<testcase>` per check, with its time; a
+    /// plugin that does not load is one `<testcase name="load">` with an `<error>`.
+    pub fn junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let suite = xml_escape(&format!("hotplug-lab conformance of {}", self.plugin));
+        let class = xml_escape(&format!("conformance.{}", self.plugin));
+        let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+        let total: u64 = self.results.iter().map(|r| r.millis).sum();
+        if let Some(e) = &self.load_error {
+            let _ = writeln!(out, "<testsuites name=\"hotplug-lab conformance\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">");
+            let _ = writeln!(out, "  <testsuite name=\"{suite}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">");
+            let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"load\" time=\"0.000\">");
+            let _ = writeln!(out, "      <error message=\"the plugin cannot be loaded\">{}</error>", xml_escape(e));
+            let _ = writeln!(out, "    </testcase>\n  </testsuite>\n</testsuites>");
+            return out;
+        }
+        let counts = format!(
+            "tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\"",
+            self.results.len(),
+            self.failed(),
+            self.skipped(),
+            seconds(total)
+        );
+        let _ = writeln!(out, "<testsuites name=\"hotplug-lab conformance\" {counts}>");
+        let _ = writeln!(out, "  <testsuite name=\"{suite}\" {counts}>");
+        for r in &self.results {
+            let open = format!("    <testcase classname=\"{class}\" name=\"{}\" time=\"{}\"", xml_escape(&r.name), seconds(r.millis));
+            let message = match &r.same_cause_as {
+                Some(first) => format!("the same failure as {first}"),
+                None => "the check failed".to_string(),
+            };
+            match r.status {
+                Status::Pass => {
+                    let _ = writeln!(out, "{open}/>");
+                }
+                Status::Skip => {
+                    let _ = writeln!(out, "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&r.detail));
+                }
+                Status::Fail => {
+                    let _ = writeln!(
+                        out,
+                        "{open}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        xml_escape(&message),
+                        xml_escape(&r.detail)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "  </testsuite>\n</testsuites>");
         out
     }
 
@@ -206,6 +286,46 @@ impl Report {
             exit_code: self.exit_code(),
         };
         serde_json::to_string_pretty(&j).expect("report serialises")
+    }
+}
+
+/// A check's time for the text report: `12 ms`, or `3.4 s` from ten seconds on.
+fn duration(millis: u64) -> String {
+    if millis < 10_000 {
+        format!("{millis} ms")
+    } else {
+        format!("{}.{} s", millis / 1000, millis % 1000 / 100)
+    }
+}
+
+/// `text` made safe inside an XML attribute or element: the five markup characters
+/// escaped, and the characters XML 1.0 cannot hold at all (most controls) as `?`, since a
+/// plugin's messages are untrusted.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Point each failure whose detail repeats an earlier failure's at that check.
+fn link_shared_causes(results: &mut [CheckResult]) {
+    for i in 0..results.len() {
+        if results[i].status != Status::Fail {
+            continue;
+        }
+        let first = results[..i].iter().find(|r| r.status == Status::Fail && r.same_cause_as.is_none() && r.detail == results[i].detail);
+        results[i].same_cause_as = first.map(|r| r.name.clone());
     }
 }
 
@@ -248,6 +368,39 @@ mod tests {
         assert!(!matches("set-up-*", "info"));
         assert!(!matches("info*x", "info"));
         assert!(matches("*", "threads"));
+    }
+
+    fn result(name: &str, status: Status, detail: &str) -> CheckResult {
+        CheckResult { name: name.into(), status, detail: detail.into(), millis: 1234, same_cause_as: None }
+    }
+
+    #[test]
+    fn a_repeated_failure_points_at_its_first_check() {
+        let mut results = vec![
+            result("info", Status::Pass, "ok"),
+            result("kinds", Status::Fail, "expected x; got abort"),
+            result("set-up-grid", Status::Fail, "expected y; got z"),
+            result("threads", Status::Fail, "expected x; got abort"),
+            result("cycles", Status::Skip, "expected x; got abort"),
+        ];
+        link_shared_causes(&mut results);
+        let links: Vec<Option<&str>> = results.iter().map(|r| r.same_cause_as.as_deref()).collect();
+        assert_eq!(links, [None, None, None, Some("kinds"), None]);
+        let report = Report { plugin: "p".into(), loaded: None, load_error: None, results };
+        let text = report.text();
+        // Three failures, two different details: two causes, said once.
+        assert!(text.contains("threads       1234 ms  the same failure as kinds"), "{text}");
+        assert!(text.contains("3 failures have 2 causes"), "{text}");
+        assert!(text.ends_with("1 passed, 3 failed, 1 skipped\n"), "{text}");
+    }
+
+    #[test]
+    fn junit_escapes_what_a_plugin_says() {
+        let results = vec![result("kinds", Status::Fail, "expected <a> & \"b\"; got \u{1b}[31m")];
+        let report = Report { plugin: "p".into(), loaded: None, load_error: None, results };
+        let xml = report.junit();
+        assert!(xml.contains(">expected &lt;a&gt; &amp; &quot;b&quot;; got ?[31m</failure>"), "{xml}");
+        assert!(xml.contains("name=\"kinds\" time=\"1.234\""), "{xml}");
     }
 
     #[test]

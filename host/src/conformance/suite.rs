@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{matches, CheckResult, ChildOutput, Report, Status, SuiteOptions, CHECKS, LOAD_CHECK};
+use super::{link_shared_causes, matches, CheckResult, ChildOutput, Report, Status, SuiteOptions, CHECKS, LOAD_CHECK};
 
 /// The environment variable naming the `host` binary the suite runs checks in.
 pub const HOST_ENV: &str = "HOTPLUG_HOST";
@@ -66,21 +66,35 @@ pub fn run(host_exe: &Path, plugin: &str, options: &SuiteOptions) -> Report {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&name) = selected.get(i) else { break };
-                let result = match spawn(host_exe, name, plugin, options) {
-                    Ok(ChildOutput { status: Some(status), detail }) => CheckResult { name: name.to_string(), status, detail },
-                    Ok(ChildOutput { status: None, detail }) => CheckResult {
+                let result = match options.skip.iter().find(|p| matches(p, name)) {
+                    Some(pattern) => CheckResult {
                         name: name.to_string(),
-                        status: Status::Fail,
-                        detail: format!("the plugin did not load this time: {detail}"),
+                        status: Status::Skip,
+                        detail: format!("not run (--skip {pattern})"),
+                        millis: 0,
+                        same_cause_as: None,
                     },
-                    Err(crash) => CheckResult { name: name.to_string(), status: Status::Fail, detail: crash },
+                    None => run_check(host_exe, name, plugin, options),
                 };
                 *results[i].lock().expect("result slot") = Some(result);
             });
         }
     });
     report.results = results.into_iter().filter_map(|m| m.into_inner().ok().flatten()).collect();
+    link_shared_causes(&mut report.results);
     report
+}
+
+/// Check `name` in its own child, timed.
+fn run_check(host_exe: &Path, name: &str, plugin: &str, options: &SuiteOptions) -> CheckResult {
+    let started = Instant::now();
+    let (status, detail) = match spawn(host_exe, name, plugin, options) {
+        Ok(ChildOutput { status: Some(status), detail }) => (status, detail),
+        Ok(ChildOutput { status: None, detail }) => (Status::Fail, format!("the plugin did not load this time: {detail}")),
+        Err(crash) => (Status::Fail, crash),
+    };
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    CheckResult { name: name.to_string(), status, detail, millis, same_cause_as: None }
 }
 
 /// Run one check in a child; `Err` says how the child died (exit status, last stderr lines).
