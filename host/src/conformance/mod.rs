@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use child::{run_child, ChildOptions, ChildOutput};
-pub use suite::{host_exe, is_hotplug_host, run, HOST_ENV};
+pub use suite::{host_exe, is_hotplug_host, run, HOST_ENV, IDENTITY};
 
 /// One check: its name (for `--only` and reports) and the rule behind it.
 #[derive(Debug, Clone, Copy)]
