@@ -101,7 +101,8 @@ impl Suite {
             cmd.arg("--skip").arg(pattern);
         }
         let out = cmd.output().map_err(|e| Error::Spawn { host: host.clone(), cause: e.to_string() })?;
-        let exit_code = out.status.code().ok_or_else(|| Error::Spawn { host: host.clone(), cause: format!("it was killed ({})", out.status) })?;
+        let exit_code =
+            out.status.code().ok_or_else(|| Error::Spawn { host: host.clone(), cause: format!("it was killed ({})", out.status) })?;
         Ok(Outcome {
             exit_code,
             report: String::from_utf8_lossy(&out.stdout).into_owned(),

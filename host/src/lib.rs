@@ -5,6 +5,7 @@
 pub mod config;
 pub mod conformance;
 pub mod loader;
+pub mod new_plugin;
 pub use hotplug_model as model;
 pub mod report;
 pub mod runner;

@@ -102,6 +102,18 @@ enum Command {
     },
     /// List the shipped scenarios built into this binary, each with the question it answers.
     Configs,
+    /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
+    /// and `host --config scenario.toml`; an existing directory is never touched.
+    NewPlugin {
+        /// The crate's name: lowercase letters, digits, '-' and '_' (e.g. cxl-near).
+        name: String,
+        /// Where to create the crate's directory (default: the current directory).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// hotplug-lab's core/ directory, when this host was not built from a checkout.
+        #[arg(long, value_name = "PATH")]
+        core: Option<PathBuf>,
+    },
     /// List the plugins found in directories, with their versions or why they fail to load.
     Plugins {
         /// A directory to search (repeatable; default: next to the host binary).
@@ -148,6 +160,17 @@ enum SuiteFormat {
     Junit,
 }
 
+/// `host new-plugin`: the crate is written by the library; this prints where, and what next.
+fn new_plugin(name: &str, dir: &Path, core: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let host = std::env::current_exe().and_then(|p| p.canonicalize()).context("cannot tell where this host binary is")?;
+    let request =
+        hotplug_host::new_plugin::NewPlugin { name: name.to_string(), parent: dir.to_path_buf(), core: core.map(Path::to_path_buf), host };
+    let created = hotplug_host::new_plugin::create(&request)?;
+    println!("created {name} in {}", created.display());
+    println!("next: cd {} && cargo test", created.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
@@ -158,6 +181,7 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::NewPlugin { name, dir, core }) => new_plugin(name, dir, core.as_deref()),
         Some(Command::Plugins { dirs, verbose, all }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
             list_plugins(&dirs, *verbose, *all, cli.allow_unsafe_plugin_path)

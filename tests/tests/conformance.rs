@@ -233,8 +233,12 @@ fn junit_is_what_a_ci_server_reads() {
     assert_eq!(run.code, 2);
     let doc = roxmltree::Document::parse(&run.stdout).unwrap();
     let error = doc.descendants().find(|n| n.has_tag_name("error")).unwrap();
-    assert!(error.attribute("message").unwrap_or_default().contains("no root module")
-        || error.text().unwrap_or_default().contains("no root module"), "{}", run.stdout);
+    assert!(
+        error.attribute("message").unwrap_or_default().contains("no root module")
+            || error.text().unwrap_or_default().contains("no root module"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

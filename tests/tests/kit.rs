@@ -20,11 +20,8 @@ fn it_builds_the_crate_and_runs_the_suite_on_what_it_built() {
 
 #[test]
 fn a_failing_suite_is_an_outcome_with_the_suites_lines() {
-    let outcome = Suite::for_crate(workspace_root().join("tests/fixtures/broken-nondeterministic"))
-        .host(host_exe(P))
-        .only("determ")
-        .run()
-        .unwrap();
+    let outcome =
+        Suite::for_crate(workspace_root().join("tests/fixtures/broken-nondeterministic")).host(host_exe(P)).only("determ").run().unwrap();
     assert_eq!(outcome.exit_code, 1, "{outcome}");
     assert_eq!(outcome.status("deterministic"), Some("fail"), "{outcome}");
     let panic = std::panic::catch_unwind(|| {

@@ -222,7 +222,10 @@ impl Report {
         let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
         let total: u64 = self.results.iter().map(|r| r.millis).sum();
         if let Some(e) = &self.load_error {
-            let _ = writeln!(out, "<testsuites name=\"hotplug-lab conformance\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">");
+            let _ = writeln!(
+                out,
+                "<testsuites name=\"hotplug-lab conformance\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">"
+            );
             let _ = writeln!(out, "  <testsuite name=\"{suite}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">");
             let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"load\" time=\"0.000\">");
             let _ = writeln!(out, "      <error message=\"the plugin cannot be loaded\">{}</error>", xml_escape(e));
