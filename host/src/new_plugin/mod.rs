@@ -86,6 +86,8 @@ const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 
 /// The template's source, as the guide quotes it: `src/lib.rs` before renaming.
 pub const TEMPLATE_LIB_RS: &str = include_str!("template/lib.rs");
+/// The template's `tests/conformance.rs`, as the guide quotes it.
+pub const TEMPLATE_CONFORMANCE_RS: &str = include_str!("template/conformance.rs");
 
 /// Write the crate; returns its directory.
 pub fn create(request: &NewPlugin) -> Result<PathBuf, NewPluginError> {
