@@ -38,7 +38,7 @@ fn system_ram_passes_every_check() {
         let expected = if c.name == "altmap-bounds" { "skip" } else { "pass" };
         assert_eq!(status, expected, "{}: {detail}", c.name);
     }
-    assert!(run.stdout.ends_with("9 passed, 0 failed, 1 skipped\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("10 passed, 0 failed, 1 skipped\n"), "{}", run.stdout);
 }
 
 /// Each loadable fixture and the check that exists to catch its fault.
@@ -54,6 +54,8 @@ const FAULTS: &[(&str, &str, &str)] = &[
     ("broken-nondeterministic", "deterministic", "to return what call 1 did"),
     ("broken-leak", "cycles", "1000 reservation(s) never released"),
     ("broken-global-state", "threads", "outside the request's range"),
+    // The farthest node from node 0 on the expander machine is node 3, which has no memory.
+    ("broken-memmap-node", "memmap-node", "[3] (a strategy must ask nodes that have room"),
     ("broken-options-schema", "options", "the constructor refuses the declared default mode = \"strict\""),
 ];
 
@@ -98,12 +100,12 @@ fn a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on() {
     assert!(detail.contains("Attempted to panic across the ffi boundary"), "{detail}");
     // One root cause, said once: every later check that lost its process the same way
     // points at the first one instead of repeating it.
-    for check in ["set-up-grid", "altmap-bounds", "construct-marks", "add-remove", "deterministic", "cycles", "threads"] {
+    for check in ["set-up-grid", "altmap-bounds", "construct-marks", "add-remove", "memmap-node", "deterministic", "cycles", "threads"] {
         let (status, detail) = status_of(&run.stdout, check).unwrap();
         assert_eq!(status, "fail", "{check}");
         assert_eq!(detail, "the same failure as kinds (its line says why)", "{check}");
     }
-    assert!(run.stdout.contains("\n8 failures have 1 cause: fix the first failing line of each and rerun\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\n9 failures have 1 cause: fix the first failing line of each and rerun\n"), "{}", run.stdout);
     // The JSON keeps every check's full detail and names the shared cause as a field.
     let json = suite("broken-abort", &["--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
@@ -112,7 +114,7 @@ fn a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on() {
     assert!(threads["detail"].as_str().unwrap().contains("Attempted to panic across the ffi boundary"));
     // It declares no options (a hand-written root module): nothing to check there.
     assert_eq!(status_of(&run.stdout, "options").unwrap().0, "skip");
-    assert!(run.stdout.ends_with("1 passed, 8 failed, 1 skipped\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("1 passed, 9 failed, 1 skipped\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -164,7 +166,7 @@ fn memmap_on_memory_passes_every_check_in_each_mode() {
     for options in ["", "mode = \"force\"", "per_block = false"] {
         let run = suite("memmap-on-memory", &["--options", options]);
         assert_eq!(run.code, 0, "options {options:?}: {}\n{}", run.stdout, run.stderr);
-        assert!(run.stdout.ends_with("10 passed, 0 failed, 0 skipped\n"), "options {options:?}: {}", run.stdout);
+        assert!(run.stdout.ends_with("11 passed, 0 failed, 0 skipped\n"), "options {options:?}: {}", run.stdout);
     }
     // An option the plugin refuses: the plugin cannot be instantiated, exit 2, the key named.
     let run = suite("memmap-on-memory", &["--options", "mode = \"fast\""]);
@@ -177,9 +179,9 @@ fn device_pgmap_passes_every_check() {
     // Memmap in RAM (no altmap: altmap-bounds has nothing to bound), 2 MiB compounds, and
     // an fsdax namespace holding its memmap (--map=dev).
     for (options, summary) in [
-        ("", "9 passed, 0 failed, 1 skipped\n"),
-        ("vmemmap_shift = 9", "9 passed, 0 failed, 1 skipped\n"),
-        ("type = \"fsdax\"\nmap = \"dev\"", "10 passed, 0 failed, 0 skipped\n"),
+        ("", "10 passed, 0 failed, 1 skipped\n"),
+        ("vmemmap_shift = 9", "10 passed, 0 failed, 1 skipped\n"),
+        ("type = \"fsdax\"\nmap = \"dev\"", "11 passed, 0 failed, 0 skipped\n"),
     ] {
         let run = suite("device-pgmap", &["--options", options]);
         assert_eq!(run.code, 0, "options {options:?}: {}\n{}", run.stdout, run.stderr);
@@ -202,7 +204,7 @@ fn a_host_that_is_not_ours_is_never_taken_for_ours() {
 
 #[test]
 fn junit_is_what_a_ci_server_reads() {
-    // broken-abort: info passes, options is skipped, the eight checks that call set_up fail
+    // broken-abort: info passes, options is skipped, the nine checks that call set_up fail
     // (see a_plugin_that_aborts_fails_its_checks_and_the_suite_goes_on).
     let dir = hotplug_tests::scratch("junit");
     let file = dir.join("suite.xml");
@@ -213,7 +215,7 @@ fn junit_is_what_a_ci_server_reads() {
     let doc = roxmltree::Document::parse(&run.stdout).unwrap();
     let suite_el = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
     assert_eq!(suite_el.attribute("tests"), Some(CHECKS.len().to_string().as_str()));
-    assert_eq!(suite_el.attribute("failures"), Some("8"));
+    assert_eq!(suite_el.attribute("failures"), Some("9"));
     assert_eq!(suite_el.attribute("skipped"), Some("1"));
     let cases: Vec<_> = suite_el.children().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), CHECKS.len());
@@ -260,4 +262,29 @@ fn skip_and_per_check_time() {
     let run = suite("system-ram", &["--skip", "no-such-check"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--skip no-such-check: no check matches"), "{}", run.stderr);
+}
+
+#[test]
+fn memmap_node_sees_where_the_memmap_went() {
+    // 1 GiB is 8 sections of 32,768 pages; 32,768 x 64-byte struct pages = 2 MiB = 512
+    // pages each, 4,096 pages per add. Plain system-ram: each range's own node pays.
+    let run = suite("system-ram", &["--only", "memmap-node"]);
+    let (status, detail) = status_of(&run.stdout, "memmap-node").unwrap();
+    assert_eq!(status, "pass", "{detail}");
+    assert_eq!(
+        detail,
+        "memmap where asked: system-ram on node 0: 4096 pages from node 0, system-ram on node 1: 4096 pages from node 1, \
+         system-ram on node 2: 4096 pages from node 2"
+    );
+    // nearest-cpu-node: the CPU-less node 2 is 20 from node 1 and 32 from node 0, so node 1
+    // pays for it; nodes 0 and 1 have CPUs and pay for themselves (distance 10).
+    let run = suite("system-ram", &["--only", "memmap-node", "--options", "memmap_policy = \"nearest-cpu-node\""]);
+    let (status, detail) = status_of(&run.stdout, "memmap-node").unwrap();
+    assert_eq!(status, "pass", "{detail}");
+    assert!(detail.ends_with("system-ram on node 2: 4096 pages from node 1"), "{detail}");
+    // Memmap on memory: nothing from any node.
+    let run = suite("memmap-on-memory", &["--only", "memmap-node"]);
+    let (status, detail) = status_of(&run.stdout, "memmap-node").unwrap();
+    assert_eq!(status, "pass", "{detail}");
+    assert_eq!(detail.matches("in the range").count(), 3, "{detail}");
 }

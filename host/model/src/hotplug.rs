@@ -142,7 +142,7 @@ fn chunk_altmap(r: &Restrictions, chunk: PfnRange, plugin: &str) -> Result<Optio
 
 /// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
 /// `memmap_nid`, else the range's own node.
-fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
+pub fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
     if r.memmap_nodes.is_empty() {
         vec![r.memmap_nid.into_option().unwrap_or(nid)]
     } else {

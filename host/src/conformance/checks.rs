@@ -10,7 +10,9 @@ use hotplug_core::{
 use super::Status;
 use crate::config::{format_size, AutoOnline};
 use crate::loader::{LoadedLibrary, StrategyInstance};
-use crate::model::boot::MachineSpec;
+use crate::model::boot::{MachineSpec, NodeSpec};
+use crate::model::hotplug::memmap_payers;
+use crate::model::numa::NodeFacts;
 use crate::model::device::MemremapParams;
 use crate::model::geometry::preset;
 use crate::model::ops::{ModelOps, RequestData, StrategyHandle, StrategyLookup};
@@ -36,9 +38,14 @@ impl Subject {
         Subject { lib, options }
     }
 
-    /// A fresh instance, as a `[[strategy]]` named "under-test".
+    /// A fresh instance, as a `[[strategy]]` named "under-test" on the two-node machine.
     pub fn instance(&self) -> Result<StrategyInstance, String> {
-        StrategyInstance::new("under-test", &self.lib, &self.options, machine_geometry(), &[]).map_err(|e| e.to_string())
+        self.instance_on(&machine_spec(AutoOnline::Offline))
+    }
+
+    /// A fresh instance that knows `spec`'s geometry and node distances (`Host::distance`).
+    fn instance_on(&self, spec: &MachineSpec) -> Result<StrategyInstance, String> {
+        StrategyInstance::new("under-test", &self.lib, &self.options, spec, &[]).map_err(|e| e.to_string())
     }
 }
 
@@ -70,6 +77,7 @@ pub fn run(name: &str, subject: &Subject) -> Option<Outcome> {
         "altmap-bounds" => altmap_bounds(&instance),
         "construct-marks" => construct_marks(&instance),
         "add-remove" => add_remove(&instance),
+        "memmap-node" => memmap_node(subject),
         "deterministic" => deterministic(subject, &instance),
         "cycles" => cycles(&instance),
         "threads" => threads(&instance),
@@ -86,10 +94,14 @@ fn machine_geometry() -> hotplug_core::Geometry {
 }
 
 /// Two nodes of 8 GiB each: node 0 [0, 8 GiB), node 1 [8 GiB, 16 GiB).
-fn machine(auto: AutoOnline) -> Model {
+fn machine_spec(auto: AutoOnline) -> MachineSpec {
     let mut spec = MachineSpec::new(machine_geometry(), &[(0, 0, 8 * GIB), (1, 8 * GIB, 8 * GIB)]);
     spec.auto_online_blocks = auto;
-    Model::boot(&spec).expect("the conformance machine boots")
+    spec
+}
+
+fn machine(auto: AutoOnline) -> Model {
+    Model::boot(&machine_spec(auto)).expect("the conformance machine boots")
 }
 
 const KINDS: [RequestKind; 2] = [RequestKind::SYSTEM_RAM, RequestKind::DEVICE];
@@ -738,4 +750,88 @@ fn threads(s: &StrategyInstance) -> Outcome {
         }
     }
     pass(format!("{THREADS} threads hot-plugging at once on their own models: each as when alone"))
+}
+
+/// Four nodes: 0 and 1 as in [`machine`], node 2 a CPU-less, slower tier with 4 GiB of its
+/// own (a CXL expander, 20 from node 1 and 32 from node 0), node 3 CPU-less and empty (an
+/// expander not yet populated), farthest from every node.
+fn expander_spec() -> MachineSpec {
+    let mut spec = MachineSpec::new(machine_geometry(), &[(0, 0, 8 * GIB), (1, 8 * GIB, 8 * GIB), (2, 16 * GIB, 4 * GIB)]);
+    spec.nodes.push(NodeSpec::new(3, Vec::new()));
+    let far = NodeFacts { has_cpus: false, tier: 22 };
+    for node in spec.nodes.iter_mut().filter(|n| n.id >= 2) {
+        node.facts = far;
+    }
+    spec.nodes[2].distance = [(0, 32), (1, 20)].into_iter().collect();
+    spec.nodes[3].distance = [(0, 40), (1, 40), (2, 40)].into_iter().collect();
+    spec
+}
+
+/// The plugs of [`memmap_node`]: 1 GiB on each node with memory, of each kind claimed.
+fn node_plugs(s: &StrategyInstance) -> Vec<Plug> {
+    let mut out = Vec::new();
+    for (kind, base) in [(RequestKind::SYSTEM_RAM, 32 * GIB), (RequestKind::DEVICE, 128 * GIB)] {
+        if s.info.kinds.contains(kind) {
+            out.extend((0..3).map(|nid| Plug { kind, start: base + u64::from(nid) * 32 * GIB, size: GIB, nid }));
+        }
+    }
+    out
+}
+
+fn memmap_node(subject: &Subject) -> Outcome {
+    let spec = expander_spec();
+    // An instance of its own: its Host must answer distances on this machine.
+    let instance = match subject.instance_on(&spec) {
+        Ok(i) => i,
+        Err(e) => return fail("an instance on the expander machine", format!("the constructor failed: {e}")),
+    };
+    let s = &instance;
+    let mut model = Model::boot(&spec).expect("the expander machine boots");
+    let node_ids: Vec<u32> = model.nodes.map().keys().copied().collect();
+    let mut placed = Vec::new();
+    for p in node_plugs(s) {
+        let point = Point { kind: p.kind, start: p.start, size: p.size, nid: p.nid };
+        let asked = match call_set_up(s, &model, &point) {
+            Ok(r) => r,
+            Err(e) => return fail(format!("an answer to {p}"), error_text(&e)),
+        };
+        // Device memmap always comes from the pgmap's node (the host refuses memmap_nodes there).
+        let payers = if p.kind == RequestKind::DEVICE { vec![p.nid] } else { memmap_payers(&asked, p.nid) };
+        let before: Vec<u64> = node_ids.iter().map(|&n| model.allocatable(n)).collect();
+        if let Err(e) = plug(&mut model, s, p) {
+            let hint = "(a strategy must ask nodes that have room: NodeInfo::free_pages)";
+            return fail(format!("{p} to succeed with its memmap on the nodes asked, {payers:?} {hint}"), e);
+        }
+        let paid: Vec<(u32, u64)> = node_ids
+            .iter()
+            .zip(&before)
+            .map(|(&n, &was)| (n, was.saturating_sub(model.allocatable(n))))
+            .filter(|&(_, pages)| pages > 0)
+            .collect();
+        if let Some(&(n, pages)) = paid.iter().find(|(n, _)| !payers.contains(n)) {
+            return fail(format!("{p}: memmap charged only to the nodes asked, {payers:?}"), format!("node {n} paid {pages} pages"));
+        }
+        // The first asked node with room for all of it pays all of it.
+        let total: u64 = paid.iter().map(|&(_, pages)| pages).sum();
+        let index = |n: u32| node_ids.iter().position(|&id| id == n).expect("payers are nodes of the machine");
+        if let Some(&first) = payers.iter().find(|&&n| before[index(n)] >= total) {
+            let by_first = paid.iter().find(|&&(n, _)| n == first).map_or(0, |&(_, pages)| pages);
+            if by_first != total {
+                return fail(
+                    format!("{p}: all {total} memmap pages from node {first}, the first node asked with room"),
+                    format!("{paid:?} (node, pages)"),
+                );
+            }
+        }
+        let on = if paid.is_empty() {
+            "in the range".to_string()
+        } else {
+            paid.iter().map(|(n, pages)| format!("{pages} pages from node {n}")).collect::<Vec<_>>().join(" + ")
+        };
+        placed.push(format!("{} on node {}: {on}", p.kind.name(), p.nid));
+    }
+    if placed.is_empty() {
+        return skip("the plugin claims no kind this check plugs");
+    }
+    pass(format!("memmap where asked: {}", placed.join(", ")))
 }

@@ -55,6 +55,10 @@ pub const CHECKS: &[CheckInfo] = &[
     },
     CheckInfo { name: "add-remove", summary: "add then remove leaves the model as it was (max_pfn aside, as the kernel)" },
     CheckInfo { name: "deterministic", summary: "the same request gives the same restrictions and the same model, call after call" },
+    CheckInfo {
+        name: "memmap-node",
+        summary: "on a machine with a CPU-less expander node and an empty one, each plain hot-plug's memmap is charged only to the nodes the strategy asked, the first with room paying",
+    },
     CheckInfo { name: "cycles", summary: "1,000 add/remove cycles leave resources, page marks, reservations and altmaps as at boot" },
     CheckInfo {
         name: "threads",
