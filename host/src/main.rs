@@ -171,7 +171,18 @@ fn new_plugin(name: &str, dir: &Path, core: Option<&Path>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Rust ignores SIGPIPE, so a closed stdout (`host ... | head`) would make the next print
+/// panic. Restore the default: the process ends quietly, as `cat` or `grep` would.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: signal() with SIG_DFL installs no handler; nothing else runs yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
     let result = match &cli.command {

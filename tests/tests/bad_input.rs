@@ -205,3 +205,30 @@ fn bytes_that_are_not_utf8_or_too_many() {
         assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_run_quietly() {
+    // `host ... | head`: 2,000 steps print far more than a pipe holds (64 KiB on Linux),
+    // so host is still printing when the reader goes away.
+    let mut text = String::from(VM);
+    text.push_str("[[strategy]]\nname = \"base\"\nplugin = \"system-ram\"\n");
+    for i in 0..2000u64 {
+        text.push_str(&format!("[[step]]\nop = \"add\"\nstart = \"{}GiB\"\nsize = \"128MiB\"\n", 4 + i));
+    }
+    let config = write_config("sigpipe", P, &text);
+    let mut child = std::process::Command::new(hotplug_tests::host_exe(P))
+        .args(["--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Ended by SIGPIPE as `cat` would be (or done before it noticed).
+    use std::os::unix::process::ExitStatusExt;
+    assert!(out.status.signal() == Some(13) || out.status.code().is_some(), "{:?}", out.status);
+}
