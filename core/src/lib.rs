@@ -12,6 +12,7 @@ pub mod compat;
 pub mod export;
 #[cfg(feature = "options")]
 pub mod options;
+pub mod size;
 pub mod strategy;
 pub mod types;
 

@@ -2,6 +2,11 @@
 
 use serde::de::DeserializeOwned;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
 use crate::types::PluginError;
 
 /// Parse `text` (the `[[strategy]]` table's `options`, as TOML) into `T`.
@@ -26,6 +31,34 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let (key, _) = line.split_once('=')?;
     let key = key.trim().trim_matches('"');
     (!key.is_empty()).then(|| key.to_string())
+}
+
+/// A size option (`OptionType::SIZE`): bytes as an integer, or text such as `"64MiB"` or
+/// `"0x200000"`, read with [`crate::size::parse_size`], the parser the host checks the
+/// option with. Use it as a field of your options struct: `headroom: Option<Size>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: an integer, hex like \"0x100000000\", or \"4GiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v).map(Size).map_err(|_| E::custom(format!("negative size {v}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                crate::size::parse_size(v).map(Size).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
 }
 
 #[cfg(test)]

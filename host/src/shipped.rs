@@ -21,6 +21,7 @@ macro_rules! shipped {
 pub const CONFIGS: &[ShippedConfig] = shipped![
     "acpi-dimm.toml",
     "auto-movable.toml",
+    "cxl-expander.toml",
     "cxl-memmap.toml",
     "dax-kmem.toml",
     "device.toml",

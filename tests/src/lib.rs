@@ -118,7 +118,7 @@ impl hotplug_host::model::ops::StrategyLookup for Linked {
 }
 
 /// The shipped plugins a test may load in-process.
-const SHIPPED_PLUGINS: &[&str] = &["system-ram", "memmap-on-memory", "device-pgmap"];
+const SHIPPED_PLUGINS: &[&str] = &["system-ram", "memmap-on-memory", "memmap-on-node", "device-pgmap"];
 
 /// One strategy instance of a shipped plugin, loaded from the debug build.
 pub fn strategy(name: &str, plugin: &str, options: &str, geometry: hotplug_core::Geometry) -> hotplug_host::loader::StrategyInstance {

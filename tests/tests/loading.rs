@@ -138,7 +138,7 @@ fn plugins_lists_real_and_broken_libraries() {
     let real = run_host(P, &["plugins", "--dir", &dir]);
     assert_eq!(real.code, 0, "{}", real.stderr);
     let names: Vec<&str> = real.stdout.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
-    assert_eq!(names, ["device-pgmap", "memmap-on-memory", "system-ram"], "{}", real.stdout);
+    assert_eq!(names, ["device-pgmap", "memmap-on-memory", "memmap-on-node", "system-ram"], "{}", real.stdout);
     let run = run_host(P, &["plugins", "--dir", &dir, "--all"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let line = |needle: &str| {

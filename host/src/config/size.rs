@@ -1,102 +1,13 @@
 //! Sizes and addresses as users type them: integers, hex (`0x1_0000_0000`) or binary
 //! units (`128MiB`, `4 GiB`, `1PiB`).
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-
-/// A byte count or address from a config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Size(pub u64);
-
-const UNITS: &[(&str, u32)] = &[("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40), ("PiB", 50), ("EiB", 60), ("B", 0)];
-
-/// Parse `text` as a size; the error says what is wrong in words a user understands.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty size".into());
-    }
-    if t.starts_with('-') {
-        return Err(format!("negative size \"{text}\""));
-    }
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        let digits: String = hex.chars().filter(|&c| c != '_').collect();
-        return u64::from_str_radix(&digits, 16).map_err(|e| match e.kind() {
-            std::num::IntErrorKind::PosOverflow => format!("size \"{text}\" does not fit in 64 bits"),
-            _ => format!("invalid hex size \"{text}\""),
-        });
-    }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '_')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let digits: String = number.chars().filter(|&c| c != '_').collect();
-    if digits.is_empty() {
-        return Err(format!("invalid size \"{text}\": expected a number, hex, or a number with KiB, MiB, GiB, TiB or PiB"));
-    }
-    let value: u64 = digits.parse().map_err(|e: std::num::ParseIntError| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => format!("size \"{text}\" does not fit in 64 bits"),
-        _ => format!("invalid size \"{text}\""),
-    })?;
-    let unit = unit.trim();
-    if unit.is_empty() {
-        return Ok(value);
-    }
-    let shift = UNITS
-        .iter()
-        .find(|(name, _)| *name == unit)
-        .map(|&(_, shift)| shift)
-        .ok_or_else(|| format!("unknown unit \"{unit}\" in \"{text}\": use B, KiB, MiB, GiB, TiB, PiB or EiB"))?;
-    value.checked_mul(1u64 << shift).ok_or_else(|| format!("size \"{text}\" does not fit in 64 bits"))
-}
-
 pub use crate::model::units::format_size;
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = Size;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size: an integer, hex like \"0x100000000\", or \"4GiB\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v).map(Size).map_err(|_| E::custom(format!("negative size {v}")))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                parse_size(v).map(Size).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
-    }
-}
+pub use hotplug_core::options::Size;
+pub use hotplug_core::size::parse_size;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_units_hex_and_plain() {
-        assert_eq!(parse_size("4KiB"), Ok(4096));
-        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
-        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("2PiB"), Ok(2 << 50));
-        assert_eq!(parse_size("0x1_0000_0000"), Ok(1 << 32));
-        assert_eq!(parse_size("4096"), Ok(4096));
-    }
-
-    #[test]
-    fn refuses_bad_sizes() {
-        assert!(parse_size("-1GiB").unwrap_err().contains("negative"));
-        assert!(parse_size("16EiB").unwrap_err().contains("64 bits"));
-        assert!(parse_size("0x1_0000_0000_0000_0000").unwrap_err().contains("64 bits"));
-        assert!(parse_size("4GB").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("GiB").unwrap_err().contains("invalid size"));
-        assert!(parse_size("").is_err());
-    }
 
     #[test]
     fn formats_exact_units() {
@@ -104,5 +15,11 @@ mod tests {
         assert_eq!(format_size(3 << 29), "1536 MiB");
         assert_eq!(format_size(4097), "4097 B");
         assert_eq!(format_size(0), "0 B");
+    }
+
+    #[test]
+    fn a_config_size_is_the_contracts_size() {
+        let s: Size = toml::from_str::<toml::Table>("x = \"4 GiB\"").unwrap()["x"].clone().try_into().unwrap();
+        assert_eq!(s, Size(4 << 30));
     }
 }

@@ -12,6 +12,7 @@ use hotplug_core::{
     RequestKinds, RestrictionFlags, Restrictions, Strategy,
 };
 pub use namespace::{layout, Layout, LayoutError, Map};
+use hotplug_core::options::Size;
 use serde::Deserialize;
 
 /// The `options` table of a `[[strategy]]` using this plugin.
@@ -24,36 +25,9 @@ struct Options {
     /// Where the memmap lives: "mem" (RAM) or "dev" (in the namespace, through an altmap).
     map: Option<Map>,
     /// The namespace alignment (bytes, or a size such as "2MiB"); raised to 2 MiB.
-    align: Option<SizeOption>,
+    align: Option<Size>,
     /// Compound pages: 0 (base pages), 9 (2 MiB with 4 KiB pages), 18 (1 GiB).
     vmemmap_shift: Option<u32>,
-}
-
-/// A size given as bytes or as text with a binary unit.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum SizeOption {
-    Bytes(u64),
-    Text(String),
-}
-
-impl SizeOption {
-    fn bytes(&self) -> Result<u64, PluginError> {
-        match self {
-            SizeOption::Bytes(b) => Ok(*b),
-            SizeOption::Text(t) => {
-                let t = t.trim();
-                let (num, mult) = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)]
-                    .iter()
-                    .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n.trim(), *m)))
-                    .unwrap_or((t, 1));
-                num.parse::<u64>()
-                    .ok()
-                    .and_then(|n| n.checked_mul(mult))
-                    .ok_or_else(|| PluginError::msg(format!("device-pgmap option \"align\": {t:?} is not a size such as \"2MiB\"")))
-            }
-        }
-    }
 }
 
 /// The options, for the host and `host plugins --verbose`.
@@ -107,7 +81,7 @@ impl Strategy for DevicePgmap {
         if shift > 30 {
             return Err(PluginError::msg(format!("device-pgmap option \"vmemmap_shift\": {shift} is not a compound order (0, 9 or 18)")));
         }
-        let align = o.align.as_ref().map(SizeOption::bytes).transpose()?.unwrap_or(2 << 20);
+        let align = o.align.map_or(2 << 20, |Size(bytes)| bytes);
         Ok(DevicePgmap { pgmap_type: t, map: o.map.unwrap_or(Map::Mem), align, vmemmap_shift: shift })
     }
 

@@ -78,7 +78,7 @@ impl Strategy for MyStrategy {
                     // The kernel's vmem_altmap: the memmap comes from the range's own first
                     // `free` pages. With MEMMAP_ON_MEMORY the host repeats it per block,
                     // as Linux 6.8+ does; `end_pfn` bounds what the altmap may hand out.
-                    restrictions.flags = RestrictionFlags(restrictions.flags.0 | RestrictionFlags::MEMMAP_ON_MEMORY.0);
+                    restrictions.flags = restrictions.flags.union(RestrictionFlags::MEMMAP_ON_MEMORY);
                     restrictions.altmap = ROption::RSome(hotplug_core::Altmap {
                         base_pfn: request.start_pfn,
                         end_pfn: request.start_pfn + request.nr_pages - 1,
