@@ -36,6 +36,10 @@ struct Cli {
     /// Write /sys/devices/system/memory as files into DIR (for `diff -r` with a real machine).
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
+    /// Write a system root into DIR: sys/devices/system/{memory,node} with the block-node
+    /// links, and proc/{iomem,zoneinfo,meminfo} (for `lsmem --sysroot DIR`).
+    #[arg(long, value_name = "DIR")]
+    sysroot_out: Option<PathBuf>,
     /// Print the time each step took and the peak memory on standard error.
     #[arg(long)]
     timings: bool,
@@ -295,6 +299,10 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         // One tree: the first run's (a compare config's runs share the machine).
         let n = hotplug_host::views::sysfs::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
         log::info!("wrote {n} sysfs files under {}", dir.display());
+    }
+    if let Some(dir) = &cli.sysroot_out {
+        let n = hotplug_host::views::sysroot::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
+        log::info!("wrote {n} files and links under {}", dir.display());
     }
     if !cli.views.is_empty() {
         print!("{}", render_views(&cli.views, &runs));

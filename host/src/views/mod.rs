@@ -8,6 +8,7 @@ pub mod capture;
 mod iomem;
 mod meminfo;
 pub mod sysfs;
+pub mod sysroot;
 mod zoneinfo;
 
 use crate::model::Model;

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::sysroot::Entry;
 use crate::model::{BlockState, Model};
 
 /// Every file of the tree, relative to the memory directory, with its text.
@@ -31,20 +32,6 @@ pub fn files(model: &Model) -> Vec<(String, String)> {
 /// Write the tree under `dir` (created if missing; an existing directory must be empty).
 /// Returns the number of files written.
 pub fn write(model: &Model, dir: &Path) -> Result<usize, String> {
-    let shown = dir.display();
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(|e| format!("--sysfs-out {shown}: {}", crate::config::io_reason(&e)))?;
-        if entries.next().is_some() {
-            return Err(format!("--sysfs-out {shown}: the directory is not empty (refusing to mix trees)"));
-        }
-    }
-    let files = files(model);
-    for (rel, text) in &files {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("--sysfs-out {}: {}", parent.display(), crate::config::io_reason(&e)))?;
-        }
-        std::fs::write(&path, text).map_err(|e| format!("--sysfs-out {}: {}", path.display(), crate::config::io_reason(&e)))?;
-    }
-    Ok(files.len())
+    let entries: Vec<Entry> = files(model).into_iter().map(|(rel, text)| Entry::File(rel, text)).collect();
+    super::sysroot::write_entries(dir, "--sysfs-out", &entries)
 }

@@ -7,12 +7,12 @@
 
 mod namespace;
 
+use hotplug_core::options::Size;
 use hotplug_core::{
     errno, export_plugin, Altmap, DevicePageInit, Host, Ops, OptionSpec, OptionType, PfnRange, PgmapType, PluginError, Request,
     RequestKinds, RestrictionFlags, Restrictions, Strategy,
 };
 pub use namespace::{layout, Layout, LayoutError, Map};
-use hotplug_core::options::Size;
 use serde::Deserialize;
 
 /// The `options` table of a `[[strategy]]` using this plugin.

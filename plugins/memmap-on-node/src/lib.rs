@@ -31,10 +31,10 @@
 //! `headroom` is a size (`"64MiB"`, or bytes), read with `hotplug_core::options::Size`:
 //! the parser the host checks `OptionType::SIZE` options with.
 
+use hotplug_core::options::Size;
 use hotplug_core::{
     export_plugin, Geometry, Host, OptionSpec, OptionType, PluginError, Request, RequestKinds, RestrictionFlags, Restrictions, Strategy,
 };
-use hotplug_core::options::Size;
 use serde::Deserialize;
 
 const KIB: u64 = 1 << 10;

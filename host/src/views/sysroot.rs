@@ -1,0 +1,152 @@
+//! A whole system root as tools read it: `sys/devices/system/memory` (sysfs.rs) with each
+//! block's `nodeN` link, `sys/devices/system/node` (drivers/base/node.c), and
+//! `proc/{iomem,zoneinfo,meminfo}`, so `lsmem --sysroot DIR` or `numactl`-style scripts
+//! run on the model as on a real machine.
+//!
+//! Node facts follow the kernel's node states: a node directory exists for each online node
+//! (`register_one_node()`: a node is online with CPUs or once memory was added to it);
+//! `has_memory` is N_MEMORY (online memory in any zone but ZONE_DEVICE), `has_normal_memory`
+//! N_NORMAL_MEMORY (online memory in a zone up to ZONE_NORMAL), `has_cpu` N_CPU. The model
+//! knows no CPU numbers, so no `cpulist`/`cpumap`; node meminfo has only the lines the
+//! model knows (MemTotal, MemFree, MemUsed), as /proc/meminfo does.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::View;
+use crate::model::{Model, ZoneType};
+
+/// One entry of the tree, relative to its root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A file and its text.
+    File(String, String),
+    /// A symbolic link and its (relative) target, as sysfs makes them.
+    Link(String, String),
+}
+
+const MEMORY: &str = "sys/devices/system/memory";
+const NODE: &str = "sys/devices/system/node";
+
+/// Every entry of the tree.
+pub fn entries(model: &Model) -> Vec<Entry> {
+    let mut out: Vec<Entry> =
+        super::sysfs::files(model).into_iter().map(|(rel, text)| Entry::File(format!("{MEMORY}/{rel}"), text)).collect();
+    // register_memory_block_under_node(): a link each way between a block and its node.
+    for b in model.blocks.values() {
+        out.push(Entry::Link(format!("{MEMORY}/memory{}/node{}", b.id, b.nid), format!("../../node/node{}", b.nid)));
+        out.push(Entry::Link(format!("{NODE}/node{}/memory{}", b.nid, b.id), format!("../../memory/memory{}", b.id)));
+    }
+    let all: Vec<u32> = model.nodes.values().map(|n| n.id).collect();
+    let online: Vec<u32> = model.nodes.values().filter(|n| n.online).map(|n| n.id).collect();
+    let with = |pred: &dyn Fn(ZoneType) -> bool| -> Vec<u32> {
+        model.nodes.values().filter(|n| ZoneType::ALL.iter().any(|&z| pred(z) && n.zone(z).present > 0)).map(|n| n.id).collect()
+    };
+    let memory = with(&|z| z != ZoneType::Device);
+    let normal = with(&|z| z.is_kernel());
+    let cpus: Vec<u32> = model.nodes.values().filter(|n| n.facts.has_cpus).map(|n| n.id).collect();
+    for (name, nodes) in
+        [("possible", &all), ("online", &online), ("has_memory", &memory), ("has_normal_memory", &normal), ("has_cpu", &cpus)]
+    {
+        out.push(Entry::File(format!("{NODE}/{name}"), format!("{}\n", node_list(nodes))));
+    }
+    let page_kb = model.geometry.page_size() / 1024;
+    for n in model.nodes.values().filter(|n| n.online) {
+        let dir = format!("{NODE}/node{}", n.id);
+        out.push(Entry::File(format!("{dir}/distance"), distance_line(model, n.id, &online)));
+        let (total, free) = (n.managed_pages() * page_kb, n.free_pages() * page_kb);
+        let mut meminfo = String::new();
+        for (label, kb) in [("MemTotal", total), ("MemFree", free), ("MemUsed", total.saturating_sub(free))] {
+            let _ = writeln!(meminfo, "Node {} {:<16}{kb:>8} kB", n.id, format!("{label}:"));
+        }
+        out.push(Entry::File(format!("{dir}/meminfo"), meminfo));
+    }
+    for view in View::ALL {
+        out.push(Entry::File(format!("proc/{}", view.name()), view.render(model)));
+    }
+    out
+}
+
+/// A node mask as the kernel prints it (`%*pbl`): ranges and singles, `0-1,3`; empty: "".
+fn node_list(nodes: &[u32]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < nodes.len() {
+        let start = nodes[i];
+        let mut end = start;
+        while i + 1 < nodes.len() && nodes[i + 1] == end + 1 {
+            i += 1;
+            end = nodes[i];
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// node_read_distance(): the distance to each online node, in id order, a space before
+/// every entry but node 0's (the kernel tests the node id, not the position).
+fn distance_line(model: &Model, from: u32, online: &[u32]) -> String {
+    let mut line = String::new();
+    for &to in online {
+        let d = model.distances.get(from, to).unwrap_or_default();
+        let _ = write!(line, "{}{d}", if to != 0 { " " } else { "" });
+    }
+    line.push('\n');
+    line
+}
+
+/// Write the tree under `dir` (created if missing; an existing directory must be empty).
+/// Returns the number of entries written.
+pub fn write(model: &Model, dir: &Path) -> Result<usize, String> {
+    write_entries(dir, "--sysroot-out", &entries(model))
+}
+
+/// Write `entries` under `dir`, refusing a directory that is not empty; errors name `flag`.
+pub(super) fn write_entries(dir: &Path, flag: &str, entries: &[Entry]) -> Result<usize, String> {
+    let reason = |e: &std::io::Error| crate::config::io_reason(e);
+    if dir.exists() {
+        let mut listing = std::fs::read_dir(dir).map_err(|e| format!("{flag} {}: {}", dir.display(), reason(&e)))?;
+        if listing.next().is_some() {
+            return Err(format!("{flag} {}: the directory is not empty (refusing to mix trees)", dir.display()));
+        }
+    }
+    for entry in entries {
+        let rel = match entry {
+            Entry::File(rel, _) | Entry::Link(rel, _) => rel,
+        };
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{flag} {}: {}", parent.display(), reason(&e)))?;
+        }
+        let written = match entry {
+            Entry::File(_, text) => std::fs::write(&path, text),
+            Entry::Link(_, target) => symlink(target, &path),
+        };
+        written.map_err(|e| format!("{flag} {}: {}", path.display(), reason(&e)))?;
+    }
+    Ok(entries.len())
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
+    // No symbolic links: a file naming the target, which lsmem-style readers also find.
+    std::fs::write(link, target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_lists_print_as_the_kernel_does() {
+        assert_eq!(node_list(&[]), "");
+        assert_eq!(node_list(&[0]), "0");
+        assert_eq!(node_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
+    }
+}
