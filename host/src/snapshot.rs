@@ -8,6 +8,47 @@ const FILES: &[&str] = &["proc/iomem", "proc/zoneinfo", "proc/meminfo"];
 const MEMORY: &str = "sys/devices/system/memory";
 const BLOCK_FILES: &[&str] = &["state", "online", "phys_index", "valid_zones", "phys_device", "removable"];
 const PARAMS: &str = "sys/module/memory_hotplug/parameters";
+const NODE: &str = "sys/devices/system/node";
+/// The node masks (drivers/base/node.c node states), copied when present.
+const NODE_MASKS: &[&str] = &["possible", "online", "has_memory", "has_normal_memory", "has_cpu", "has_generic_initiator"];
+const NODE_FILES: &[&str] = &["distance", "meminfo", "cpulist"];
+
+/// Whether `name` is `<prefix><number>` (memory12, node3).
+fn is_numbered(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Copy `rel` when it is a regular file (a FIFO or device where a sysfs file should be is
+/// left alone rather than read forever); returns whether it was copied.
+fn copy_if_file(root: &Path, out: &Path, rel: &str) -> Result<bool, String> {
+    if !root.join(rel).metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(false);
+    }
+    copy(root, out, rel).map(|()| true)
+}
+
+/// Make the link `rel -> target`, as sysfs has it, in the capture.
+fn link(out: &Path, rel: &str, target: &str) -> Result<(), String> {
+    let dest = out.join(rel);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("snapshot: cannot create {}: {}", parent.display(), crate::config::io_reason(&e)))?;
+    }
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(target, &dest);
+    #[cfg(not(unix))]
+    let made = std::fs::write(&dest, target);
+    made.map_err(|e| format!("snapshot: cannot link {}: {}", dest.display(), crate::config::io_reason(&e)))
+}
+
+/// The entries of `dir` whose names are `<prefix><number>`.
+fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
+    let Ok(listing) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> =
+        listing.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_numbered(n, prefix)).collect();
+    names.sort();
+    names
+}
 
 fn copy(root: &Path, out: &Path, rel: &str) -> Result<(), String> {
     let text = std::fs::read(root.join(rel))
@@ -51,7 +92,14 @@ pub fn take(root: &Path, out: &Path) -> Result<usize, String> {
                 n += 1;
             }
         }
+        // The block's node: a `nodeN` link (register_memory_block_under_node), which is
+        // where lsmem reads its NODE column.
+        for node in numbered(&root.join(MEMORY).join(&name), "node") {
+            link(out, &format!("{MEMORY}/{name}/{node}"), &format!("../../node/{node}"))?;
+            n += 1;
+        }
     }
+    n += take_node_tree(root, out)?;
     if let Ok(params) = std::fs::read_dir(root.join(PARAMS)) {
         for entry in params.filter_map(Result::ok) {
             copy(root, out, &format!("{PARAMS}/{}", entry.file_name().to_string_lossy()))?;
@@ -62,6 +110,25 @@ pub fn take(root: &Path, out: &Path) -> Result<usize, String> {
     if let Some(text) = release {
         std::fs::write(out.join("KERNEL_RELEASE"), text).map_err(|e| format!("snapshot: {}", crate::config::io_reason(&e)))?;
         n += 1;
+    }
+    Ok(n)
+}
+
+/// The node tree: its masks, and per node its distance, meminfo, cpulist and the links to
+/// its memory blocks. A root without one (an old capture, a container) gives nothing.
+fn take_node_tree(root: &Path, out: &Path) -> Result<usize, String> {
+    let mut n = 0;
+    for mask in NODE_MASKS {
+        n += usize::from(copy_if_file(root, out, &format!("{NODE}/{mask}"))?);
+    }
+    for node in numbered(&root.join(NODE), "node") {
+        for f in NODE_FILES {
+            n += usize::from(copy_if_file(root, out, &format!("{NODE}/{node}/{f}"))?);
+        }
+        for block in numbered(&root.join(NODE).join(&node), "memory") {
+            link(out, &format!("{NODE}/{node}/{block}"), &format!("../../memory/{block}"))?;
+            n += 1;
+        }
     }
     Ok(n)
 }

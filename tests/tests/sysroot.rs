@@ -121,3 +121,25 @@ fn an_existing_tree_is_never_mixed_into() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
 }
+
+#[test]
+fn a_snapshot_keeps_the_node_links_and_tree() {
+    // The model's own tree stands in for a live machine's /: `host snapshot` must carry the
+    // block-node links and the node tree over, so lsmem on the capture still has NODE.
+    let root = sysroot("sysroot-snapshot-src", "cxl-expander.toml", &[]);
+    // A FIFO where a node mask should be: skipped, not read forever.
+    let has_cpu = root.join("sys/devices/system/node/has_cpu");
+    std::fs::remove_file(&has_cpu).unwrap();
+    assert!(Command::new("mkfifo").arg(&has_cpu).status().unwrap().success());
+    let out = scratch("sysroot-snapshot").join("capture");
+    let run = run_host(P, &["snapshot", "--root", root.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lsmem(&out), lsmem(&root));
+    let node = "sys/devices/system/node";
+    for rel in ["possible", "online", "has_memory", "has_normal_memory", "node0/distance", "node2/distance", "node2/meminfo"] {
+        assert_eq!(read(&out, &format!("{node}/{rel}")), read(&root, &format!("{node}/{rel}")), "{rel}");
+    }
+    assert!(!out.join(format!("{node}/has_cpu")).exists(), "the FIFO was not copied");
+    assert_eq!(std::fs::read_link(out.join(format!("{node}/node1/memory512"))).unwrap(), Path::new("../../memory/memory512"));
+    assert_eq!(std::fs::read_link(out.join("sys/devices/system/memory/memory0/node0")).unwrap(), Path::new("../../node/node0"));
+}
