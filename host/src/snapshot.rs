@@ -51,6 +51,11 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
 }
 
 fn copy(root: &Path, out: &Path, rel: &str) -> Result<(), String> {
+    // procfs and sysfs files are regular files: a FIFO or device there would be read forever.
+    let from = root.join(rel);
+    if from.metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(format!("snapshot: {} is not a regular file", from.display()));
+    }
     let text = std::fs::read(root.join(rel))
         .map_err(|e| format!("snapshot: cannot read {}: {}", root.join(rel).display(), crate::config::io_reason(&e)))?;
     let dest = out.join(rel);

@@ -143,3 +143,16 @@ fn a_snapshot_keeps_the_node_links_and_tree() {
     assert_eq!(std::fs::read_link(out.join(format!("{node}/node1/memory512"))).unwrap(), Path::new("../../memory/memory512"));
     assert_eq!(std::fs::read_link(out.join("sys/devices/system/memory/memory0/node0")).unwrap(), Path::new("../../node/node0"));
 }
+
+#[test]
+fn a_snapshot_of_a_root_with_a_fifo_for_a_required_file_fails_in_one_line() {
+    let root = sysroot("sysroot-snapshot-fifo", "system-ram.toml", &[]);
+    let iomem = root.join("proc/iomem");
+    std::fs::remove_file(&iomem).unwrap();
+    assert!(Command::new("mkfifo").arg(&iomem).status().unwrap().success());
+    let out = scratch("sysroot-snapshot-fifo-out").join("capture");
+    let run = run_host(P, &["snapshot", "--root", root.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("proc/iomem is not a regular file"), "{}", run.stderr);
+}
