@@ -19,6 +19,7 @@ pub const DEFAULT_STRATEGY: &str = "system-ram";
 pub const DEFAULT_DEVICE_STRATEGY: &str = "device-pgmap";
 
 use crate::model::device::MemremapParams;
+use crate::model::step::Param;
 pub use crate::model::step::Step;
 
 /// A `[[strategy]]` ready to load.
@@ -351,8 +352,33 @@ fn step(
             Step::Grow { device: device_name(), start, size, node: sc.node, unit: sc.unit.as_ref().map(|u| u.get_ref().0), strategy }
         }
         Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
+        Op::Set => {
+            let params = set_params(sc);
+            if params.is_empty() {
+                return Err(loaded.error_at(s.span(), format!("step {}: `set` needs one of {}", i + 1, or_list(SET_KEYS))));
+            }
+            Step::Set { params }
+        }
     };
+    if sc.op != Op::Set && !set_params(sc).is_empty() {
+        let keys = set_params(sc).iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        return Err(loaded.error_at(s.span(), format!("step {}: {keys}: a key of `set` steps, not of `{}`", i + 1, sc.op.as_str())));
+    }
     Ok(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line })
+}
+
+/// The keys of a `set` step: the hotplug parameters a running kernel lets you write.
+const SET_KEYS: [&str; 4] = ["auto_online_blocks", "online_policy", "auto_movable_ratio", "auto_movable_numa_aware"];
+
+/// The parameters a step's keys write, in [`SET_KEYS`] order.
+fn set_params(sc: &config::StepConfig) -> Vec<Param> {
+    let params = [
+        sc.auto_online_blocks.map(Param::AutoOnlineBlocks),
+        sc.online_policy.map(Param::OnlinePolicy),
+        sc.auto_movable_ratio.map(Param::AutoMovableRatio),
+        sc.auto_movable_numa_aware.map(Param::AutoMovableNumaAware),
+    ];
+    params.into_iter().flatten().collect()
 }
 
 /// The strategy instance a step calls: `--strategy`, the step's `strategy`, a compare
@@ -457,6 +483,7 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
             (start, size, Some((pgmap, find_free)))
         }
         Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
+        Op::Set => (0, 0, None),
         Op::Grow | Op::Shrink => {
             if sc.device.is_none() {
                 return Err(loaded

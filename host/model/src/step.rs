@@ -14,10 +14,10 @@ use super::error::ErrorCode;
 use super::hotplug::{AddOutcome, AddParams, RemoveOutcome};
 use super::online::BlocksOutcome;
 use super::ops::StrategyLookup;
-use super::policy::OnlineType;
+use super::policy::{AutoOnline, OnlinePolicy, OnlineType};
 use super::units::format_size;
 use super::virtio::ResizeOutcome;
-use super::{Model, StepError};
+use super::{Model, Policy, StepError};
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +32,14 @@ pub enum Op {
     Grow,
     /// virtio-mem: unplug from the end of a device.
     Shrink,
+    /// Write runtime hotplug parameters (the ones the kernel lets you change after boot).
+    Set,
 }
 
 impl Op {
     /// Every op, for generators that must cover them all (fuzz, property tests): they
     /// build a step for each with an exhaustive `match`, so a new op breaks their build.
-    pub const ALL: [Op; 8] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink];
+    pub const ALL: [Op; 9] = [Op::Add, Op::Online, Op::Offline, Op::Remove, Op::Memremap, Op::Memunmap, Op::Grow, Op::Shrink, Op::Set];
 
     /// The op a config names.
     pub fn from_name(name: &str) -> Option<Op> {
@@ -55,6 +57,7 @@ impl Op {
             Op::Memunmap => "memunmap",
             Op::Grow => "grow",
             Op::Shrink => "shrink",
+            Op::Set => "set",
         }
     }
 }
@@ -79,6 +82,69 @@ pub enum Step {
     Grow { device: String, start: u64, size: u64, node: u32, unit: Option<u64>, strategy: String },
     /// virtio-mem: unplug `size` from the end of `device`.
     Shrink { device: String, size: u64, unmovable: bool },
+    /// Write runtime parameters, in order (as `echo VALUE > FILE` would, one after another).
+    Set { params: Vec<Param> },
+}
+
+/// A hotplug parameter the kernel lets a running system change, with its new value.
+/// (`memory_hotplug.memmap_on_memory` is 0444 and `movable_node` a boot option: not here.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// /sys/devices/system/memory/auto_online_blocks (auto_online_blocks_store).
+    AutoOnlineBlocks(AutoOnline),
+    /// memory_hotplug.online_policy (a 0644 module parameter).
+    OnlinePolicy(OnlinePolicy),
+    /// memory_hotplug.auto_movable_ratio (0644).
+    AutoMovableRatio(u32),
+    /// memory_hotplug.auto_movable_numa_aware (0644).
+    AutoMovableNumaAware(bool),
+}
+
+impl Param {
+    /// The parameter's name, as a `[machine]` key and a `set` step key spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::AutoOnlineBlocks(_) => "auto_online_blocks",
+            Param::OnlinePolicy(_) => "online_policy",
+            Param::AutoMovableRatio(_) => "auto_movable_ratio",
+            Param::AutoMovableNumaAware(_) => "auto_movable_numa_aware",
+        }
+    }
+
+    /// The value as the kernel's file shows it.
+    pub fn value(self) -> String {
+        match self {
+            Param::AutoOnlineBlocks(a) => a.as_str().to_string(),
+            Param::OnlinePolicy(p) => p.as_str().to_string(),
+            Param::AutoMovableRatio(r) => r.to_string(),
+            Param::AutoMovableNumaAware(b) => if b { "Y" } else { "N" }.to_string(),
+        }
+    }
+
+    /// This parameter's current value in `policy`.
+    fn current(self, policy: &Policy) -> Param {
+        match self {
+            Param::AutoOnlineBlocks(_) => Param::AutoOnlineBlocks(policy.auto_online_blocks),
+            Param::OnlinePolicy(_) => Param::OnlinePolicy(policy.online_policy),
+            Param::AutoMovableRatio(_) => Param::AutoMovableRatio(policy.auto_movable_ratio),
+            Param::AutoMovableNumaAware(_) => Param::AutoMovableNumaAware(policy.auto_movable_numa_aware),
+        }
+    }
+
+    fn apply(self, policy: &mut Policy) {
+        match self {
+            Param::AutoOnlineBlocks(a) => policy.auto_online_blocks = a,
+            Param::OnlinePolicy(p) => policy.online_policy = p,
+            Param::AutoMovableRatio(r) => policy.auto_movable_ratio = r,
+            Param::AutoMovableNumaAware(b) => policy.auto_movable_numa_aware = b,
+        }
+    }
+}
+
+/// What a `set` step changed: each parameter with its value before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetOutcome {
+    pub changed: Vec<(Param, Param)>,
 }
 
 impl Step {
@@ -93,6 +159,7 @@ impl Step {
             Step::Memunmap { .. } => Op::Memunmap,
             Step::Grow { .. } => Op::Grow,
             Step::Shrink { .. } => Op::Shrink,
+            Step::Set { .. } => Op::Set,
         }
     }
 
@@ -189,6 +256,12 @@ impl Step {
                 strategy: space.system_ram.first().cloned().unwrap_or_default(),
             },
             Op::Shrink => Step::Shrink { device: space.virtio_device.clone(), size: virtio_size, unmovable: seed.flag },
+            Op::Set => Step::Set {
+                params: vec![
+                    Param::AutoOnlineBlocks(AutoOnline::ALL[(seed.slot % 4) as usize]),
+                    Param::OnlinePolicy(OnlinePolicy::ALL[usize::from(seed.flag)]),
+                ],
+            },
             Op::Memremap => {
                 let bytes = (seed.subsections % space.max_subsections.max(1) + 1) * space.subsection_size;
                 Step::Memremap {
@@ -217,6 +290,7 @@ pub enum Outcome {
     Mapped(MemremapOutcome),
     Resized(ResizeOutcome),
     Unmapped(MemunmapOutcome),
+    Set(SetOutcome),
     Failed(StepError),
 }
 
@@ -277,8 +351,20 @@ impl Model {
                 self.virtio_grow(device, start, *size, *node, *unit, s).map(Outcome::Resized)
             }),
             Step::Shrink { device, size, unmovable } => self.virtio_shrink(device, *size, *unmovable, strategies).map(Outcome::Resized),
+            Step::Set { params } => Ok(Outcome::Set(self.set_params(params))),
         };
         result.unwrap_or_else(Outcome::Failed)
+    }
+
+    /// Write `params` in order; the values were checked when the step was built, so a
+    /// write cannot fail (the kernel's store functions refuse only unparsable text).
+    fn set_params(&mut self, params: &[Param]) -> SetOutcome {
+        let mut changed = Vec::with_capacity(params.len());
+        for &p in params {
+            changed.push((p.current(&self.policy), p));
+            p.apply(&mut self.policy);
+        }
+        SetOutcome { changed }
     }
 
     /// The range a driver hands to add_memory: dax/kmem trims the device's range inward to

@@ -236,6 +236,13 @@ pub struct StepConfig {
     pub expect: Option<Spanned<ExpectConfig>>,
     /// A label for the report.
     pub name: Option<String>,
+    /// `set` steps: the runtime parameters to write (the `[machine]` keys of the same name).
+    #[serde(default, deserialize_with = "words::auto_online")]
+    pub auto_online_blocks: Option<AutoOnline>,
+    #[serde(default, deserialize_with = "words::online_policy")]
+    pub online_policy: Option<OnlinePolicy>,
+    pub auto_movable_ratio: Option<u32>,
+    pub auto_movable_numa_aware: Option<bool>,
 }
 
 /// A step's `expect`: one outcome, or one per strategy.

@@ -131,6 +131,14 @@ struct Unmapped {
     memmap_freed_device_pages: u64,
 }
 
+/// One parameter a `set` step wrote, with the values as the kernel's file shows them.
+#[derive(Serialize)]
+struct ParamChange {
+    name: &'static str,
+    old: String,
+    new: String,
+}
+
 /// An outcome, tagged by `result` as docs/report-json.md lists them.
 #[derive(Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -141,6 +149,7 @@ enum Shape<'a> {
     Mapped(Mapped<'a>),
     Resized(Resized<'a>),
     Unmapped(Unmapped),
+    Set { params: Vec<ParamChange> },
     Failed(Error<'a>),
 }
 
@@ -164,6 +173,9 @@ fn shape(o: &Outcome) -> Shape<'_> {
             online_error: r.online_error.as_ref().map(Error::from),
         }),
         Outcome::Unmapped(u) => Shape::Unmapped(unmapped(u)),
+        Outcome::Set(o) => Shape::Set {
+            params: o.changed.iter().map(|(old, new)| ParamChange { name: new.name(), old: old.value(), new: new.value() }).collect(),
+        },
         Outcome::Failed(e) => Shape::Failed(e.into()),
     }
 }

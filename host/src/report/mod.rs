@@ -227,8 +227,12 @@ fn memmap_nodes_text(page: u64, a: &crate::model::hotplug::AddOutcome) -> String
 
 /// One line describing what a step did.
 pub fn step_line(model_page: u64, s: &StepResult) -> String {
-    let mut line =
-        format!("#{:<3} {:<8} {:<27} {:>9}  node {}", s.index, s.op.as_str(), range_text(s.start, s.size), format_size(s.size), s.node);
+    // A `set` step touches no range and no node: its columns stay blank, the detail aligned.
+    let mut line = if s.op == crate::model::step::Op::Set {
+        format!("#{:<3} {:<8} {:<27} {:>9}  {:<6}", s.index, s.op.as_str(), "", "", "")
+    } else {
+        format!("#{:<3} {:<8} {:<27} {:>9}  node {}", s.index, s.op.as_str(), range_text(s.start, s.size), format_size(s.size), s.node)
+    };
     if let Some(st) = &s.strategy {
         let _ = write!(line, "  [{st}]");
     }
@@ -276,8 +280,15 @@ fn outcome_text(model_page: u64, outcome: &Outcome) -> String {
             format_size(u.memmap_freed_node_pages * model_page),
             format_size(u.memmap_freed_device_pages * model_page)
         ),
+        Outcome::Set(o) => format!("ok: {}", set_text(o)),
         Outcome::Failed(e) => format!("{}: {}", e.code, e.reason),
     }
+}
+
+/// `auto_online_blocks offline -> online_movable, auto_movable_ratio 301 -> 100`.
+fn set_text(o: &crate::model::step::SetOutcome) -> String {
+    let parts: Vec<String> = o.changed.iter().map(|(old, new)| format!("{} {} -> {}", new.name(), old.value(), new.value())).collect();
+    parts.join(", ")
 }
 
 /// What an add did, in one clause list.
@@ -487,6 +498,7 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
         }
         Outcome::Unmapped(_) => "ok: unmapped".to_string(),
         Outcome::Resized(r) => format!("ok: {} plugged", format_size(r.plugged)),
+        Outcome::Set(o) => format!("ok: {}", set_text(o)),
         Outcome::Failed(e) => e.code.name(),
     };
     format!("{text}{mark}")
