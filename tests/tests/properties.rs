@@ -11,7 +11,7 @@ use hotplug_host::loader::StrategyInstance;
 use hotplug_host::model::boot::MachineSpec;
 use hotplug_host::model::geometry::preset;
 use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
-use hotplug_host::model::step::{Outcome, SampleSpace, Step, StepSeed};
+use hotplug_host::model::step::{Outcome, Param, SampleSpace, Step, StepSeed};
 use hotplug_host::model::{BlockState, Model};
 use proptest::prelude::*;
 
@@ -103,8 +103,9 @@ fn must(m: &mut Model, p: &Plugins, step: Step) -> Result<(), TestCaseError> {
     }
 }
 
-/// Take away everything hot-plugged: virtio-mem, pgmaps, then each add (offlined first).
-fn clean_up(m: &mut Model, p: &Plugins) -> Result<(), TestCaseError> {
+/// Take away everything hot-plugged: virtio-mem, pgmaps, then each add (offlined first);
+/// then write back the runtime parameters `boot` had (a `set` step may have changed them).
+fn clean_up(m: &mut Model, p: &Plugins, boot: &Model) -> Result<(), TestCaseError> {
     let device = m.virtio.values().next().cloned();
     if let Some(d) = device {
         must(m, p, Step::Shrink { device: d.name.clone(), size: d.plugged, unmovable: false })?;
@@ -126,6 +127,14 @@ fn clean_up(m: &mut Model, p: &Plugins) -> Result<(), TestCaseError> {
         }
         must(m, p, Step::Remove { start, size })?;
     }
+    let b = &boot.policy;
+    let params = vec![
+        Param::AutoOnlineBlocks(b.auto_online_blocks),
+        Param::OnlinePolicy(b.online_policy),
+        Param::AutoMovableRatio(b.auto_movable_ratio),
+        Param::AutoMovableNumaAware(b.auto_movable_numa_aware),
+    ];
+    must(m, p, Step::Set { params })?;
     m.check_invariants().map_err(TestCaseError::fail)
 }
 
@@ -143,7 +152,7 @@ proptest! {
         for params in &ops {
             apply(&mut m, &p, params)?;
         }
-        clean_up(&mut m, &p)?;
+        clean_up(&mut m, &p, &boot)?;
         let diff: Vec<&str> = m.differences(&boot).into_iter().filter(|d| !["max_pfn", "device_zone_spans"].contains(d)).collect();
         prop_assert!(diff.is_empty(), "after clean-up: {diff:?}");
     }
