@@ -103,6 +103,10 @@ enum Command {
         /// Where to write the capture (created; must not exist or be empty).
         #[arg(long)]
         out: PathBuf,
+        /// Wait up to this many seconds for the zone counters to reach MemTotal (deferred
+        /// struct-page initialisation still running after boot) before capturing.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        settle: u64,
     },
     /// List the shipped scenarios built into this binary, each with the question it answers.
     Configs,
@@ -201,10 +205,15 @@ fn main() -> ExitCode {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
             list_plugins(&dirs, *verbose, *all, cli.allow_unsafe_plugin_path)
         }
-        Some(Command::Snapshot { root, out }) => hotplug_host::snapshot::take(root, out).map_err(anyhow::Error::msg).map(|n| {
-            eprintln!("host: captured {n} files from {} into {}", root.display(), out.display());
-            ExitCode::SUCCESS
-        }),
+        Some(Command::Snapshot { root, out, settle }) => {
+            hotplug_host::snapshot::take(root, out, std::time::Duration::from_secs(*settle)).map_err(anyhow::Error::msg).map(|taken| {
+                if let Some(gap) = taken.unsettled {
+                    eprintln!("host: warning: {gap} (waited {settle} s): the capture's counters are partial; take it again later");
+                }
+                eprintln!("host: captured {} files from {} into {}", taken.files, root.display(), out.display());
+                ExitCode::SUCCESS
+            })
+        }
         Some(Command::Conformance { plugin, dirs, format, junit, only, skip, options, timeout }) => {
             let suite = conformance::SuiteOptions {
                 dirs: [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(),

@@ -245,6 +245,16 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
             return Err(here("`from` gives the nodes and the block size: drop [[machine.node]] and memory_block_size".into()));
         }
         let capture = crate::views::capture::read(&loaded.dir().join(from.get_ref())).map_err(here)?;
+        if let Some(gap) = capture.unsettled(g.page_size) {
+            let (line, _) = loaded.line_col(from.span().start);
+            log::warn!(
+                "{}:{line}: capture {}: {gap}; the model boots with zoneinfo's counters (MemTotal {} kB, not {} kB): retake it with `host snapshot`, which waits for them to settle",
+                loaded.path.display(),
+                from.get_ref(),
+                gap.managed_kb,
+                gap.memtotal_kb
+            );
+        }
         let p = &capture.params;
         machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(d.auto_online_blocks);
         machine.online_policy = m.online_policy.or(p.online_policy).unwrap_or(d.online_policy);

@@ -2,6 +2,9 @@
 //! as `[machine] from` reads them.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::model::capture::UnsettledCounters;
 
 /// Files copied as they are, relative to the root.
 const FILES: &[&str] = &["proc/iomem", "proc/zoneinfo", "proc/meminfo"];
@@ -66,14 +69,56 @@ fn copy(root: &Path, out: &Path, rel: &str) -> Result<(), String> {
     std::fs::write(&dest, text).map_err(|e| format!("snapshot: cannot write {}: {}", dest.display(), crate::config::io_reason(&e)))
 }
 
-/// Capture `root` into `out`; returns the number of files copied. Optional files (the
-/// module parameters, KERNEL_RELEASE) are copied when present.
-pub fn take(root: &Path, out: &Path) -> Result<usize, String> {
+/// What a snapshot copied, and whether its counters had settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Files and links written.
+    pub files: usize,
+    /// The zone counters still disagreed with MemTotal when the wait ran out.
+    pub unsettled: Option<UnsettledCounters>,
+}
+
+/// The page size of the machine running the snapshot (the root is normally its `/`).
+fn page_size() -> u64 {
+    #[cfg(unix)]
+    // SAFETY: sysconf only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    #[cfg(not(unix))]
+    let size = 4096;
+    u64::try_from(size).ok().filter(|&s| s >= 1024).unwrap_or(4096)
+}
+
+/// Whether `root`'s zone counters disagree with its MemTotal right now.
+fn unsettled(root: &Path) -> Option<UnsettledCounters> {
+    let zoneinfo = std::fs::read_to_string(root.join("proc/zoneinfo")).ok()?;
+    let meminfo = std::fs::read_to_string(root.join("proc/meminfo")).ok()?;
+    let zones = crate::views::capture::zone_counters(&zoneinfo).ok()?;
+    UnsettledCounters::check(&zones, crate::views::capture::memtotal_kb(&meminfo)?, page_size())
+}
+
+/// Wait up to `settle` for deferred struct-page initialisation to finish (the zones'
+/// managed pages to reach MemTotal), checking once a second; the last disagreement if
+/// it never did.
+fn wait_to_settle(root: &Path, settle: Duration) -> Option<UnsettledCounters> {
+    let started = Instant::now();
+    loop {
+        let gap = unsettled(root)?;
+        if started.elapsed() >= settle {
+            return Some(gap);
+        }
+        std::thread::sleep(Duration::from_secs(1).min(settle));
+    }
+}
+
+/// Capture `root` into `out`, first waiting up to `settle` for its counters to agree.
+/// Optional files (the module parameters, KERNEL_RELEASE) are copied when present.
+pub fn take(root: &Path, out: &Path, settle: Duration) -> Result<Taken, String> {
     if out.exists()
         && std::fs::read_dir(out).map_err(|e| format!("snapshot: {}: {}", out.display(), crate::config::io_reason(&e)))?.next().is_some()
     {
         return Err(format!("snapshot: {} is not empty", out.display()));
     }
+    let unsettled = wait_to_settle(root, settle);
     let mut n = 0;
     for rel in FILES {
         copy(root, out, rel)?;
@@ -116,7 +161,7 @@ pub fn take(root: &Path, out: &Path) -> Result<usize, String> {
         std::fs::write(out.join("KERNEL_RELEASE"), text).map_err(|e| format!("snapshot: {}", crate::config::io_reason(&e)))?;
         n += 1;
     }
-    Ok(n)
+    Ok(Taken { files: n, unsettled })
 }
 
 /// The node tree: its masks, and per node its distance, meminfo, cpulist and the links to

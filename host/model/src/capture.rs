@@ -30,6 +30,41 @@ pub struct Capture {
     pub blocks: BTreeMap<u64, (BlockState, String)>,
     /// The memory_hotplug module parameters, where captured.
     pub params: Params,
+    /// /proc/meminfo's MemTotal in kB, where captured.
+    pub meminfo_total_kb: Option<u64>,
+}
+
+/// A capture whose zone counters were read while they were still growing: zoneinfo's
+/// managed pages fall short of meminfo's MemTotal, which the kernel derives from the same
+/// counters (totalram_pages). Deferred struct-page initialisation
+/// (CONFIG_DEFERRED_STRUCT_PAGE_INIT) hands pages to the buddy allocator in the background
+/// after boot, so a capture taken early sees only part of the memory managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsettledCounters {
+    /// The zones' managed pages, summed, in kB.
+    pub managed_kb: u64,
+    /// meminfo's MemTotal, in kB.
+    pub memtotal_kb: u64,
+}
+
+impl UnsettledCounters {
+    /// Counters that disagree by more than 1 % (a settled machine shows them equal; a
+    /// hot-add between the two reads moves them by a block or so).
+    pub fn check(zones: &ZoneCounters, memtotal_kb: u64, page_size: u64) -> Option<UnsettledCounters> {
+        let managed_kb = zones.values().map(|&(_, _, _, managed)| managed).sum::<u64>().saturating_mul(page_size / 1024);
+        (managed_kb.abs_diff(memtotal_kb) > memtotal_kb / 100).then_some(UnsettledCounters { managed_kb, memtotal_kb })
+    }
+}
+
+impl std::fmt::Display for UnsettledCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "zoneinfo's managed pages sum to {} kB but meminfo's MemTotal is {} kB: the counters were read while deferred \
+             struct-page initialisation was still running",
+            self.managed_kb, self.memtotal_kb
+        )
+    }
 }
 
 /// /sys/module/memory_hotplug/parameters, where captured.
@@ -41,6 +76,11 @@ pub struct Params {
 }
 
 impl Capture {
+    /// Whether the capture's counters disagree (see [`UnsettledCounters`]).
+    pub fn unsettled(&self, page_size: u64) -> Option<UnsettledCounters> {
+        UnsettledCounters::check(&self.zones, self.meminfo_total_kb?, page_size)
+    }
+
     /// The machine to boot: `geometry` with the captured block size, one node per node
     /// in zoneinfo, each with the System RAM ranges its zones span (page-aligned inward).
     pub fn machine_spec(&self, mut geometry: Geometry, base: &MachineSpec) -> Result<MachineSpec, String> {

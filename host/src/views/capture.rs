@@ -75,6 +75,17 @@ fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
 }
 
 /// Read a capture rooted at `root`.
+/// meminfo's `MemTotal:   N kB`.
+pub fn memtotal_kb(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
+/// The zone counters of `zoneinfo` text (for `host snapshot`'s settle check).
+pub fn zone_counters(zoneinfo: &str) -> Result<crate::model::capture::ZoneCounters, String> {
+    parse_zoneinfo(zoneinfo)
+}
+
 pub fn read(root: &Path) -> Result<Capture, String> {
     if !root.is_dir() {
         return Err(format!("capture {}: not a directory", root.display()));
@@ -115,7 +126,8 @@ pub fn read(root: &Path) -> Result<Capture, String> {
         auto_movable_ratio: param("auto_movable_ratio").and_then(|p| p.parse().ok()),
         auto_movable_numa_aware: param("auto_movable_numa_aware").map(|p| p == "Y"),
     };
-    Ok(Capture { iomem, zones, block_size, auto_online_blocks, blocks, params })
+    let meminfo_total_kb = read_file(root, "proc/meminfo").ok().as_deref().and_then(memtotal_kb);
+    Ok(Capture { iomem, zones, block_size, auto_online_blocks, blocks, params, meminfo_total_kb })
 }
 
 #[cfg(test)]
