@@ -6,6 +6,7 @@
 //! test (cargo has released its lock by the time tests run), and takes the library's path
 //! from cargo's own artifact messages rather than guessing it.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -41,28 +42,44 @@ impl BuildLayout {
 /// Build the library of the crate at `manifest_dir` and return its dynamic library.
 pub(crate) fn build_cdylib(manifest_dir: &Path, layout: &BuildLayout) -> Result<PathBuf, Error> {
     let manifest = manifest_dir.join("Cargo.toml");
+    let mut args: Vec<OsString> = vec!["--lib".into()];
+    args.extend(layout.profile_args.iter().map(OsString::from));
+    if let Some(dir) = &layout.target_dir {
+        args.extend(["--target-dir".into(), dir.into()]);
+    }
+    let stdout = cargo_build(&manifest, &args, 60, |cmd| cmd)?;
+    cdylib_from_messages(&stdout, &manifest).ok_or(Error::NoCdylib { manifest })
+}
+
+/// `cargo build --message-format=json-render-diagnostics --manifest-path MANIFEST ARGS`
+/// (`adjust` may change the command's environment): cargo's JSON messages, or a build
+/// error carrying the last `log_lines` lines of its output (where the compiler errors are).
+pub(crate) fn cargo_build(
+    manifest: &Path,
+    args: &[OsString],
+    log_lines: usize,
+    adjust: impl FnOnce(&mut Command) -> &mut Command,
+) -> Result<String, Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.arg("build").arg("--lib").arg("--message-format=json-render-diagnostics").arg("--manifest-path").arg(&manifest);
-    cmd.args(&layout.profile_args);
-    if let Some(dir) = &layout.target_dir {
-        cmd.arg("--target-dir").arg(dir);
-    }
-    let out = cmd.output().map_err(|e| Error::Cargo(format!("cannot run {}: {e}", Path::new(&cargo).display())))?;
+    cmd.args(["build", "--message-format=json-render-diagnostics", "--manifest-path"]).arg(manifest).args(args);
+    let out = adjust(&mut cmd).output().map_err(|e| Error::Cargo(format!("cannot run {}: {e}", Path::new(&cargo).display())))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Build { manifest, log: tail(&stderr, 60) });
+        return Err(Error::Build { manifest: manifest.to_path_buf(), log: tail(&stderr, log_lines) });
     }
-    cdylib_from_messages(&String::from_utf8_lossy(&out.stdout), &manifest).ok_or(Error::NoCdylib { manifest })
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `compiler-artifact` messages of a cargo build's JSON output.
+pub(crate) fn artifacts(stdout: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
+    stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|m| m["reason"] == "compiler-artifact")
 }
 
 /// The `cdylib` cargo reports for the package whose manifest is `manifest`.
 fn cdylib_from_messages(stdout: &str, manifest: &Path) -> Option<PathBuf> {
     let want = manifest.canonicalize().unwrap_or_else(|_| manifest.to_path_buf());
-    stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find_map(|m| {
-        if m["reason"] != "compiler-artifact" {
-            return None;
-        }
+    artifacts(stdout).find_map(|m| {
         let theirs = Path::new(m["manifest_path"].as_str()?);
         if theirs.canonicalize().unwrap_or_else(|_| theirs.to_path_buf()) != want {
             return None;

@@ -83,23 +83,11 @@ fn build_in_checkout(checkout: &Path) -> Result<PathBuf, Error> {
     if !manifest.is_file() {
         return Err(Error::Cargo(format!("${HOST_ENV}={} is a directory without a Cargo.toml", checkout.display())));
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["build", "-p", "hotplug-host", "--bin", "host", "--message-format=json-render-diagnostics", "--manifest-path"])
-        .arg(&manifest)
-        // The author's test may run under another target directory: the checkout keeps its own.
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .map_err(|e| Error::Cargo(format!("cannot run {}: {e}", Path::new(&cargo).display())))?;
-    if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        return Err(Error::Build { manifest, log: tail.into_iter().rev().collect::<Vec<_>>().join("\n") });
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "host")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| Error::Cargo(format!("building host in {} produced no executable", checkout.display())))
+    let args = ["-p", "hotplug-host", "--bin", "host"].map(std::ffi::OsString::from);
+    // The author's test may run under another target directory: the checkout keeps its own.
+    let stdout = crate::build::cargo_build(&manifest, &args, 40, |cmd| cmd.env_remove("CARGO_TARGET_DIR"))?;
+    let host = crate::build::artifacts(&stdout)
+        .filter(|m| m["target"]["name"] == "host")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from));
+    host.ok_or_else(|| Error::Cargo(format!("building host in {} produced no executable", checkout.display())))
 }
