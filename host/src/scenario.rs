@@ -348,6 +348,11 @@ fn step(
     let driver = if matches!(sc.op, Op::Grow | Op::Shrink) { Driver::VIRTIO_MEM } else { driver };
     let strategy = step_strategy(loaded, i, s, strategy_override, strategies)?;
     let device_name = || sc.device.clone().unwrap_or_else(|| "virtio0".to_string());
+    let params = set_params(sc);
+    if sc.op != Op::Set && !params.is_empty() {
+        let keys = params.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        return Err(loaded.error_at(s.span(), format!("step {}: {keys}: a key of `set` steps, not of `{}`", i + 1, sc.op.as_str())));
+    }
     let step = match sc.op {
         Op::Add => Step::Add { start, size, node: sc.node, driver, device: sc.device.clone(), strategy },
         Op::Online => Step::Online { start, size, online_type: sc.online_type.unwrap_or(OnlineType::Online) },
@@ -363,17 +368,12 @@ fn step(
         }
         Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
         Op::Set => {
-            let params = set_params(sc);
             if params.is_empty() {
                 return Err(loaded.error_at(s.span(), format!("step {}: `set` needs one of {}", i + 1, or_list(SET_KEYS))));
             }
             Step::Set { params }
         }
     };
-    if sc.op != Op::Set && !set_params(sc).is_empty() {
-        let keys = set_params(sc).iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-        return Err(loaded.error_at(s.span(), format!("step {}: {keys}: a key of `set` steps, not of `{}`", i + 1, sc.op.as_str())));
-    }
     Ok(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line })
 }
 

@@ -37,11 +37,8 @@ fn link(out: &Path, rel: &str, target: &str) -> Result<(), String> {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("snapshot: cannot create {}: {}", parent.display(), crate::config::io_reason(&e)))?;
     }
-    #[cfg(unix)]
-    let made = std::os::unix::fs::symlink(target, &dest);
-    #[cfg(not(unix))]
-    let made = std::fs::write(&dest, target);
-    made.map_err(|e| format!("snapshot: cannot link {}: {}", dest.display(), crate::config::io_reason(&e)))
+    crate::views::sysroot::symlink(target, &dest)
+        .map_err(|e| format!("snapshot: cannot link {}: {}", dest.display(), crate::config::io_reason(&e)))
 }
 
 /// The entries of `dir` whose names are `<prefix><number>`.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::model::Model;
 
 /// One `Name:   value kB` line: the label padded to 16 columns, the value to 8.
-fn line(out: &mut String, label: &str, kb: u64) {
+pub(super) fn line(out: &mut String, label: &str, kb: u64) {
     let _ = writeln!(out, "{:<16}{kb:>8} kB", format!("{label}:"));
 }
 

@@ -57,7 +57,9 @@ pub fn entries(model: &Model) -> Vec<Entry> {
         let (total, free) = (n.managed_pages() * page_kb, n.free_pages() * page_kb);
         let mut meminfo = String::new();
         for (label, kb) in [("MemTotal", total), ("MemFree", free), ("MemUsed", total.saturating_sub(free))] {
-            let _ = writeln!(meminfo, "Node {} {:<16}{kb:>8} kB", n.id, format!("{label}:"));
+            // node_read_meminfo: /proc/meminfo's line behind a "Node N " prefix.
+            let _ = write!(meminfo, "Node {} ", n.id);
+            super::meminfo::line(&mut meminfo, label, kb);
         }
         out.push(Entry::File(format!("{dir}/meminfo"), meminfo));
     }
@@ -128,13 +130,14 @@ pub(super) fn write_entries(dir: &Path, flag: &str, entries: &[Entry]) -> Result
     Ok(entries.len())
 }
 
+/// Make the link `link -> target`, as sysfs has it (shared with `host snapshot`).
 #[cfg(unix)]
-fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
+pub(crate) fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
 #[cfg(not(unix))]
-fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
+pub(crate) fn symlink(target: &str, link: &Path) -> std::io::Result<()> {
     // No symbolic links: a file naming the target, which lsmem-style readers also find.
     std::fs::write(link, target)
 }
