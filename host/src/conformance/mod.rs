@@ -224,50 +224,29 @@ impl Report {
         let suite = xml_escape(&format!("hotplug-lab conformance of {}", self.plugin));
         let class = xml_escape(&format!("conformance.{}", self.plugin));
         let seconds = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
-        let total: u64 = self.results.iter().map(|r| r.millis).sum();
-        if let Some(e) = &self.load_error {
-            let _ = writeln!(
-                out,
-                "<testsuites name=\"hotplug-lab conformance\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">"
-            );
-            let _ = writeln!(out, "  <testsuite name=\"{suite}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">");
-            let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"load\" time=\"0.000\">");
-            let _ = writeln!(out, "      <error message=\"the plugin cannot be loaded\">{}</error>", xml_escape(e));
-            let _ = writeln!(out, "    </testcase>\n  </testsuite>\n</testsuites>");
-            return out;
-        }
+        let mut cases = String::new();
+        let (tests, errors, millis) = match &self.load_error {
+            Some(e) => {
+                let _ = writeln!(cases, "    <testcase classname=\"{class}\" name=\"load\" time=\"0.000\">");
+                let _ = writeln!(cases, "      <error message=\"the plugin cannot be loaded\">{}</error>\n    </testcase>", xml_escape(e));
+                (1, 1, 0)
+            }
+            None => {
+                for r in &self.results {
+                    junit_case(&mut cases, r, &class, seconds(r.millis));
+                }
+                (self.results.len(), 0, self.results.iter().map(|r| r.millis).sum())
+            }
+        };
         let counts = format!(
-            "tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\"",
-            self.results.len(),
+            "tests=\"{tests}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{}\" time=\"{}\"",
             self.failed(),
             self.skipped(),
-            seconds(total)
+            seconds(millis)
         );
         let _ = writeln!(out, "<testsuites name=\"hotplug-lab conformance\" {counts}>");
         let _ = writeln!(out, "  <testsuite name=\"{suite}\" {counts}>");
-        for r in &self.results {
-            let open = format!("    <testcase classname=\"{class}\" name=\"{}\" time=\"{}\"", xml_escape(&r.name), seconds(r.millis));
-            let message = match &r.same_cause_as {
-                Some(first) => format!("the same failure as {first}"),
-                None => "the check failed".to_string(),
-            };
-            match r.status {
-                Status::Pass => {
-                    let _ = writeln!(out, "{open}/>");
-                }
-                Status::Skip => {
-                    let _ = writeln!(out, "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&r.detail));
-                }
-                Status::Fail => {
-                    let _ = writeln!(
-                        out,
-                        "{open}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        xml_escape(&message),
-                        xml_escape(&r.detail)
-                    );
-                }
-            }
-        }
+        out.push_str(&cases);
         let _ = writeln!(out, "  </testsuite>\n</testsuites>");
         out
     }
@@ -293,6 +272,32 @@ impl Report {
             exit_code: self.exit_code(),
         };
         serde_json::to_string_pretty(&j).expect("report serialises")
+    }
+}
+
+/// One check as a `<testcase>`: a failure with the check's full detail, a skip with its
+/// reason.
+fn junit_case(out: &mut String, r: &CheckResult, class: &str, time: String) {
+    let open = format!("    <testcase classname=\"{class}\" name=\"{}\" time=\"{time}\"", xml_escape(&r.name));
+    match r.status {
+        Status::Pass => {
+            let _ = writeln!(out, "{open}/>");
+        }
+        Status::Skip => {
+            let _ = writeln!(out, "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&r.detail));
+        }
+        Status::Fail => {
+            let message = match &r.same_cause_as {
+                Some(first) => format!("the same failure as {first}"),
+                None => "the check failed".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{open}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                xml_escape(&message),
+                xml_escape(&r.detail)
+            );
+        }
     }
 }
 
