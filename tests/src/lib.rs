@@ -233,14 +233,10 @@ pub mod out_of_tree {
         text.parse().expect("Cargo.toml parses")
     }
 
-    /// The `[profile.*]` sections of this workspace, as TOML text.
+    /// The `[profile.*]` sections of this workspace, as TOML text (as `host new-plugin`
+    /// copies them).
     pub fn profiles() -> String {
-        let manifest = workspace_manifest();
-        let mut t = toml::Table::new();
-        if let Some(p) = manifest.get("profile") {
-            t.insert("profile".into(), p.clone());
-        }
-        toml::to_string(&t).expect("profiles serialise")
+        hotplug_host::new_plugin::profiles()
     }
 
     /// A `[workspace]` root for `members`, with this workspace's `[workspace.package]`,

@@ -136,8 +136,10 @@ fn toml_string(path: &Path) -> String {
     toml::Value::String(path.display().to_string()).to_string()
 }
 
-/// This workspace's `[profile.*]` sections as TOML text.
-fn profiles() -> String {
+/// This workspace's `[profile.*]` sections as TOML text: what a crate built outside it
+/// copies so its build settings match the host's (the scaffold, the tests' out-of-tree
+/// builds).
+pub fn profiles() -> String {
     let manifest: toml::Table = WORKSPACE_MANIFEST.parse().expect("the workspace manifest built into host parses");
     let mut t = toml::Table::new();
     if let Some(p) = manifest.get("profile") {
