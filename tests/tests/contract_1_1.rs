@@ -36,6 +36,7 @@ fn machine(nodes: &[(u32, u64, Option<u64>)]) -> MachineSpec {
         auto_movable_numa_aware: true,
         movable_node: false,
         min_free: Some(0),
+        thp: hotplug_host::model::watermarks::Thp::Always,
         nodes: nodes
             .iter()
             .map(|&(id, boot, free)| {
@@ -183,16 +184,18 @@ fn memmap_is_paid_by_the_first_listed_node_with_room() {
 
 #[test]
 fn no_listed_node_with_room_is_enomem_and_changes_nothing() {
-    // Node 1 holds 32 sections' memmap, node 0 only 8 MiB = 2,048 pages = 4 sections': the
-    // first 36 sections fit, the 37th does not.
-    let spec = machine(&[(0, 8 * GIB, Some(8 * MIB)), (1, 4 * GIB, Some(64 * MIB))]);
+    // Node 1 holds 32 sections' memmap, node 2 only 8 MiB = 2,048 pages = 4 sections':
+    // the first 36 sections fit, the 37th does not. Both nodes are Normal only (no
+    // lowmem_reserve), and min_free_kbytes is 0, so each node pays down to a min
+    // watermark of 0 once its low one (managed / 1,000) is reached.
+    let spec = machine(&[(1, 4 * GIB, Some(64 * MIB)), (2, 4 * GIB, Some(8 * MIB))]);
     let mut m = Model::boot(&spec).unwrap();
     let before = m.clone();
-    let s = strategy(Marks::OneByOne, Some(vec![1, 0]), &spec);
-    let e = m.add_memory(&AddParams::plain(64 * GIB, 16 * GIB, 0), &s).unwrap_err();
+    let s = strategy(Marks::OneByOne, Some(vec![1, 2]), &spec);
+    let e = m.add_memory(&AddParams::plain(64 * GIB, 16 * GIB, 1), &s).unwrap_err();
     assert_eq!(e.code, "ENOMEM");
     assert!(
-        e.reason.contains("section 37 of 128") && e.reason.contains("node 1 has 0, node 0 has 0") && e.reason.contains("36 sections"),
+        e.reason.contains("section 37 of 128") && e.reason.contains("no zone of memmap_nodes (nodes 1, 2)") && e.reason.contains("36 sections"),
         "{e}"
     );
     assert!(m == before, "{:?}", m.differences(&before));

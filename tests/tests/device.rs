@@ -61,10 +61,12 @@ fn fsdax_16_gib_map_dev_keeps_its_memmap_in_the_namespace() {
     );
     assert_eq!(r.model.pages.overlapping(first - 1, first)[0].2, PageState::Vmemmap);
     assert_eq!(device_zone(&r.model), (0x400000, 4_194_304, 0, 0));
-    // zoneinfo: the Device zone spans but is not populated, so no start_pfn line.
-    assert!(View::Zoneinfo
-        .render(&r.model)
-        .ends_with("Node 0, zone   Device\n        spanned  4194304\n        present  0\n        managed  0\n"));
+    // zoneinfo: the Device zone spans but is not populated, so no start_pfn line; it
+    // manages nothing, so its watermarks are 0.
+    assert!(View::Zoneinfo.render(&r.model).ends_with(
+        "Node 0, zone   Device\n  pages free     0\n        boost    0\n        min      0\n        low      0\n        high     0\n        \
+         promo    0\n        spanned  4194304\n        present  0\n        managed  0\n        cma      0\n        protection: (0, 0, 0, 0, 0)\n"
+    ));
     assert!(View::Iomem.render(&r.model).contains("400000000-7ffffffff : namespace0.0\n"));
 }
 
@@ -255,25 +257,33 @@ fn system_ram_over_an_active_device_subsection_is_eexist() {
 
 #[test]
 fn device_memmap_that_does_not_fit_fails_at_its_section_with_the_numbers_as_fields() {
-    // 8 GiB boot on x86_64: 2,097,152 pages in 64 sections whose memmap (64 x 512 =
-    // 32,768 pages) memblock takes, so managed = free = 2,064,384 pages. min_free_kbytes
-    // = isqrt(2,064,384 x 4 x 16) = isqrt(132,120,576) = 11,494 kB = ceil(11,494 x 1024
-    // / 4096) = 2,874 pages (one node: its whole share). Allocatable: 2,064,384 - 2,874
-    // = 2,061,510 pages = 4,026 whole sections' memmap of 512 (2,061,312), 198 over.
+    // 8 GiB boot on x86_64: DMA 4,096, DMA32 1,044,480, Normal 1,048,576 present less
+    // the 64 boot sections' memmap (32,768, memblock, top-down): 1,015,808 managed.
+    // Watermarks (init_per_zone_wmark_min, then khugepaged, THP on): 3 zones x 11 x 512
+    // = 16,896 pages over lowmem 2,064,384: Normal min 8,313, low 10,391; DMA32 min
+    // 8,548, low 10,685, and it keeps 1,015,808 / 256 = 3,968 from GFP_KERNEL; DMA
+    // keeps 8,048, more than it has.
     // A 1 TiB fsdax namespace with map = "mem" at 16 GiB (section 128) needs 8,192
-    // sections' memmap from node 0, PMD by PMD: section 4,027 of the range (number
-    // 128 + 4,026 = 4,154, pfn 4,154 x 32,768 = 0x81d_0000) is the first that no longer fits.
+    // sections' memmap, PMD by PMD from node 0's zonelist (Normal, DMA32, DMA) while
+    // free - 511 > mark: Normal (1,015,808 - 10,391) / 512 = 1,963, DMA32 (1,044,480 -
+    // 14,653) / 512 = 2,011 above low; Normal (10,752 - 8,313) / 512 = 4 and DMA32
+    // (14,848 - 12,516) / 512 = 4 above min; base pages: 391 + 284 = 675 above min, one
+    // PMD of 513 (a page table and 512 pages). 3,983 sections fit: section 3,984 of the
+    // range (number 128 + 3,983 = 4,111, pfn 4,111 x 32,768 = 0x807_8000) fails, after
+    // 3,982 x 512 + 513 = 2,039,297 pages; its own try took the last 162 above DMA32's.
     let cfg = MACHINE.to_string()
         + &strategy("pmem", "type = \"fsdax\"")
         + &memremap("pmem", "16GiB", "1TiB", "resource = \"namespace0.0\"\nexpect = \"ENOMEM\"");
     let r = run_in_process("device-enomem", &cfg);
     let hotplug_host::runner::Outcome::Failed(e) = &r.steps[0].outcome else { panic!("{:?}", r.steps[0].outcome) };
     let s = e.shortage.as_deref().expect("a memmap ENOMEM carries its numbers");
-    assert_eq!((s.section, s.index, s.sections, s.pfn), (4_154, 4_027, 8_192, 0x81d_0000));
-    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 198, 4_026 * 512, Some(0)));
+    assert_eq!((s.section, s.index, s.sections, s.pfn), (4_111, 3_984, 8_192, 0x807_8000));
+    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 0, 2_039_297, Some(0)));
     // The one wording of a memmap ENOMEM, shared with System RAM.
     assert!(
-        reason(&r, 0).starts_with("memmap for section 4027 of 8192 (pfn 0x81d0000) needs 512 pages (2 MiB) from node 0"),
+        reason(&r, 0).starts_with(
+            "memmap for section 3984 of 8192 (pfn 0x8078000) needs 512 pages (2 MiB), and no zone of the zonelist (nodes 0) has that"
+        ),
         "{}",
         reason(&r, 0)
     );

@@ -3,7 +3,8 @@
 //! on it. Its ordering rule on its own is unit-tested in plugins/memmap-on-node.
 //!
 //! x86_64: 4 KiB pages, 128 MiB sections; a section's memmap is 32,768 x 64 B = 2 MiB =
-//! 512 pages. A node's `free_pages` in a request is net of its min_free share.
+//! 512 pages. A node's `free_pages` in a request is what its zones hold above their
+//! min watermarks and lowmem reserves.
 
 use hotplug_tests::{artifacts, run_host, workspace_root, write_config, Profile};
 use serde_json::Value;
@@ -45,9 +46,9 @@ fn cxl_expander_config_puts_the_memmap_where_its_comment_says() {
     let v = run_json(config.to_str().unwrap());
     assert_eq!(v["all_matched"], true);
 
-    // node: node 1 (distance 20) can give 1,032,192 - 493 = 1,031,699 pages, short of
-    // 1,048,576; node 0 (32) has 16,515,072 - 7,885: memmap_nodes [0, 1], and node 0
-    // pays every section.
+    // node: node 1 (distance 20) can give 1,032,192 - 1,325 (its min watermark) =
+    // 1,030,867 pages, short of 1,048,576; node 0 (32) has plenty: memmap_nodes [0, 1],
+    // and node 0 pays every section.
     let node = run_of(&v, "node");
     let a = outcome(node, 0);
     assert_eq!(a["result"], "added");
@@ -55,15 +56,17 @@ fn cxl_expander_config_puts_the_memmap_where_its_comment_says() {
     assert_eq!(a["note"], "memmap for far node 2 from nodes [0, 1]: 0 has room for 4 GiB, 1 is the fallback");
     assert_eq!(taken(node), [(0, MEMMAP_256G), (1, 0), (2, 0)]);
 
-    // near: [1, 0] nearest first. Node 1 pays floor(1,031,699 / 512) = 2015 sections =
-    // 1,031,680 pages (4030 MiB), node 0 the other 33 = 16,896 pages (66 MiB).
+    // near: [1, 0] nearest first. Node 1 pays while its Normal zone keeps more than its
+    // watermark after a PMD: (1,032,192 - 2,357 low) / 512 = 2,011 PMDs, then (2,560 -
+    // 1,325 min) / 512 = 2 more: 2,013 sections = 1,030,656 pages (4026 MiB); node 0 the
+    // other 35 = 17,920 pages (70 MiB). (Watermarks: the config's comment.)
     let near = run_of(&v, "near");
     let a = outcome(near, 0);
     assert_eq!((u(&a["memmap_node_pages"]), u(&a["memmap_altmap_pages"]), u(&a["memmap_nid"])), (MEMMAP_256G, 0, 1));
-    assert_eq!(taken(near), [(0, 16_896), (1, 1_031_680), (2, 0)]);
-    assert_eq!(2015 * 512 + 33 * 512, MEMMAP_256G);
-    // Node 1 is left 1,032,192 - 1,031,680 = 512 pages.
-    assert_eq!(u(&near["state"]["nodes"][1]["free"]), 512);
+    assert_eq!(taken(near), [(0, 17_920), (1, 1_030_656), (2, 0)]);
+    assert_eq!(2013 * 512 + 35 * 512, MEMMAP_256G);
+    // Node 1 is left 1,032,192 - 1,030,656 = 1,536 pages.
+    assert_eq!(u(&near["state"]["nodes"][1]["free"]), 1_536);
 
     // mom: 512 pages at the start of each of the 2048 blocks, none from node memory.
     let mom = run_of(&v, "mom");
@@ -82,7 +85,7 @@ fn cxl_expander_config_puts_the_memmap_where_its_comment_says() {
     let run = run_host(P, &["--config", config.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("ok: 2048 block(s); memmap 4 GiB from node 0; memmap for far node 2"), "{}", run.stdout);
-    assert!(run.stdout.contains("memmap 4 GiB from nodes 1 (4030 MiB), 0 (66 MiB)"), "{}", run.stdout);
+    assert!(run.stdout.contains("memmap 4 GiB from nodes 1 (4026 MiB), 0 (70 MiB)"), "{}", run.stdout);
 }
 
 /// The cxl-expander machine with a third socket: node 3 has CPUs but tier-22 memory and
@@ -142,9 +145,10 @@ node = 3
 
 #[test]
 fn headroom_and_far_tier_change_who_pays() {
-    // Boot managed: 16,515,072 + 2 x 1,032,192 = 18,579,456 pages = 74,317,824 kB;
-    // min_free = isqrt(16 x 74,317,824) = 34,483 kB = 8,620 pages; nodes 1 and 3 each
-    // manage 1/18 of the pages: a share of 479, so 1,031,713 pages to give.
+    // Boot managed: 16,515,072 + 2 x 1,032,192 = 18,579,456 pages. THP on: khugepaged's
+    // min_free_kbytes is 5 populated zones x 11 x 512 = 28,160 pages; nodes 1 and 3 each
+    // have one Normal zone of 1,032,192 managed pages, min 28,160 x 1,032,192 /
+    // 18,579,456 = 1,564, so 1,030,628 pages to give (`free_pages`).
     // Step 1, 16 GiB on node 2: 128 sections x 512 = 65,536 pages (256 MiB) of memmap.
     // Step 2, 1 GiB on node 3: 8 sections x 512 = 4,096 pages (16 MiB).
     let cfg = write_config("memmap-on-node-options", P, OPTIONS_MACHINE);
@@ -161,7 +165,7 @@ fn headroom_and_far_tier_change_who_pays() {
     assert_eq!(taken(node), [(0, 0), (1, 0), (2, 0), (3, 65_536 + 4_096)]);
 
     // roomy: room means 65,536 + 4 GiB (1,048,576) = 1,114,112 pages: nodes 3 and 1
-    // (1,031,713) lack it, node 0 has it: [0, 3, 1], node 0 pays. Step 2 as in node.
+    // (1,030,628) lack it, node 0 has it: [0, 3, 1], node 0 pays. Step 2 as in node.
     let roomy = run_of(&v, "roomy");
     assert_eq!(
         outcome(roomy, 0)["note"],
@@ -171,7 +175,7 @@ fn headroom_and_far_tier_change_who_pays() {
 
     // tiered (far_tier = 10): node 3's tier 22 makes it far. Step 1: [1, 0], node 1 pays.
     // Step 2 is memory on a far node: nodes 0 and 1 both at 20, ties by id: [0, 1], both
-    // with room (node 1 still has 1,031,713 - 65,536): node 0 pays.
+    // with room (node 1 still has 1,030,628 - 65,536): node 0 pays.
     let tiered = run_of(&v, "tiered");
     assert_eq!(outcome(tiered, 0)["note"], "memmap for far node 2 from nodes [1, 0]: 1, 0 have room for 256 MiB");
     assert_eq!(outcome(tiered, 1)["note"], "memmap for far node 3 from nodes [0, 1]: 0, 1 have room for 16 MiB");

@@ -12,8 +12,24 @@
 //! - DMA is pfns [0, 4,096), DMA32 [4,096, 1 Mi), Normal from pfn 1 Mi (4 GiB);
 //! - the 1 GiB VM below: DMA 4,096 present and managed; DMA32 258,048 present, and its
 //!   boot memmap (4,096 pages) taken from it: 253,952 managed. Managed total 258,048
-//!   = 1,032,192 kB. min_free_kbytes = isqrt(1,032,192 x 16 = 16,515,072) = 4,063
-//!   (4,063^2 = 16,507,969; 4,064^2 = 16,516,096): ceil(4,063 / 4) = 1,016 pages.
+//!   = 1,032,192 kB.
+//! - its watermarks at boot (mm/page_alloc.c init_per_zone_wmark_min, then khugepaged's
+//!   set_recommended_min_free_kbytes; THP is on by default): first min_free_kbytes =
+//!   isqrt(1,032,192 x 16) = 4,063; then khugepaged: 2 populated zones x 11 pageblocks x
+//!   512 = 11,264 pages, under 5 % of the pages above the high marks (about 12,826),
+//!   so min_free_kbytes = 45,056 = 11,264 pages, shared by managed pages
+//!   (__setup_per_zone_wmarks, lowmem 258,048): DMA min 11,264 x 4,096 / 258,048 = 178,
+//!   low/high + max(178 / 4, 4,096 / 1,000) = 44 each: 222 / 266; DMA32 min 11,085, gap
+//!   max(2,771, 253) = 2,771: low 13,856, high 16,627. lowmem_reserve (ratio 256): DMA
+//!   keeps 253,952 / 256 = 992 from GFP_KERNEL; DMA32 keeps nothing (no Normal zone).
+//! - memmap for a hot-add comes PMD by PMD (order 9, 512 pages) from node 0's zonelist
+//!   (Normal, DMA32, DMA): a zone pays while free - 511 > watermark + reserve, first at
+//!   low, then (slow path) at min; after that each PMD is a page-table page plus 512
+//!   base pages (vmemmap_populate_hugepages' fall back), order 0 the same way.
+//!   From the boot state: DMA32 (253,952 - 13,856) / 512 = 468 PMDs, DMA (4,096 - 1,214)
+//!   / 512 = 5; at min DMA32 (14,336 - 11,085) / 512 = 6 more; base pages: DMA 322 above
+//!   low + reserve, DMA32 179 above min, DMA 44 more above min + reserve = 545: one PMD
+//!   of 513, 32 left. 468 + 5 + 6 + 1 = 480 sections fit; the 481st fails.
 
 use hotplug_host::model::{BlockState, Model, ZoneType};
 use hotplug_host::runner::Outcome;
@@ -96,40 +112,48 @@ fn row03_einval_misaligned_start_or_size_then_unknown_node() {
 #[test]
 fn row04_small_vm_shipped_config_fails_where_the_rule_predicts() {
     // configs/small-vm-grow.toml: the 1 GiB VM, auto-online.
-    // #1 64 GiB: allocatable = 258,048 free - 1,016 min_free = 257,032 = 502 x 512
-    //    (257,024) + 8. Section 503 of 512 needs 512 pages, 8 left: ENOMEM.
-    // #2 256 GiB (2,048 sections): the same wall, section 503 of 2,048.
-    // #3 8 GiB (64 sections, 32,768 pages of memmap) fits and is onlined: free becomes
-    //    258,048 + 2,097,152 - 32,768 = 2,322,432. Managed 2,355,200 pages = 9,420,800 kB:
-    //    min_free_kbytes = isqrt(150,732,800) = 12,277 -> ceil(12,277 / 4) = 3,070 pages.
-    // #4 256 GiB needs 2,048 x 512 = 1,048,576 pages <= 2,322,432 - 3,070: fits.
+    // #1 64 GiB: 480 sections' memmap fit (the module's note), section 481 of 512 fails.
+    //    They took 479 x 512 + 513 = 245,761 pages; the failing PMD's base pages took the
+    //    last 32 above DMA's min + reserve, so nothing is left above any mark.
+    // #2 256 GiB (2,048 sections): the same wall, section 481 of 2,048.
+    // #3 8 GiB (64 sections, 32,768 pages of memmap) fits (DMA32 alone pays 468 PMDs
+    //    above low) and is onlined: Normal 2,097,152 managed; khugepaged's recommendation
+    //    is now 3 zones x 11 x 512 = 16,896 pages (5 % of lowmem is far more).
+    // #4 256 GiB needs 2,048 x 512 = 1,048,576 pages: Normal alone has (2,097,152 -
+    //    18,805 low) / 512 = 4,059 PMDs above low: fits.
     let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm-grow.toml")).unwrap();
     let r = run_in_process("small-vm-grow", &text);
-    assert!(reason(&r, 0).contains("section 503 of 512"), "{}", reason(&r, 0));
-    assert!(reason(&r, 0).contains("which has 8 allocatable: free 1024"), "{}", reason(&r, 0));
-    assert!(reason(&r, 0).contains("- min_free 1016"), "{}", reason(&r, 0));
-    assert!(reason(&r, 1).contains("section 503 of 2048"), "{}", reason(&r, 1));
-    // The same numbers as fields: the add starts at 4 GiB (section 32), so its 503rd
-    // section is number 534 at pfn 534 x 32,768 = 0x10b0000; 502 sections' 512 pages
-    // (257,024) went before it.
+    assert!(reason(&r, 0).contains("section 481 of 512"), "{}", reason(&r, 0));
+    assert!(reason(&r, 0).contains("node 0 DMA free 1170 (min 178, low 222, reserve 992)"), "{}", reason(&r, 0));
+    assert!(reason(&r, 0).contains("node 0 DMA32 free 11085 (min 11085, low 13856, reserve 0)"), "{}", reason(&r, 0));
+    assert!(reason(&r, 1).contains("section 481 of 2048"), "{}", reason(&r, 1));
+    // The same numbers as fields: the add starts at 4 GiB (section 32), so its 481st
+    // section is number 512 at pfn 512 x 32,768 = 0x1000000.
     let Outcome::Failed(e) = &r.steps[0].outcome else { panic!("step 1 did not fail") };
     let s = e.shortage.as_deref().expect("memmap ENOMEM numbers");
-    assert_eq!((s.section, s.index, s.sections, s.pfn), (534, 503, 512, 0x10b_0000));
-    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 8, 257_024, Some(0)));
+    assert_eq!((s.section, s.index, s.sections, s.pfn), (512, 481, 512, 0x100_0000));
+    assert_eq!((s.pages_needed, s.pages_available, s.pages_done, s.nid()), (512, 0, 245_761, Some(0)));
     assert_eq!(added(&r, 2).memmap_node_pages, 32_768);
-    assert_eq!(r.history[3].min_free_pages(), 3_070);
+    assert_eq!(r.history[3].min_free_pages(), 16_896);
     assert_eq!(added(&r, 3).memmap_node_pages, 1_048_576);
     // Normal: 264 GiB from 4 GiB, all online: 264 x 262,144 = 69,206,016 pages.
     assert_eq!(zone(&r.model, 0, ZoneType::Normal), (0x100000, 69_206_016, 69_206_016, 69_206_016));
+    // After 2,112 blocks onlined one by one, each recomputing the watermarks from the
+    // last: min_free_kbytes stays khugepaged's 67,584 kB; Normal's min = 16,896 x
+    // 69,206,016 / 69,464,064 = 16,833, gap max(4,208, 69,206) = 69,206.
+    let n = r.model.nodes.get(&0).unwrap().zone(ZoneType::Normal).watermark;
+    assert_eq!((n.min, n.low, n.high), (16_833, 86_039, 155_245));
 }
 
 #[test]
 fn row05_offline_memory_cannot_hold_memmap() {
-    // auto_online_blocks = offline. 8 GiB at 4 GiB takes 32,768 memmap pages but adds
-    // nothing to the free pool: free = 258,048 - 32,768 = 225,280, min_free still 1,016.
-    // 64 GiB next: allocatable 224,264 = 438 x 512 (224,256) + 8: section 439 fails.
-    // Online the 8 GiB: free 225,280 + 2,097,152 = 2,322,432, min_free 3,070 (row04):
-    // the 64 GiB (262,144 memmap pages) now fits.
+    // auto_online_blocks = offline. 8 GiB at 4 GiB takes 32,768 memmap pages (64 PMDs
+    // from DMA32, above its low mark) but adds nothing to the free pool: free = 258,048
+    // - 32,768 = 225,280, the watermarks as at boot (module note).
+    // 64 GiB next: DMA32 (221,184 - 13,856) / 512 = 404 PMDs above low, DMA 5, DMA32 6
+    // more above min, one of base pages (as in the module note): 416 fit, section 417
+    // fails. Online the 8 GiB: free 225,280 + 2,097,152 = 2,322,432; Normal alone now
+    // has (2,097,152 - 18,805 low) / 512 = 4,059 PMDs: the 64 GiB (262,144 pages) fits.
     let cfg = vm_1g("offline", "")
         + &step("add", "4GiB", "8GiB", "")
         + &step("add", "12GiB", "64GiB", "expect = \"ENOMEM\"")
@@ -137,8 +161,8 @@ fn row05_offline_memory_cannot_hold_memmap() {
         + &step("add", "12GiB", "64GiB", "");
     let r = run_in_process("row05", &cfg);
     assert_eq!(free(&r.history[1], 0), 225_280);
-    assert!(reason(&r, 1).contains("section 439 of 512"), "{}", reason(&r, 1));
-    assert!(reason(&r, 1).contains("which has 8 allocatable"), "{}", reason(&r, 1));
+    assert!(reason(&r, 1).contains("section 417 of 512"), "{}", reason(&r, 1));
+    assert!(reason(&r, 1).contains("no zone of the zonelist (nodes 0)"), "{}", reason(&r, 1));
     assert_eq!(free(&r.history[3], 0), 2_322_432);
     assert_eq!(added(&r, 3).memmap_node_pages, 262_144);
 }
@@ -297,9 +321,17 @@ fn row13_two_nodes_memmap_on_the_adding_node_or_on_memmap_nid() {
     assert_eq!((added(&r, 1).memmap_nid, added(&r, 1).memmap_node_pages), (0, 4_096));
     assert_eq!(free(&r.model, 0), 512_000);
     assert_eq!(free(&r.model, 1), 1_036_288);
+    // Watermarks after the 16 blocks onlined one by one (init_per_zone_wmark_min each
+    // time): khugepaged's 3 zones x 11 x 512 = 16,896 pages (67,584 kB); lowmem 4,096 +
+    // 512,000 + 1,040,384 = 1,556,480; node 1 Normal min 16,896 x 1,040,384 / 1,556,480
+    // = 11,293, gap max(2,823, 1,040) = 2,823: low 14,116, high 16,939, promo 19,762.
     let zoneinfo = View::Zoneinfo.render(&r.model);
     assert!(
-        zoneinfo.contains("Node 1, zone   Normal\n        spanned  2359296\n        present  1048576\n        managed  1040384\n  start_pfn:           1048576\n"),
+        zoneinfo.contains(
+            "Node 1, zone   Normal\n  pages free     1036288\n        boost    0\n        min      11293\n        low      14116\n        \
+             high     16939\n        promo    19762\n        spanned  2359296\n        present  1048576\n        managed  1040384\n        \
+             cma      0\n        protection: (0, 0, 0, 0, 0)\n  start_pfn:           1048576\n"
+        ),
         "{zoneinfo}"
     );
 }
@@ -380,8 +412,12 @@ fn row16_zoneinfo_iomem_meminfo_after_a_grow() {
     let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm-grow.toml")).unwrap();
     let r = run_in_process("small-vm-views", &text);
     let m = &r.history[3];
+    // Normal's watermarks after its 64 blocks: khugepaged's 3 zones x 11 x 512 = 16,896
+    // pages shared over lowmem 2,355,200: min 16,896 x 2,097,152 / 2,355,200 = 15,044,
+    // gap max(3,761, 2,097) = 3,761.
     assert!(View::Zoneinfo.render(m).contains(
-        "Node 0, zone   Normal\n        spanned  2097152\n        present  2097152\n        managed  2097152\n  start_pfn:           1048576\n"
+        "Node 0, zone   Normal\n  pages free     2097152\n        boost    0\n        min      15044\n        low      18805\n        \
+         high     22566\n        promo    26327\n        spanned  2097152\n        present  2097152\n        managed  2097152\n"
     ));
     assert_eq!(View::Meminfo.render(m), "MemTotal:        9420800 kB\nMemFree:         9289728 kB\n");
     assert_eq!(View::Iomem.render(m), "00000000-3fffffff : System RAM\n100000000-2ffffffff : System RAM\n");
@@ -607,13 +643,14 @@ fn row29_virtio_mem_grow_offline_then_online_by_unit() {
 
 #[test]
 fn row30_grow_that_runs_out_of_memmap_leaves_nothing_plugged() {
-    // The 1 GiB VM (258,048 free, min_free 1,016) grows a virtio-mem device by 64 GiB in
-    // one step: block 503 of 512 cannot get its memmap (the small-VM arithmetic of row04),
-    // ENOMEM, and the whole grow is undone: no blocks, no group, no device, no iomem line.
+    // The 1 GiB VM grows a virtio-mem device by 64 GiB in one step: block 481 of 512
+    // cannot get its memmap (the small-VM arithmetic of the module note), ENOMEM, and
+    // the whole grow is undone: no blocks, no group, no device, no iomem line.
     let cfg =
         vm_1g("online", "") + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n";
     let r = run_in_process("row30", &cfg);
-    assert!(reason(&r, 0).contains("which has 8 allocatable"), "{}", reason(&r, 0));
+    // Block 481 starts at 4 GiB + 480 x 128 MiB: pfn 0x100000 + 480 x 32,768 = 0x1000000.
+    assert!(reason(&r, 0).contains("section 1 of 1 (pfn 0x1000000)"), "{}", reason(&r, 0));
     assert!(r.model.groups.is_empty() && r.model.virtio.is_empty());
 }
 

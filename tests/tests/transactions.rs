@@ -22,6 +22,7 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         auto_movable_numa_aware: true,
         movable_node: false,
         min_free: None,
+        thp: hotplug_host::model::watermarks::Thp::Always,
         nodes: vec![NodeSpec::new(0, vec![hotplug_host::model::PhysRange::new(0, boot).unwrap()])],
         capture: None,
     })

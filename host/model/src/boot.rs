@@ -47,8 +47,10 @@ pub struct MachineSpec {
     pub auto_movable_ratio: u32,
     pub auto_movable_numa_aware: bool,
     pub movable_node: bool,
-    /// Bytes; None: the kernel's min_free_kbytes formula.
+    /// Bytes written to vm.min_free_kbytes once boot is done; None: the kernel's rule.
     pub min_free: Option<u64>,
+    /// transparent_hugepage/enabled.
+    pub thp: super::watermarks::Thp,
     pub nodes: Vec<NodeSpec>,
     /// A captured real machine whose counters, block states and iomem replace the
     /// computed boot state (`[machine] from`).
@@ -68,7 +70,7 @@ impl MachineSpec {
     /// `nodes` on `geometry` with every policy at the kernel's default: the one place
     /// those defaults are written (auto_online_blocks "offline", memory_hotplug's
     /// online_policy "contig-zones", auto_movable_ratio 301, auto_movable_numa_aware Y,
-    /// movable_node off, min_free by the kernel's formula).
+    /// movable_node off, min_free by the kernel's formula, THP always).
     pub fn with_defaults(geometry: Geometry, nodes: Vec<NodeSpec>) -> MachineSpec {
         MachineSpec {
             geometry,
@@ -78,6 +80,7 @@ impl MachineSpec {
             auto_movable_numa_aware: true,
             movable_node: false,
             min_free: None,
+            thp: super::watermarks::Thp::ALL[0],
             nodes,
             capture: None,
         }
@@ -88,12 +91,6 @@ impl MachineSpec {
         let given = self.nodes.iter().flat_map(|n| n.distance.iter().map(move |(&to, &d)| ((n.id, to), d))).collect();
         Distances::new(self.nodes.iter().map(|n| n.id), given)
     }
-}
-
-/// The kernel's default `min_free_kbytes` (mm/page_alloc.c calculate_min_free_kbytes):
-/// sqrt(lowmem_kbytes * 16), clamped to [128, 262144].
-pub fn default_min_free_kbytes(managed_kbytes: u64) -> u64 {
-    (managed_kbytes.saturating_mul(16)).isqrt().clamp(128, 262_144)
 }
 
 /// The kernel's zone limits on x86_64: the pfns of DMA, DMA32, Normal.
@@ -147,7 +144,9 @@ impl Model {
                 auto_movable_ratio: spec.auto_movable_ratio,
                 auto_movable_numa_aware: spec.auto_movable_numa_aware,
                 movable_node: spec.movable_node,
-                min_free_fixed: spec.min_free.map(|b| b.div_ceil(g.page_size())),
+                user_min_free_kbytes: spec.min_free.map(|b| b / 1024),
+                thp: spec.thp,
+                khugepaged: false,
             },
             sections: SectionTable::default(),
             nodes: JMap::default(),
@@ -159,6 +158,7 @@ impl Model {
             pgmaps: JMap::default(),
             groups: JMap::default(),
             virtio: JMap::default(),
+            memmap_splits: JMap::default(),
             counters: JCell::new(Counters::default()),
             distances: spec.distances(),
             in_txn: false,
@@ -173,6 +173,12 @@ impl Model {
         model.counters.get_mut().max_pfn = max_pfn;
         if let Some(capture) = &spec.capture {
             capture.apply(&mut model)?;
+        }
+        model.boot_watermarks();
+        if let Some(kb) = model.policy.user_min_free_kbytes {
+            // The sysctl write: min_free_kbytes_sysctl_handler then setup_per_zone_wmarks.
+            model.counters.get_mut().min_free_kbytes = kb;
+            model.init_watermarks_only();
         }
         Ok(model)
     }
@@ -302,10 +308,20 @@ impl Model {
                 super::units::format_size(n.reserved)
             ));
         }
-        node.boot_free = match n.free {
-            Some(bytes) => bytes / page,
-            None => node.managed_pages(),
-        };
+        // What boot leaves free: the managed pages, or the config's `free`, the rest
+        // in use from the highest zone down.
+        for z in ZoneType::ALL {
+            let zone = node.zone_mut(z);
+            zone.free = zone.managed;
+        }
+        let mut used = n.free.map_or(0, |bytes| node.managed_pages().saturating_sub(bytes / page));
+        for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
+            let zone = node.zone_mut(z);
+            let take = used.min(zone.free);
+            zone.free -= take;
+            used -= take;
+        }
+        node.boot_free = node.free_pages();
         self.nodes.insert(n.id, node);
         Ok(())
     }
@@ -356,19 +372,5 @@ impl Model {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn min_free_kbytes_formula() {
-        // 1 GiB guest: MemTotal 922,456 kB (KERNEL-FACTS 8) -> sqrt(922456 * 16) = 3841.
-        assert_eq!(default_min_free_kbytes(922_456), 3841);
-        // Tiny machines clamp to 128 kB; huge ones to 256 MiB.
-        assert_eq!(default_min_free_kbytes(100), 128);
-        assert_eq!(default_min_free_kbytes(1 << 40), 262_144);
     }
 }

@@ -129,6 +129,7 @@ impl Capture {
                 z.present = present;
                 z.present_early = present;
                 z.managed = managed;
+                z.free = managed;
             });
         }
         for n in model.nodes.values().cloned().collect::<Vec<_>>() {

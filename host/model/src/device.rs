@@ -37,6 +37,8 @@ pub struct PgmapRange {
     pub resource_id: Option<u64>,
     /// Its memmap, section by section.
     pub charges: Vec<SectionCharge>,
+    /// The zones whose pages hold its memmap in RAM, and how many each.
+    pub paid: Vec<super::memmap_alloc::MemmapPart>,
 }
 
 /// One `struct dev_pagemap` as the model keeps it.
@@ -63,9 +65,11 @@ pub struct MemremapOutcome {
     pub pgmap_id: u64,
     pub ranges: Vec<PhysRange>,
     pub compound_order: u32,
-    /// Pages of memmap in RAM (node memory), and on which node.
+    /// Pages of memmap in RAM (node memory), and on which node (the first that paid).
     pub memmap_node_pages: u64,
     pub memmap_nid: u32,
+    /// Every node that paid and how much, in the order they paid.
+    pub memmap_by_node: Vec<(u32, u64)>,
     /// Pages of memmap inside the device (its altmap).
     pub memmap_device_pages: u64,
     /// Pages compound-page deduplication saved against one vmemmap page per 64 struct pages.
@@ -151,6 +155,7 @@ impl Model {
             compound_order: 0,
             memmap_node_pages: 0,
             memmap_nid: p.nid,
+            memmap_by_node: Vec::new(),
             memmap_device_pages: 0,
             memmap_saved_pages: 0,
             device_pages: 0,
@@ -214,9 +219,18 @@ impl Model {
         self.call_with_ops(strategy, OpsCall::Construct, &request, &given, alt)?;
         let first_device = pfns.start() + alt.map_or(0, |a| altmap::offset(&a));
         let order = self.validate_device_pages(plugin, at.pgmap_id, p.nid, pfns.start(), first_device, pfns.end())?;
-        self.charge_node_memmap(&mut charges, pfns, p.nid, order, alt.is_some())?;
+        let paid = self.charge_node_memmap(&mut charges, pfns, p.nid, order, alt.is_some())?;
         self.count_mapped(out, pfns, first_device, order, alt.is_some(), &charges);
-        Ok(MappedRange { range: PgmapRange { pfns, restrictions: given, resource_id, charges }, order })
+        for part in &paid {
+            match out.memmap_by_node.iter_mut().find(|(n, _)| *n == part.nid) {
+                Some((_, pages)) => *pages += part.pages,
+                None => out.memmap_by_node.push((part.nid, part.pages)),
+            }
+        }
+        if let Some(&(nid, _)) = out.memmap_by_node.first() {
+            out.memmap_nid = nid;
+        }
+        Ok(MappedRange { range: PgmapRange { pfns, restrictions: given, resource_id, charges, paid }, order })
     }
 
     /// The driver's set_up of one range (the strategy's), validated: device restrictions
@@ -414,8 +428,10 @@ impl Model {
             if let Some(rid) = range.resource_id {
                 self.resources.release(rid);
             }
+            for &part in &range.paid {
+                self.free_memmap_part(part);
+            }
         }
-        self.nodes.update(&pgmap.nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(node_pages));
         self.pgmaps.remove(&pgmap.id);
         Ok(MemunmapOutcome { pgmap_id: pgmap.id, memmap_freed_node_pages: node_pages, memmap_freed_device_pages: device_pages })
     }

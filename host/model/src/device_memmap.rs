@@ -11,6 +11,8 @@ use super::error::StepError;
 use super::range::PfnRange;
 use super::sections::{MemmapHome, Section};
 use super::sparse::SectionAt;
+use super::memmap_alloc::{MemmapPart, Payers};
+use super::zone::ZoneType;
 use super::Model;
 
 /// Memmap one range took for a run of `count` alike sections from `section`, per
@@ -122,7 +124,7 @@ impl Model {
             Some(a) => self.alloc_pmds_from_altmap(a, count * pmds, pmds, at)? / count,
             None => 0,
         };
-        let memmap = if altmap_pages > 0 { MemmapHome::Altmap { pages: altmap_pages } } else { MemmapHome::Node { nid, pages: 0 } };
+        let memmap = if altmap_pages > 0 { MemmapHome::Altmap { pages: altmap_pages } } else { MemmapHome::Node { nid, zone: ZoneType::Device, pages: 0 } };
         let mask = g.subsection_mask(first, 0, u64::MAX);
         self.sections.set_range(first, end, Some(Section { nid, subsection_map: mask, online: false, early: false, memmap }));
         Ok(SectionCharge { section: first, count, subsections: mask, node_pages: 0, altmap_pages })
@@ -152,7 +154,7 @@ impl Model {
             Some(MemmapHome::Altmap { pages }) => MemmapHome::Altmap { pages: pages + altmap_pages },
             Some(other) => other,
             None if altmap_pages > 0 => MemmapHome::Altmap { pages: altmap_pages },
-            None => MemmapHome::Node { nid, pages: 0 },
+            None => MemmapHome::Node { nid, zone: ZoneType::Device, pages: 0 },
         };
         let map = existing.map_or(0, |s| s.subsection_map) | mask;
         self.sections.set(nr, Some(Section { nid, subsection_map: map, online: false, early: false, memmap }));
@@ -160,7 +162,10 @@ impl Model {
     }
 
     /// Node memmap for the sections of `pfns` not mapped from the altmap, in section
-    /// order through the shared allocator (ENOMEM at the first that does not fit).
+    /// order from the page allocator by `nid`'s zonelist (ENOMEM at the first that does
+    /// not fit): PMDs for whole sections, single pages otherwise. Returns the zones that
+    /// paid, which memunmap gives back. (A device section's own memmap home counts its
+    /// pages; its node and zone say nothing: `ZoneType::Device` marks that.)
     pub(super) fn charge_node_memmap(
         &mut self,
         charges: &mut Vec<SectionCharge>,
@@ -168,7 +173,7 @@ impl Model {
         nid: u32,
         order: u32,
         has_altmap: bool,
-    ) -> Result<(), StepError> {
+    ) -> Result<Vec<MemmapPart>, StepError> {
         let g = self.geometry;
         let first = g.pfn_to_section(pfns.start());
         let total = g.pfn_to_section(pfns.end() - 1) + 1 - first;
@@ -179,11 +184,33 @@ impl Model {
             *charges =
                 charges.iter().flat_map(|c| (0..c.count).map(move |i| SectionCharge { section: c.section + i, count: 1, ..*c })).collect();
         }
+        let payers = Payers::Zonelist { nid, fresh: false };
+        let pmd = g.pmd_pages();
+        let mut paid: Vec<MemmapPart> = Vec::new();
         let mut done = 0;
         for c in charges.iter_mut().filter(|c| c.altmap_pages == 0) {
             let need = self.node_memmap_per_section(c, pfns, order, has_altmap);
             if need > 0 {
-                self.charge_sections_memmap(&[nid], need, c.count, SectionAt::of(c.section, first, total, done))?;
+                let whole_pmds = !dedup(self, order, has_altmap) && self.is_whole_section_of(c.section, pfns);
+                let parts = if whole_pmds {
+                    self.alloc_memmap_pmds(&payers, c.count * (need / pmd)).map(|runs| {
+                        runs.into_iter().flat_map(|r| r.per_pmd.into_iter().map(move |p| MemmapPart { pages: p.pages * r.pmds, ..p })).collect()
+                    })
+                } else {
+                    self.alloc_memmap_pages(&payers, c.count * need).map_err(|pages| (pages, pages))
+                };
+                let parts: Vec<MemmapPart> = parts.map_err(|(allocs, pages)| {
+                    let unit = if whole_pmds { pmd } else { 1 };
+                    let sections_done = allocs * unit / need;
+                    let at = SectionAt::of(c.section + sections_done, first, total, done + pages);
+                    self.memmap_shortage(&payers, need, at)
+                })?;
+                for p in parts {
+                    match paid.iter_mut().find(|q| (q.nid, q.zone) == (p.nid, p.zone)) {
+                        Some(q) => q.pages += p.pages,
+                        None => paid.push(p),
+                    }
+                }
                 self.sections.update_range(c.section, c.section + c.count, |s| {
                     if let MemmapHome::Node { pages, .. } = &mut s.memmap {
                         *pages += need;
@@ -193,7 +220,7 @@ impl Model {
             c.node_pages = need;
             done += need * c.count;
         }
-        Ok(())
+        Ok(paid)
     }
 
     /// Node memmap pages each section of charge `c` needs: deduplicated compounds (2
@@ -219,7 +246,7 @@ impl Model {
 
     /// Undo one range's `charges`, last first: its subsections go, with the memmap it
     /// took; a section left without subsections goes. Returns (node pages, altmap
-    /// pages) freed; the caller gives the node pages back to the node.
+    /// pages) freed; the caller gives the node pages back to the zones that paid.
     pub(super) fn remove_subsections(&mut self, charges: &[SectionCharge]) -> (u64, u64) {
         let (mut node_pages, mut device_pages) = (0, 0);
         for c in charges.iter().rev() {
@@ -230,7 +257,7 @@ impl Model {
             for (s, e, mut sec) in runs.into_iter().rev() {
                 sec.subsection_map &= !c.subsections;
                 match &mut sec.memmap {
-                    MemmapHome::Node { pages, .. } => *pages = pages.saturating_sub(c.node_pages),
+                    MemmapHome::Node { pages, .. } | MemmapHome::Split { pages, .. } => *pages = pages.saturating_sub(c.node_pages),
                     MemmapHome::Altmap { pages } => *pages = pages.saturating_sub(c.altmap_pages),
                     MemmapHome::Boot { .. } => {}
                 }

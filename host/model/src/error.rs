@@ -108,8 +108,8 @@ pub struct MemmapShortage {
     /// The section's first pfn.
     pub pfn: u64,
     pub pages_needed: u64,
-    /// Pages the source could give: a node's allocatable pages (free minus its min_free
-    /// share), the most any listed node had, or the altmap's free pages.
+    /// Pages the source could still give: above the min watermarks and reserves of the
+    /// zones tried, or the altmap's free pages.
     pub pages_available: u64,
     /// Memmap pages the range's earlier sections took before this one.
     pub pages_done: u64,
@@ -121,19 +121,19 @@ pub struct MemmapShortage {
 /// Where a section's memmap had to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemmapSource {
-    /// One node's free memory, with its account: free = boot free + onlined - memmap.
-    Node { nid: u32, free: u64, boot_free: u64, onlined: i64, memmap_taken: u64, min_free: u64 },
-    /// Any of `memmap_nodes`, each with its allocatable pages.
-    Nodes(Vec<(u32, u64)>),
+    /// The page allocator: the nodes tried, in order (`listed`: the strategy's
+    /// memmap_nodes, each on its own; else the range's node's fallback zonelist), and
+    /// each of their zones as the failing allocation found it.
+    Zones { nodes: Vec<u32>, listed: bool, rooms: Vec<super::memmap_alloc::ZoneRoom> },
     /// The range's altmap, which had `total` pages for memmap.
     Altmap { total: u64 },
 }
 
 impl MemmapShortage {
-    /// The node that had to pay, when it was one node.
+    /// The node that had to pay, when only one node was tried.
     pub fn nid(&self) -> Option<u32> {
-        match self.source {
-            MemmapSource::Node { nid, .. } => Some(nid),
+        match &self.source {
+            MemmapSource::Zones { nodes, .. } if nodes.len() == 1 => Some(nodes[0]),
             _ => None,
         }
     }
@@ -148,20 +148,29 @@ impl std::fmt::Display for MemmapShortage {
         let done = self.index - 1;
         let fit = size(self.pages_done);
         match &self.source {
-            MemmapSource::Node { nid, free, boot_free, onlined, memmap_taken, min_free } => write!(
-                f,
-                "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed} from node {nid}, \
-                 which has {} allocatable: free {free} (boot free {boot_free} + onlined {onlined} - memmap {memmap_taken}) \
-                 - min_free {min_free}; {done} sections' memmap ({fit}) fit",
-                self.pages_available,
-            ),
-            MemmapSource::Nodes(room) => {
-                let room: Vec<String> = room.iter().map(|(n, pages)| format!("node {n} has {pages}")).collect();
+            MemmapSource::Zones { nodes, listed, rooms } => {
+                let rooms: Vec<String> = rooms
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "node {} {} free {} (min {}, low {}, reserve {})",
+                            r.nid,
+                            r.zone.name(),
+                            r.free,
+                            r.watermark.min,
+                            r.watermark.low,
+                            r.reserve
+                        )
+                    })
+                    .collect();
+                let nodes: Vec<String> = nodes.iter().map(u32::to_string).collect();
+                let whose = if *listed { "memmap_nodes" } else { "the zonelist" };
                 write!(
                     f,
-                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no node of memmap_nodes \
-                     has that many allocatable ({}); {done} sections' memmap ({fit}) fit",
-                    room.join(", "),
+                    "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no zone of {whose} (nodes {}) \
+                     has that above its watermark: {}; {done} sections' memmap ({fit}) fit",
+                    nodes.join(", "),
+                    if rooms.is_empty() { "no node has memory".to_string() } else { rooms.join("; ") },
                 )
             }
             MemmapSource::Altmap { total: altmap_total } => write!(

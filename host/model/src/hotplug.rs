@@ -7,6 +7,7 @@ use hotplug_core::{errno, Altmap, Driver, RequestKind, RestrictionFlags, Restric
 use super::altmap;
 use super::block::{relative_altmap, BlockInfo, BlockRuns, BlockState};
 use super::error::StepError;
+use super::memmap_alloc::Payers;
 use super::groups::GroupKind;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::range::PfnRange;
@@ -140,13 +141,14 @@ fn chunk_altmap(r: &Restrictions, chunk: PfnRange, plugin: &str) -> Result<Optio
     Ok(Some(a))
 }
 
-/// The nodes that may pay for an add's memmap, in order: `memmap_nodes`, else
-/// `memmap_nid`, else the range's own node.
-pub fn memmap_payers(r: &Restrictions, nid: u32) -> Vec<u32> {
-    if r.memmap_nodes.is_empty() {
-        vec![r.memmap_nid.into_option().unwrap_or(nid)]
-    } else {
-        r.memmap_nodes.to_vec()
+/// Who pays for an add's memmap: the strategy's `memmap_nodes` or `memmap_nid` (those
+/// nodes only, in order), else the kernel's way, the range's node's fallback zonelist
+/// (`fresh`: the node comes online with this add).
+pub fn memmap_payers(r: &Restrictions, nid: u32, fresh: bool) -> Payers {
+    match (r.memmap_nodes.is_empty(), r.memmap_nid.into_option()) {
+        (false, _) => Payers::Listed(r.memmap_nodes.to_vec()),
+        (true, Some(m)) => Payers::Listed(vec![m]),
+        (true, None) => Payers::Zonelist { nid, fresh },
     }
 }
 
@@ -297,7 +299,7 @@ impl Model {
     /// arch_add_memory: the sections and their memmap, from per-block altmaps
     /// (MEMMAP_ON_MEMORY), one altmap for the whole range, or node memory.
     fn arch_add_memory(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
-        let payers = memmap_payers(r, nid);
+        let payers = memmap_payers(r, nid, self.nodes.get(&nid).is_some_and(|n| !n.online));
         let per_block = r.flags.contains(RestrictionFlags::MEMMAP_ON_MEMORY) && r.altmap.is_some();
         if per_block && !self.sections_own_their_pmds() {
             return self.arch_add_memory_by_block(pfns, nid, r, plugin);
@@ -320,7 +322,7 @@ impl Model {
             let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, None)?;
             placed.node_pages = memmap.node_pages;
         }
-        placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
+        placed.memmap_nid = placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
         Ok(placed)
     }
 
@@ -328,7 +330,7 @@ impl Model {
     /// differently: block by block.
     fn arch_add_memory_by_block(&mut self, pfns: PfnRange, nid: u32, r: &Restrictions, plugin: &str) -> Result<Placed, StepError> {
         let g = self.geometry;
-        let payers = memmap_payers(r, nid);
+        let payers = memmap_payers(r, nid, self.nodes.get(&nid).is_some_and(|n| !n.online));
         let mut placed = Placed::default();
         let mut chunks = Vec::new();
         for chunk in (g.pfn_to_block(pfns.start())..g.pfn_to_block(pfns.end())).map(|b| g.block_pfns(b)) {
@@ -339,7 +341,7 @@ impl Model {
             chunks.push((chunk.start(), altmap));
         }
         placed.altmaps = AltmapLayout::Each(chunks);
-        placed.memmap_nid = placed.by_node.first().map_or(payers[0], |&(nid, _)| nid);
+        placed.memmap_nid = placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
         Ok(placed)
     }
 

@@ -38,7 +38,16 @@ impl Model {
                 }
             }
             if let (BlockState::Online, Some(zone)) = (b.state, b.zone) {
-                let z = self.nodes.get(&b.nid).map(|n| *n.zone(zone)).unwrap_or_default();
+                let node = self.nodes.get(&b.nid);
+                let z = node.map(|n| *n.zone(zone)).unwrap_or_default();
+                // A boot block holds only the boot RAM inside it: the zone spans that
+                // (a boot range may end inside a block, as 129 GiB does in 2 GiB blocks),
+                // not the whole block.
+                let block = super::PfnRange::from_bounds(start, stop).unwrap_or_default();
+                let (start, stop) = match (b.early, node) {
+                    (true, Some(n)) => n.boot_extent_in(&block).map_or((start, start), |r| (r.start(), r.end())),
+                    _ => (start, stop),
+                };
                 if start < z.start_pfn || stop > z.end_pfn() {
                     return Err(format!("memory{first}-{} is online in {} but outside its span", end - 1, zone.name()));
                 }

@@ -21,6 +21,7 @@ pub mod groups;
 pub mod hotplug;
 pub mod invariants;
 pub mod journal;
+pub mod memmap_alloc;
 pub mod node;
 pub mod numa;
 pub mod online;
@@ -34,8 +35,10 @@ mod sparse;
 pub mod step;
 pub mod units;
 pub mod virtio;
+pub mod watermarks;
 pub mod zone;
 pub mod zone_policy;
+pub mod zonelist;
 
 use hotplug_core::Restrictions;
 
@@ -58,9 +61,14 @@ pub struct Policy {
     pub auto_movable_ratio: u32,
     pub auto_movable_numa_aware: bool,
     pub movable_node: bool,
-    /// `min_free` from the config, in pages; `None`: the kernel's min_free_kbytes formula,
-    /// recomputed as managed memory changes (online_pages calls init_per_zone_wmark_min).
-    pub min_free_fixed: Option<u64>,
+    /// A value written to vm.min_free_kbytes (`user_min_free_kbytes`): kept until the
+    /// kernel's own rule gives more. `None`: the rule alone.
+    pub user_min_free_kbytes: Option<u64>,
+    /// transparent_hugepage/enabled at boot.
+    pub thp: watermarks::Thp,
+    /// Whether khugepaged runs (THP enabled and boot RAM of at least 512 MiB), so every
+    /// watermark recompute may raise min_free_kbytes. Set by boot.
+    pub khugepaged: bool,
 }
 
 /// What a page is, where it is special; pages without a run are ordinary.
@@ -96,6 +104,8 @@ pub struct Counters {
     pub max_pfn: u64,
     pub next_pgmap_id: u64,
     pub next_group_id: u64,
+    /// min_free_kbytes as the last watermark recompute left it.
+    pub min_free_kbytes: u64,
 }
 
 /// The whole machine.
@@ -119,6 +129,9 @@ pub struct Model {
     /// virtio-mem devices, by name.
     pub virtio: JMap<String, virtio::VirtioMem>,
     pub counters: JCell<Counters>,
+    /// The zones that paid for each section whose memmap came from more than one zone
+    /// (`MemmapHome::Split`), by section number.
+    pub memmap_splits: JMap<u64, Vec<memmap_alloc::MemmapPart>>,
     /// The NUMA distance table (fixed at boot).
     pub distances: numa::Distances,
     in_txn: bool,
@@ -169,6 +182,8 @@ impl Model {
         check("pgmaps", self.pgmaps.same_contents(&other.pgmaps));
         check("memory_groups", self.groups.same_contents(&other.groups));
         check("virtio_mem_devices", self.virtio.same_contents(&other.virtio));
+        check("memmap_splits", self.memmap_splits.same_contents(&other.memmap_splits));
+        check("min_free_kbytes", self.counters.get().min_free_kbytes == other.counters.get().min_free_kbytes);
         check("max_pfn", self.counters.get().max_pfn == other.counters.get().max_pfn);
         out
     }
@@ -187,6 +202,7 @@ impl Model {
         self.pgmaps.begin();
         self.groups.begin();
         self.virtio.begin();
+        self.memmap_splits.begin();
         self.counters.begin();
     }
 
@@ -203,6 +219,7 @@ impl Model {
         self.pgmaps.commit();
         self.groups.commit();
         self.virtio.commit();
+        self.memmap_splits.commit();
         self.counters.commit();
     }
 
@@ -219,6 +236,7 @@ impl Model {
         self.pgmaps.rollback();
         self.groups.rollback();
         self.virtio.rollback();
+        self.memmap_splits.rollback();
         self.counters.rollback();
     }
 
@@ -238,28 +256,13 @@ impl Model {
         self.nodes.values().map(Node::managed_pages).sum()
     }
 
-    /// Pages of free memory a memmap allocation may not dip into (machine-wide).
+    /// min_free_kbytes in pages (what __setup_per_zone_wmarks shares over the zones).
     pub fn min_free_pages(&self) -> u64 {
-        let page = self.geometry.page_size();
-        self.policy.min_free_fixed.unwrap_or_else(|| {
-            let kb = boot::default_min_free_kbytes(self.total_managed() * page / 1024);
-            (kb * 1024).div_ceil(page)
-        })
+        self.min_free_kbytes() / (self.geometry.page_size() / 1024).max(1)
     }
 
-    /// Node `nid`'s share of the machine-wide min_free reserve (by managed pages, as the
-    /// kernel spreads min_free_kbytes over zones).
+    /// Node `nid`'s share of min_free_kbytes: the sum of its zones' min watermarks.
     pub fn min_free_share(&self, nid: u32) -> u64 {
-        let total = self.total_managed();
-        let node = self.nodes.get(&nid).map_or(0, Node::managed_pages);
-        if total == 0 {
-            return self.min_free_pages();
-        }
-        ((self.min_free_pages() as u128 * node as u128).div_ceil(total as u128)) as u64
-    }
-
-    /// Pages a memmap allocation on `nid` may use now: free minus the reserve.
-    pub fn allocatable(&self, nid: u32) -> u64 {
-        self.nodes.get(&nid).map_or(0, |n| n.free_pages().saturating_sub(self.min_free_share(nid)))
+        self.nodes.get(&nid).map_or(0, |n| n.zones.iter().map(|z| z.watermark.min).sum())
     }
 }

@@ -11,9 +11,10 @@ pub struct Node {
     /// Boot RAM, sorted.
     pub boot_ranges: Vec<PfnRange>,
     pub zones: [Zone; 5],
-    /// Pages free after boot (config `free`; default: the boot managed pages).
+    /// Pages free after boot (config `free`; default: the boot managed pages), for the
+    /// report: the zones' `free` is the account.
     pub boot_free: u64,
-    /// Pages onlined since boot (net of offlining): they join the free pool.
+    /// Pages onlined since boot (net of offlining): they joined their zones' free pages.
     pub onlined_since_boot: i64,
     /// Pages of node memory now holding memmap of hot-added memory.
     pub memmap_taken: u64,
@@ -32,9 +33,9 @@ impl Node {
         &mut self.zones[z.index()]
     }
 
-    /// Free pages by the model's rule: boot free + onlined since boot - memmap taken.
+    /// Free pages (NR_FREE_PAGES over the node's zones).
     pub fn free_pages(&self) -> u64 {
-        (self.boot_free as i64 + self.onlined_since_boot - self.memmap_taken as i64).max(0) as u64
+        self.zones.iter().map(|z| z.free).sum()
     }
 
     pub fn present_pages(&self) -> u64 {
@@ -57,5 +58,14 @@ impl Node {
     /// Boot RAM pages inside `range`.
     pub fn boot_pages_in(&self, range: &PfnRange) -> u64 {
         self.boot_ranges.iter().map(|r| r.overlap_count(range)).sum()
+    }
+
+    /// From the first to the last boot RAM pfn inside `range`, when it holds any: what
+    /// a boot memory block spans of its zone.
+    pub fn boot_extent_in(&self, range: &PfnRange) -> Option<PfnRange> {
+        let mut inside = self.boot_ranges.iter().filter_map(|r| r.intersection(range));
+        let first = inside.next()?;
+        let last = inside.next_back().unwrap_or(first);
+        PfnRange::from_bounds(first.start(), last.end())
     }
 }

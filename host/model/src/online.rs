@@ -190,9 +190,12 @@ impl Model {
             z.grow_span(start, stop);
             z.present += nr;
             z.managed += managed;
+            z.free += managed;
             n.onlined_since_boot += managed as i64;
             n.online = true;
         });
+        let blocks = end - first;
+        self.watermarks_after_run(info.nid, zone, blocks, managed / blocks.max(1), true);
         self.sections.update_range(g.pfn_to_section(start), g.pfn_to_section(stop), |s| s.online = true);
         self.blocks.update_range(first, end, |b| {
             b.state = BlockState::Online;
@@ -246,8 +249,11 @@ impl Model {
             let z = n.zone_mut(zone);
             z.present -= pages.min(z.present);
             z.managed -= managed.min(z.managed);
+            z.free -= managed.min(z.free);
             n.onlined_since_boot -= managed as i64;
         });
+        let blocks = end - first;
+        self.watermarks_after_run(info.nid, zone, blocks, managed / blocks.max(1), false);
         self.sections.update_range(g.pfn_to_section(start), g.pfn_to_section(stop), |s| s.online = false);
         self.blocks.update_range(first, end, |b| {
             b.state = BlockState::Offline;

@@ -8,8 +8,10 @@ use super::pages::RangeMap;
 /// Where a section's memmap lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemmapHome {
-    /// Allocated from a node's free memory.
-    Node { nid: u32, pages: u64 },
+    /// Allocated from one zone's free memory.
+    Node { nid: u32, zone: super::zone::ZoneType, pages: u64 },
+    /// Allocated from several zones (`Model::memmap_splits` has them); `nid` paid first.
+    Split { nid: u32, pages: u64 },
     /// Inside the hot-added range, through an altmap.
     Altmap { pages: u64 },
     /// Allocated at boot by memblock (not counted against free memory).
@@ -19,7 +21,10 @@ pub enum MemmapHome {
 impl MemmapHome {
     pub fn pages(&self) -> u64 {
         match *self {
-            MemmapHome::Node { pages, .. } | MemmapHome::Altmap { pages } | MemmapHome::Boot { pages, .. } => pages,
+            MemmapHome::Node { pages, .. }
+            | MemmapHome::Split { pages, .. }
+            | MemmapHome::Altmap { pages }
+            | MemmapHome::Boot { pages, .. } => pages,
         }
     }
 }

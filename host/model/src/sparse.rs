@@ -10,6 +10,7 @@ use hotplug_core::Altmap;
 
 use super::altmap;
 use super::error::{MemmapShortage, MemmapSource, StepError};
+use super::memmap_alloc::{MemmapPart, Payers};
 use super::range::PfnRange;
 use super::sections::{MemmapHome, Section};
 use super::Model;
@@ -93,41 +94,22 @@ impl Model {
         Ok(pmds * pmd_pages)
     }
 
-    /// Take `need` pages of memmap for section `at` from the first of `payers` with that
-    /// many allocatable and return it; else ENOMEM with the payers' accounts.
-    pub(super) fn charge_section_memmap(&mut self, payers: &[u32], need: u64, at: SectionAt) -> Result<u32, StepError> {
-        let paid = self.charge_sections_memmap(payers, need, 1, at)?;
-        Ok(paid.first().map_or(payers[0], |&(nid, _)| nid))
-    }
-
-    /// The numbers of a section's memmap no payer had room for.
-    fn node_shortage(&self, payers: &[u32], need: u64, at: SectionAt) -> MemmapShortage {
+    /// The ENOMEM of a memmap allocation `payers` could not pay at section `at`.
+    pub(super) fn memmap_shortage(&self, payers: &Payers, need: u64, at: SectionAt) -> StepError {
         let g = self.geometry;
-        let source = match payers {
-            [nid] => {
-                let n = self.nodes.get(nid).expect("memmap node checked");
-                MemmapSource::Node {
-                    nid: *nid,
-                    free: n.free_pages(),
-                    boot_free: n.boot_free,
-                    onlined: n.onlined_since_boot,
-                    memmap_taken: n.memmap_taken,
-                    min_free: self.min_free_share(*nid),
-                }
-            }
-            _ => MemmapSource::Nodes(payers.iter().map(|&n| (n, self.allocatable(n))).collect()),
-        };
-        MemmapShortage {
+        let rooms = self.payer_rooms(payers);
+        let available = rooms.iter().map(|r| r.free.saturating_sub(r.watermark.min + r.reserve)).sum();
+        StepError::memmap_enomem(MemmapShortage {
             section: at.section,
             index: at.index,
             sections: at.total,
             pfn: g.section_to_pfn(at.section),
             pages_needed: need,
-            pages_available: payers.iter().map(|&n| self.allocatable(n)).max().unwrap_or(0),
+            pages_available: available,
             pages_done: at.done_pages,
             page_size: g.page_size(),
-            source,
-        }
+            source: MemmapSource::Zones { nodes: self.payer_nodes(payers), listed: matches!(payers, Payers::Listed(_)), rooms },
+        })
     }
 
     /// Whether every section's struct pages fill whole vmemmap PMDs (x86_64: 2 MiB of
@@ -173,37 +155,75 @@ impl Model {
         Ok(count * pmd_pages)
     }
 
-    /// `need` pages of memmap for each of `count` sections from `at` on, from `payers` in
-    /// order: each payer takes as many whole sections as it has room for (what
-    /// [`Self::charge_section_memmap`] does section by section, at once). Returns the
-    /// paying nodes with how many sections each paid, in order.
+    /// `pmds` PMDs of memmap for each of `count` sections from `at` on, from the page
+    /// allocator as `payers` allows. Returns the sections' homes as runs `(first, end,
+    /// home)`, a section paid by several zones recording them in `memmap_splits`; on
+    /// ENOMEM, names the section whose PMD no zone could pay. O(zones).
     pub(super) fn charge_sections_memmap(
         &mut self,
-        payers: &[u32],
-        need: u64,
+        payers: &Payers,
+        pmds: u64,
         count: u64,
         at: SectionAt,
-    ) -> Result<Vec<(u32, u64)>, StepError> {
-        let mut paid = Vec::new();
-        let mut done = 0;
-        for &nid in payers {
-            if done == count {
-                break;
+    ) -> Result<Vec<(u64, u64, MemmapHome)>, StepError> {
+        let pmd_pages = self.geometry.pmd_pages();
+        let runs = match self.alloc_memmap_pmds(payers, count * pmds) {
+            Ok(runs) => runs,
+            Err((done, pages)) => {
+                // The failing section's own PMDs that did fit count as done, too.
+                let (sections, first) = (done / pmds.max(1), at.section + 1 - at.index);
+                let paid_before = pages;
+                let failing = SectionAt::of(at.section + sections, first, at.total, at.done_pages + paid_before);
+                return Err(self.memmap_shortage(payers, pmds * pmd_pages, failing));
             }
-            // Nothing to take (every PMD already mapped): the first payer stands for all.
-            let k = self.allocatable(nid).checked_div(need).map_or(count, |fit| fit.min(count - done));
-            if k > 0 {
-                self.nodes.update(&nid, |n| n.memmap_taken += k * need);
-                paid.push((nid, k));
-                done += k;
+        };
+        let mut homes: Vec<(u64, u64, MemmapHome)> = Vec::new();
+        let mut next = at.section;
+        let mut partial: (u64, Vec<MemmapPart>) = (0, Vec::new());
+        for run in runs {
+            let mut left = run.pmds;
+            if partial.0 > 0 {
+                let k = left.min(pmds - partial.0);
+                add_parts(&mut partial.1, &run.per_pmd, k);
+                (partial.0, left) = (partial.0 + k, left - k);
+                if partial.0 == pmds {
+                    homes.push((next, next + 1, self.home_of(next, std::mem::take(&mut partial.1))));
+                    (partial.0, next) = (0, next + 1);
+                }
+            }
+            let whole = left / pmds.max(1);
+            if whole > 0 {
+                let mut parts = Vec::new();
+                add_parts(&mut parts, &run.per_pmd, pmds);
+                if parts.len() == 1 {
+                    homes.push((next, next + whole, self.home_of(next, parts)));
+                } else {
+                    for nr in next..next + whole {
+                        homes.push((nr, nr + 1, self.home_of(nr, parts.clone())));
+                    }
+                }
+                (next, left) = (next + whole, left - whole * pmds);
+            }
+            if left > 0 {
+                add_parts(&mut partial.1, &run.per_pmd, left);
+                partial.0 = left;
             }
         }
-        if done < count {
-            let first = at.section + 1 - at.index;
-            let failing = SectionAt::of(at.section + done, first, at.total, at.done_pages + done * need);
-            return Err(StepError::memmap_enomem(self.node_shortage(payers, need, failing)));
+        Ok(homes)
+    }
+
+    /// A section's memmap home from the zones that paid it: one zone, or a split the
+    /// section's number finds in `memmap_splits`.
+    fn home_of(&mut self, nr: u64, parts: Vec<MemmapPart>) -> MemmapHome {
+        let pages = parts.iter().map(|p| p.pages).sum();
+        match parts.as_slice() {
+            [one] => MemmapHome::Node { nid: one.nid, zone: one.zone, pages },
+            _ => {
+                let nid = parts.first().map_or(0, |p| p.nid);
+                self.memmap_splits.insert(nr, parts);
+                MemmapHome::Split { nid, pages }
+            }
         }
-        Ok(paid)
     }
 
     /// sparse_add_section's EEXIST for System RAM: a section of `[first, end)` already has
@@ -229,7 +249,7 @@ impl Model {
         &mut self,
         pfns: PfnRange,
         nid: u32,
-        payers: &[u32],
+        payers: &Payers,
         by_node: &mut Vec<(u32, u64)>,
         altmap: Option<&mut Altmap>,
     ) -> Result<SectionsMemmap, StepError> {
@@ -252,15 +272,10 @@ impl Model {
                 self.sections.set_range(first, end, Some(section(MemmapHome::Altmap { pages: need })));
             }
             None => {
-                let mut at = first;
-                for (payer, k) in self.charge_sections_memmap(payers, need, total, SectionAt::of(first, first, total, 0))? {
-                    self.sections.set_range(at, at + k, Some(section(MemmapHome::Node { nid: payer, pages: need })));
-                    match by_node.iter_mut().find(|(n, _)| *n == payer) {
-                        Some((_, pages)) => *pages += k * need,
-                        None => by_node.push((payer, k * need)),
-                    }
-                    done.node_pages += k * need;
-                    at += k;
+                for (s, e, home) in self.charge_sections_memmap(payers, pmds, total, SectionAt::of(first, first, total, 0))? {
+                    self.sections.set_range(s, e, Some(section(home)));
+                    self.count_paid(by_node, s, e, home);
+                    done.node_pages += (e - s) * home.pages();
                 }
             }
         }
@@ -298,7 +313,7 @@ impl Model {
         first: u64,
         end: u64,
         nid: u32,
-        payers: &[u32],
+        payers: &Payers,
         by_node: &mut Vec<(u32, u64)>,
         mut altmap: Option<&mut Altmap>,
     ) -> Result<SectionsMemmap, StepError> {
@@ -312,14 +327,11 @@ impl Model {
                 done.altmap_pages += pages;
                 MemmapHome::Altmap { pages }
             } else {
-                let need = pmds * g.pmd_pages();
-                let memmap_nid = self.charge_section_memmap(payers, need, at)?;
-                match by_node.iter_mut().find(|(n, _)| *n == memmap_nid) {
-                    Some((_, pages)) => *pages += need,
-                    None => by_node.push((memmap_nid, need)),
-                }
-                done.node_pages += need;
-                MemmapHome::Node { nid: memmap_nid, pages: need }
+                let homes = self.charge_sections_memmap(payers, pmds, 1, at)?;
+                let home = homes.first().map_or(MemmapHome::Altmap { pages: 0 }, |&(_, _, h)| h);
+                self.count_paid(by_node, nr, nr + 1, home);
+                done.node_pages += home.pages();
+                home
             };
             let all_subsections = g.subsection_mask(nr, 0, u64::MAX);
             self.sections.set(nr, Some(Section { nid, subsection_map: all_subsections, online: false, early: false, memmap: home }));
@@ -338,7 +350,7 @@ impl Model {
             for nr in (first..end).rev() {
                 let Some(sec) = self.sections.get(nr).copied() else { continue };
                 let freed = self.new_section_pmds(nr) * g.pmd_pages();
-                self.free_section_memmap(sec.memmap, freed, &mut node, &mut alt);
+                self.free_section_memmap((nr, nr + 1), sec.memmap, freed, &mut node, &mut alt);
                 self.sections.set(nr, None);
             }
             return (node, alt);
@@ -346,20 +358,61 @@ impl Model {
         let per_section = self.pmds_per_section() * g.pmd_pages();
         let runs: Vec<(u64, u64, MemmapHome)> = self.sections.runs_in(first, end).map(|(s, e, sec)| (s, e, sec.memmap)).collect();
         for (s, e, memmap) in runs.into_iter().rev() {
-            self.free_section_memmap(memmap, (e - s) * per_section, &mut node, &mut alt);
+            self.free_section_memmap((s, e), memmap, (e - s) * per_section, &mut node, &mut alt);
         }
         self.sections.set_range(first, end, None);
         (node, alt)
     }
 
-    /// Give `pages` of memmap from `home` back: to its node, or count them as altmap's.
-    fn free_section_memmap(&mut self, home: MemmapHome, pages: u64, node: &mut u64, alt: &mut u64) {
+    /// Add what sections `[s, e)` with memmap `home` took to the pages each node paid.
+    fn count_paid(&self, by_node: &mut Vec<(u32, u64)>, s: u64, e: u64, home: MemmapHome) {
+        let parts: Vec<(u32, u64)> = match home {
+            MemmapHome::Node { nid, pages, .. } => vec![(nid, pages * (e - s))],
+            MemmapHome::Split { .. } => (s..e)
+                .flat_map(|nr| self.memmap_splits.get(&nr).cloned().unwrap_or_default())
+                .map(|p| (p.nid, p.pages))
+                .collect(),
+            MemmapHome::Altmap { .. } | MemmapHome::Boot { .. } => Vec::new(),
+        };
+        for (nid, pages) in parts {
+            match by_node.iter_mut().find(|(n, _)| *n == nid) {
+                Some((_, total)) => *total += pages,
+                None => by_node.push((nid, pages)),
+            }
+        }
+    }
+
+    /// Give the memmap of sections `[s, e)` (`pages` in all, `home` each) back: to the
+    /// zones that paid it, or count it as the altmap's. Boot memmap stays with memblock.
+    fn free_section_memmap(&mut self, (s, e): (u64, u64), home: MemmapHome, pages: u64, node: &mut u64, alt: &mut u64) {
         match home {
-            MemmapHome::Node { nid, .. } | MemmapHome::Boot { nid, .. } => {
+            MemmapHome::Node { nid, zone, .. } => {
+                self.free_memmap_part(MemmapPart { nid, zone, pages });
+                *node += pages;
+            }
+            MemmapHome::Split { .. } => {
+                for nr in s..e {
+                    for part in self.memmap_splits.remove(&nr).unwrap_or_default() {
+                        self.free_memmap_part(part);
+                        *node += part.pages;
+                    }
+                }
+            }
+            MemmapHome::Boot { nid, .. } => {
                 self.nodes.update(&nid, |n| n.memmap_taken = n.memmap_taken.saturating_sub(pages));
                 *node += pages;
             }
             MemmapHome::Altmap { .. } => *alt += pages,
+        }
+    }
+}
+
+/// Add `pmds` PMDs paid by `per_pmd` each to `parts`, merging parts of the same zone.
+fn add_parts(parts: &mut Vec<MemmapPart>, per_pmd: &[MemmapPart], pmds: u64) {
+    for p in per_pmd {
+        match parts.iter_mut().find(|q| (q.nid, q.zone) == (p.nid, p.zone)) {
+            Some(q) => q.pages += p.pages * pmds,
+            None => parts.push(MemmapPart { pages: p.pages * pmds, ..*p }),
         }
     }
 }

@@ -50,6 +50,14 @@ pub struct Zone {
     pub managed: u64,
     /// present_early_pages: present at boot (auto-movable counts these).
     pub present_early: u64,
+    /// NR_FREE_PAGES: managed pages the buddy allocator holds free (memmap and the
+    /// config's boot use taken out).
+    pub free: u64,
+    /// The watermarks allocations must stay above.
+    pub watermark: super::watermarks::Watermarks,
+    /// lowmem_reserve[]: pages kept back from allocations whose highest usable zone is
+    /// the one indexed (zoneinfo's `protection`).
+    pub lowmem_reserve: [u64; 5],
 }
 
 impl Zone {

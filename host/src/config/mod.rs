@@ -151,8 +151,12 @@ pub struct MachineConfig {
     pub auto_movable_ratio: Option<u32>,
     pub auto_movable_numa_aware: Option<bool>,
     pub movable_node: Option<bool>,
-    /// The free-memory reserve a memmap allocation may not dip into.
+    /// A value written to vm.min_free_kbytes after boot (the kernel keeps it until its
+    /// own rule gives more).
     pub min_free: Option<Spanned<Size>>,
+    /// transparent_hugepage/enabled: `always` (default), `madvise` or `never`.
+    #[serde(default, deserialize_with = "words::thp")]
+    pub transparent_hugepage: Option<crate::model::watermarks::Thp>,
     #[serde(default)]
     pub plugin_dirs: Vec<Spanned<String>>,
     #[serde(default)]

@@ -6,6 +6,7 @@ use serde::de::{Deserialize, Deserializer, Error};
 
 use crate::model::policy::{AutoOnline, OnlinePolicy, OnlineType};
 use crate::model::step::Op;
+use crate::model::watermarks::Thp;
 
 /// A string that must be one of `names`, turned into its value by `from_name`.
 fn word<'de, D: Deserializer<'de>, T>(d: D, names: &[&'static str], from_name: fn(&str) -> Option<T>) -> Result<T, D::Error> {
@@ -38,6 +39,10 @@ pub fn auto_online<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AutoOnline>
 
 pub fn online_policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnlinePolicy>, D::Error> {
     word(d, &OnlinePolicy::ALL.map(OnlinePolicy::as_str), OnlinePolicy::from_name).map(Some)
+}
+
+pub fn thp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Thp>, D::Error> {
+    word(d, &Thp::ALL.map(Thp::as_str), Thp::from_name).map(Some)
 }
 
 #[cfg(test)]

@@ -796,16 +796,23 @@ fn memmap_node(subject: &Subject) -> Outcome {
             Err(e) => return fail(format!("an answer to {p}"), error_text(&e)),
         };
         // Device memmap always comes from the pgmap's node (the host refuses memmap_nodes there).
-        let payers = if p.kind == RequestKind::DEVICE { vec![p.nid] } else { memmap_payers(&asked, p.nid) };
+        let payers = if p.kind == RequestKind::DEVICE {
+            vec![p.nid]
+        } else {
+            let fresh = model.nodes.get(&p.nid).is_some_and(|n| !n.online);
+            model.payer_nodes(&memmap_payers(&asked, p.nid, fresh))
+        };
         let before: Vec<u64> = node_ids.iter().map(|&n| model.allocatable(n)).collect();
+        let taken = |m: &Model| -> Vec<u64> { node_ids.iter().map(|n| m.nodes.get(n).map_or(0, |n| n.memmap_taken)).collect() };
+        let taken_before = taken(&model);
         if let Err(e) = plug(&mut model, s, p) {
             let hint = "(a strategy must ask nodes that have room: NodeInfo::free_pages)";
             return fail(format!("{p} to succeed with its memmap on the nodes asked, {payers:?} {hint}"), e);
         }
         let paid: Vec<(u32, u64)> = node_ids
             .iter()
-            .zip(&before)
-            .map(|(&n, &was)| (n, was.saturating_sub(model.allocatable(n))))
+            .zip(taken(&model).iter().zip(&taken_before))
+            .map(|(&n, (&now, &was))| (n, now.saturating_sub(was)))
             .filter(|&(_, pages)| pages > 0)
             .collect();
         if let Some(&(n, pages)) = paid.iter().find(|(n, _)| !payers.contains(n)) {

@@ -25,6 +25,13 @@ pub struct ZoneRow {
     pub spanned: u64,
     pub present: u64,
     pub managed: u64,
+    /// NR_FREE_PAGES and the watermarks (pages), as /proc/zoneinfo shows them.
+    pub free: u64,
+    pub min: u64,
+    pub low: u64,
+    pub high: u64,
+    /// lowmem_reserve, zoneinfo's `protection`.
+    pub protection: [u64; 5],
 }
 
 /// Where memmap lives, in pages.
@@ -140,7 +147,19 @@ pub fn state(model: &Model) -> StateReport {
     for n in model.nodes.values() {
         for z in ZoneType::ALL {
             let c = n.zone(z);
-            zones.push(ZoneRow { node: n.id, zone: z, start_pfn: c.start_pfn, spanned: c.spanned, present: c.present, managed: c.managed });
+            zones.push(ZoneRow {
+                node: n.id,
+                zone: z,
+                start_pfn: c.start_pfn,
+                spanned: c.spanned,
+                present: c.present,
+                managed: c.managed,
+                free: c.free,
+                min: c.watermark.min,
+                low: c.watermark.low,
+                high: c.watermark.high,
+                protection: c.lowmem_reserve,
+            });
         }
         nodes.push(NodeAccount {
             node: n.id,
@@ -156,7 +175,7 @@ pub fn state(model: &Model) -> StateReport {
         let sections = end - first;
         match s.memmap {
             MemmapHome::Boot { pages, .. } => memmap.boot_pages += pages * sections,
-            MemmapHome::Node { pages, .. } => memmap.node_pages += pages * sections,
+            MemmapHome::Node { pages, .. } | MemmapHome::Split { pages, .. } => memmap.node_pages += pages * sections,
             MemmapHome::Altmap { pages } => memmap.altmap_pages += pages * sections,
         }
     }
@@ -371,13 +390,14 @@ pub fn text(config: &str, run: &RunReport) -> String {
     let st = state(m);
     let _ = writeln!(
         out,
-        "machine: {}, {} pages, {} sections, {} blocks, {} node(s); MemTotal {} kB; min_free {} pages",
+        "machine: {}, {} pages, {} sections, {} blocks, {} node(s); MemTotal {} kB; min_free_kbytes {} ({} pages)",
         g.arch.name(),
         format_size(g.page_size),
         format_size(g.section_size),
         format_size(g.memory_block_size),
         m.nodes.len(),
         thousands(st.mem_total_kb),
+        thousands(m.min_free_kbytes()),
         thousands(m.min_free_pages()),
     );
     out.push('\n');
@@ -397,17 +417,25 @@ pub fn text(config: &str, run: &RunReport) -> String {
 
 /// The zone table: every zone that spans pages.
 fn zones_table(out: &mut String, st: &StateReport) {
-    let _ = writeln!(out, "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14}", "node", "zone", "start_pfn", "spanned", "present", "managed");
+    let _ = writeln!(
+        out,
+        "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14} {:>14}  min/low/high",
+        "node", "zone", "start_pfn", "spanned", "present", "managed", "free"
+    );
     for z in st.zones.iter().filter(|z| z.spanned > 0) {
         let _ = writeln!(
             out,
-            "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14}",
+            "{:<5} {:<8} {:>12} {:>14} {:>14} {:>14} {:>14}  {}/{}/{}",
             z.node,
             z.zone.name(),
             format!("{:#x}", z.start_pfn),
             thousands(z.spanned),
             thousands(z.present),
-            thousands(z.managed)
+            thousands(z.managed),
+            thousands(z.free),
+            thousands(z.min),
+            thousands(z.low),
+            thousands(z.high)
         );
     }
 }
@@ -462,7 +490,7 @@ fn memmap_lines(out: &mut String, st: &StateReport, page: u64) {
     for n in &st.nodes {
         let _ = writeln!(
             out,
-            "node {} free for memmap: {} pages = boot free {} + onlined {} - memmap {} (min_free share {})",
+            "node {} free: {} pages = boot free {} + onlined {} - memmap {} (zones' min watermarks {})",
             n.node,
             thousands(n.free),
             thousands(n.boot_free),

@@ -70,29 +70,75 @@ mod tests {
         // DMA32 is [4,096, 1 Mi): spanned = present = 258,048. The 8 sections' boot memmap
         // (8 x 512 = 4,096 pages) is taken from the highest populated zone: DMA32 managed
         // 258,048 - 4,096 = 253,952. Normal, Movable, Device are empty: no start_pfn.
+        // Watermarks (init_per_zone_wmark_min, then khugepaged, THP on): min_free_kbytes
+        // = 2 zones x 11 pageblocks x 512 = 11,264 pages; DMA min 11,264 x 4,096 /
+        // 258,048 = 178, gap max(178 / 4, 4,096 x 10 / 10,000) = 44; DMA32 min 11,085,
+        // gap max(2,771, 253) = 2,771; promo = high + gap. An empty Movable zone's min
+        // is SWAP_CLUSTER_MAX (32). DMA's protection: 253,952 / 256 = 992 for every
+        // zone above it.
         let expected = "\
 Node 0, zone      DMA
+  pages free     4096
+        boost    0
+        min      178
+        low      222
+        high     266
+        promo    310
         spanned  4096
         present  4096
         managed  4096
+        cma      0
+        protection: (0, 992, 992, 992, 992)
   start_pfn:           0
 Node 0, zone    DMA32
+  pages free     253952
+        boost    0
+        min      11085
+        low      13856
+        high     16627
+        promo    19398
         spanned  258048
         present  258048
         managed  253952
+        cma      0
+        protection: (0, 0, 0, 0, 0)
   start_pfn:           4096
 Node 0, zone   Normal
+  pages free     0
+        boost    0
+        min      0
+        low      0
+        high     0
+        promo    0
         spanned  0
         present  0
         managed  0
+        cma      0
+        protection: (0, 0, 0, 0, 0)
 Node 0, zone  Movable
+  pages free     0
+        boost    0
+        min      32
+        low      32
+        high     32
+        promo    32
         spanned  0
         present  0
         managed  0
+        cma      0
+        protection: (0, 0, 0, 0, 0)
 Node 0, zone   Device
+  pages free     0
+        boost    0
+        min      0
+        low      0
+        high     0
+        promo    0
         spanned  0
         present  0
         managed  0
+        cma      0
+        protection: (0, 0, 0, 0, 0)
 ";
         assert_eq!(View::Zoneinfo.render(&one_gib()), expected);
     }
