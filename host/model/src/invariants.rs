@@ -16,6 +16,21 @@ impl Model {
                         n.id, z.spanned, z.present, z.managed
                     ));
                 }
+                let w = z.watermark;
+                if z.free > z.managed || !(w.min <= w.low && w.low <= w.high) {
+                    return Err(format!(
+                        "node {} zone {name}: free {} <= managed {} and min {} <= low {} <= high {} do not hold",
+                        n.id, z.free, z.managed, w.min, w.low, w.high
+                    ));
+                }
+            }
+        }
+        // Every split memmap record belongs to a present section whose home says so.
+        for (nr, parts) in self.memmap_splits.iter() {
+            let home = self.sections.get(*nr).map(|s| s.memmap);
+            let pages: u64 = parts.iter().map(|p| p.pages).sum();
+            if !matches!(home, Some(super::sections::MemmapHome::Split { pages: p, .. }) if p == pages) {
+                return Err(format!("section {nr:#x}: memmap split over {pages} pages, but its home is {home:?}"));
             }
         }
         // Every online block lies inside its zone's span, and zones of one node do not
