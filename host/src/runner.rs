@@ -232,13 +232,14 @@ pub fn run(
 }
 
 /// The range the report shows for a step: as written, except a memremap's found free
-/// region and a shrink's range (the end of its device's plugged part).
+/// region and a shrink's, which is its device's region (what it unplugs need not be
+/// contiguous: the outcome says how much went).
 fn shown_range(model: &Model, spec: &StepSpec, step: &Step) -> (u64, u64) {
     match step {
         Step::Memremap { pgmap, find_free: false, .. } if spec.start == 0 => (pgmap.ranges.first().map_or(0, |r| r.start()), spec.size),
         Step::Shrink { device, size, .. } => match model.virtio.get(device) {
-            Some(d) => ((d.start + d.plugged).saturating_sub(*size), spec.size),
-            None => (spec.start, spec.size),
+            Some(d) if *size > 0 => (d.start, d.region_size),
+            _ => (spec.start, spec.size),
         },
         _ => (spec.start, spec.size),
     }

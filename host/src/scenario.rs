@@ -54,6 +54,8 @@ pub struct OptionEntry {
 pub enum Expect {
     Ok,
     Error(ErrorCode),
+    /// `expect = "partial"`: a virtio-mem request that got part of the way.
+    Partial,
     /// `expect = "any"`: every outcome matches (generated scenarios whose steps may fail).
     Any,
 }
@@ -62,8 +64,9 @@ impl Expect {
     /// Whether `outcome` is what was expected.
     pub fn matches(&self, outcome: &crate::model::step::Outcome) -> bool {
         match self {
-            Expect::Ok => outcome.error_code().is_none(),
+            Expect::Ok => outcome.error_code().is_none() && !matches!(outcome, crate::model::step::Outcome::Partial(_)),
             Expect::Error(code) => outcome.error_code() == Some(*code),
+            Expect::Partial => matches!(outcome, crate::model::step::Outcome::Partial(_)),
             Expect::Any => true,
         }
     }
@@ -75,6 +78,7 @@ impl std::fmt::Display for Expect {
         match self {
             Expect::Ok => f.write_str("ok"),
             Expect::Error(code) => write!(f, "{code}"),
+            Expect::Partial => f.write_str("partial"),
             Expect::Any => f.write_str("any"),
         }
     }
@@ -119,13 +123,15 @@ impl StepSpec {
 fn parse_expect(loaded: &Loaded, span: std::ops::Range<usize>, text: &str) -> Result<Expect, ConfigError> {
     if text == "ok" {
         Ok(Expect::Ok)
+    } else if text == "partial" {
+        Ok(Expect::Partial)
     } else if text == "any" {
         Ok(Expect::Any)
     } else if let Some(code) = ErrorCode::from_name(text) {
         Ok(Expect::Error(code))
     } else {
         Err(loaded
-            .error_at(span, format!("unknown expect \"{text}\": use \"ok\", an errno name such as \"ENOMEM\", \"EPLUGIN\" or \"any\"")))
+            .error_at(span, format!("unknown expect \"{text}\": use \"ok\", \"partial\", an errno name such as \"ENOMEM\", \"EPLUGIN\" or \"any\"")))
     }
 }
 
@@ -364,10 +370,24 @@ fn step(
             None => return Err(loaded.error_at(s.span(), format!("step {}: `memremap` without a pgmap", i + 1))),
         },
         Op::Memunmap => Step::Memunmap { start },
-        Op::Grow => {
-            Step::Grow { device: device_name(), start, size, node: sc.node, unit: sc.unit.as_ref().map(|u| u.get_ref().0), strategy }
+        Op::Grow => Step::Grow {
+            device: device_name(),
+            start,
+            size,
+            node: sc.node,
+            unit: sc.unit.as_ref().map(|u| u.get_ref().0),
+            region_size: sc.region_size.as_ref().map(|u| u.get_ref().0),
+            block_size: sc.block_size.as_ref().map(|u| u.get_ref().0),
+            strategy,
+        },
+        Op::Shrink => {
+            let mut unmovable_ranges = Vec::new();
+            for r in sc.unmovable_ranges.iter().flat_map(|v| v.get_ref()) {
+                let span = sc.unmovable_ranges.as_ref().map_or(s.span(), |v| v.span());
+                unmovable_ranges.push(checked_range(loaded, span, r, "unmovable range")?);
+            }
+            Step::Shrink { device: device_name(), size, unmovable: sc.unmovable, unmovable_ranges }
         }
-        Op::Shrink => Step::Shrink { device: device_name(), size, unmovable: sc.unmovable },
         Op::Set => {
             if params.is_empty() {
                 return Err(loaded.error_at(s.span(), format!("step {}: `set` needs one of {}", i + 1, or_list(SET_KEYS))));

@@ -131,14 +131,19 @@ fn cases() -> Vec<(&'static str, String, String)> {
         ),
         ("memunmap EINVAL", String::new(), s("op = \"memunmap\"; start = \"16GiB\"; expect = \"EINVAL\"")),
         (
-            "grow ENOMEM (all or nothing)",
-            String::new(),
-            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"256GiB\"; strategy = \"base\"; expect = \"ENOMEM\""),
+            "grow ENOSPC (its region is full)",
+            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"128MiB\"; region_size = \"128MiB\"; strategy = \"base\""),
+            s("op = \"grow\"; device = \"v\"; size = \"128MiB\"; strategy = \"base\"; expect = \"ENOSPC\""),
         ),
         (
-            "grow EINVAL",
+            "grow EBUSY (a new device's region over System RAM)",
             String::new(),
-            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"64MiB\"; strategy = \"base\"; expect = \"EINVAL\""),
+            s("op = \"grow\"; device = \"v\"; start = \"1GiB\"; size = \"128MiB\"; strategy = \"base\"; expect = \"EBUSY\""),
+        ),
+        (
+            "grow EINVAL (less than a 2 MiB sub-block)",
+            String::new(),
+            s("op = \"grow\"; device = \"v\"; start = \"4GiB\"; size = \"1MiB\"; strategy = \"base\"; expect = \"EINVAL\""),
         ),
         ("shrink ENODEV", String::new(), s("op = \"shrink\"; device = \"v\"; size = \"128MiB\"; expect = \"ENODEV\"")),
         (

@@ -1,6 +1,7 @@
 //! Fidelity round 2: layouts and drivers as a real kernel lays them out, each expected
 //! number worked out by hand from the kernel rule named beside it.
 
+use hotplug_host::runner::Outcome;
 use hotplug_tests::{run_host, write_config, Profile};
 use serde_json::Value;
 
@@ -151,4 +152,116 @@ fn transparent_hugepages_never_moves_the_small_vm_enomem_to_section_501() {
     // madvise starts khugepaged as always does: section 481.
     let v = run_checked("thp_madvise", &config.replace("\"never\"", "\"madvise\""));
     assert!(first_outcome(&v)["reason"].as_str().unwrap().contains("section 481 of 512"));
+}
+
+// ---- virtio-mem at its own granularity (drivers/virtio/virtio_mem.c, sub-block mode) ----
+//
+// x86_64, 128 MiB memory blocks, the device's 2 MiB blocks: sub-blocks of max(2 MiB,
+// pageblock 2 MiB) = 2 MiB, 64 per memory block, 512 pages each.
+
+/// A 4 GiB guest (DMA 4,096 + DMA32 1,044,480 boot pages), new blocks onlined at once,
+/// with `extra` `[machine]` lines and `steps`.
+fn guest_4g(extra: &str, steps: &str) -> String {
+    format!("[machine]\nauto_online_blocks = \"online\"\n{extra}\n[[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"4GiB\" }}]\n{steps}")
+}
+
+/// A virtio-mem `grow` (`start` only on the first) or `shrink` of device virtio0.
+fn resize(op: &str, start: Option<&str>, size: &str, extra: &str) -> String {
+    let start = start.map(|s| format!("start = \"{s}\"\n")).unwrap_or_default();
+    format!("\n[[step]]\nop = \"{op}\"\ndevice = \"virtio0\"\n{start}size = \"{size}\"\n{extra}\n")
+}
+
+/// Device virtio0's plugged sub-blocks of memory block `id`, as indices.
+fn plugged_sub_blocks(m: &hotplug_host::model::Model, id: u64) -> Vec<u64> {
+    let dev = m.virtio.get(&"virtio0".to_string()).expect("virtio0 exists");
+    let sbs = dev.blocks.get(&id).expect("the device holds the block");
+    (0..64).filter(|&i| sbs.is_plugged(i)).collect()
+}
+
+#[test]
+fn a_300_mib_virtio_mem_grow_adds_three_blocks_and_manages_only_what_is_plugged() {
+    use hotplug_host::model::ZoneType;
+    use hotplug_host::views::View;
+    // 300 MiB = 150 sub-blocks: blocks 32 and 33 full (64 each), block 34 with its lowest
+    // 22 (virtio_mem_sbm_plug_and_add_mb plugs sub-blocks 0..count-1). Every block is
+    // added and onlined whole: Normal present 3 x 32,768 = 98,304; its unplugged 42
+    // sub-blocks are fake-offline (virtio_mem_online_page keeps them from the buddy), so
+    // managed = 150 x 512 = 76,800; MemTotal grows by 76,800 x 4 = 307,200 kB.
+    // /proc/iomem: the region the model sized for the request, 300 MiB rounded up to
+    // blocks = 384 MiB, "virtio0"; inside it the three adds merged.
+    let r = hotplug_tests::run_in_process("virtio300", &guest_4g("", &resize("grow", Some("4GiB"), "300MiB", "")));
+    let (_, spanned, present, managed) = hotplug_tests::zone(&r.model, 0, ZoneType::Normal);
+    assert_eq!((spanned, present, managed), (98_304, 98_304, 76_800));
+    assert_eq!(r.model.total_managed() - r.history[0].total_managed(), 76_800);
+    assert_eq!(plugged_sub_blocks(&r.model, 34), (0..22).collect::<Vec<_>>());
+    assert_eq!(
+        View::Iomem.render(&r.model),
+        "00000000-ffffffff : System RAM\n100000000-117ffffff : virtio0\n  100000000-117ffffff : System RAM (virtio_mem)\n"
+    );
+}
+
+#[test]
+fn a_shrink_unplugs_the_partial_block_first_then_sub_blocks_from_the_top_around_unmovable_ones() {
+    // After the 300 MiB grow (blocks 32, 33 full; 34 holds sub-blocks 0..21), unplug 100
+    // MiB = 50 sub-blocks, virtio_mem_sbm_unplug_request's order: kernel-zone partial
+    // blocks first: block 34's 22 go and, empty, it is offlined and removed; then full
+    // kernel-zone blocks, highest first: block 33, 28 sub-blocks from its highest (fewer
+    // than a whole block is asked, so one by one), but sub-block 62 lies in the
+    // unmovable range [4 GiB + 128 MiB + 124 MiB, +2 MiB): skipped, it stays plugged
+    // (virtio_mem_sbm_unplug_any_sb_online). So 63, 61, 60, ..., 35 go: block 33 keeps
+    // 0..34 and 62, a hole at 63. Plugged 200 MiB; Normal present 65,536, managed
+    // (64 + 36) x 512 = 51,200.
+    let steps = resize("grow", Some("4GiB"), "300MiB", "")
+        + &resize("shrink", None, "100MiB", "unmovable_ranges = [{ start = \"0x10fc00000\", size = \"2MiB\" }]");
+    let r = hotplug_tests::run_in_process("virtio-shrink", &guest_4g("", &steps));
+    let Outcome::Resized(out) = &r.steps[1].outcome else { panic!("{:?}", r.steps[1].outcome) };
+    assert_eq!((out.plugged_before, out.plugged, out.blocks.ids().collect::<Vec<_>>()), (300 << 20, 200 << 20, vec![34]));
+    let mut kept: Vec<u64> = (0..35).collect();
+    kept.push(62);
+    assert_eq!(plugged_sub_blocks(&r.model, 33), kept);
+    let (_, _, present, managed) = hotplug_tests::zone(&r.model, 0, hotplug_host::model::ZoneType::Normal);
+    assert_eq!((present, managed), (65_536, 51_200));
+}
+
+#[test]
+fn a_shrink_that_cannot_take_everything_is_partial_and_says_how_far_it_got() {
+    // 256 MiB plugged (blocks 32, 33, full, online). Shrink 256 MiB with the whole of
+    // block 32 unmovable: block 33 (highest) goes whole; block 32's 64 sub-blocks are
+    // all busy, skipped: 128 MiB stay plugged of the 0 asked. Outcome `partial`, EBUSY.
+    let steps = resize("grow", Some("4GiB"), "256MiB", "")
+        + &resize("shrink", None, "256MiB", "unmovable_ranges = [{ start = \"4GiB\", size = \"128MiB\" }]\nexpect = \"partial\"");
+    let r = hotplug_tests::run_in_process("virtio-partial", &guest_4g("", &steps));
+    let Outcome::Partial(out) = &r.steps[1].outcome else { panic!("{:?}", r.steps[1].outcome) };
+    assert_eq!((out.requested, out.plugged_before, out.plugged), (0, 256 << 20, 128 << 20));
+    assert_eq!(out.stopped.as_ref().map(|e| e.code.name()), Some("EBUSY".to_string()));
+}
+
+#[test]
+fn an_unplug_under_auto_movable_takes_movable_blocks_before_normal_ones() {
+    // The 4 GiB guest with auto-movable grows virtio0 by 16 GiB at 8 GiB: 96 blocks
+    // Movable, then (1 Normal, 3 Movable) x 8 (the ratio 301 allowance, as in
+    // scenario_table row21): Normal blocks 160, 164, ..., 188. Unplug 1 GiB = 8 full
+    // blocks: virtio_mem_sbm_unplug_request takes full Movable blocks before full
+    // kernel-zone ones, highest first: 191, 190, 189, 187, 186, 185, 183, 182; the
+    // Normal blocks 188 and 184 between them stay.
+    let steps = resize("grow", Some("8GiB"), "16GiB", "") + &resize("shrink", None, "1GiB", "");
+    let r = hotplug_tests::run_in_process("virtio-automovable", &guest_4g("online_policy = \"auto-movable\"", &steps));
+    let Outcome::Resized(out) = &r.steps[1].outcome else { panic!("{:?}", r.steps[1].outcome) };
+    let mut removed: Vec<u64> = out.blocks.ids().collect();
+    removed.sort_unstable();
+    assert_eq!(removed, vec![182, 183, 185, 186, 187, 189, 190, 191]);
+    assert!(r.model.blocks.get(&188).is_some() && r.model.blocks.get(&184).is_some());
+}
+
+#[test]
+fn offline_virtio_mem_memory_is_capped_at_one_gib_until_it_is_onlined() {
+    // auto_online_blocks = offline: virtio_mem_could_add_memory refuses a block once
+    // added-but-offline memory plus the block passes max(2 blocks, 1 GiB): 8 blocks (1
+    // GiB) go in, the 9th is ENOSPC: a 2 GiB grow ends partial at 1 GiB.
+    let steps = resize("grow", Some("4GiB"), "2GiB", "expect = \"partial\"");
+    let cfg = guest_4g("", &steps).replace("auto_online_blocks = \"online\"", "auto_online_blocks = \"offline\"");
+    let r = hotplug_tests::run_in_process("virtio-offline-cap", &cfg);
+    let Outcome::Partial(out) = &r.steps[0].outcome else { panic!("{:?}", r.steps[0].outcome) };
+    assert_eq!((out.requested, out.plugged), (2 << 30, 1 << 30));
+    assert_eq!(out.stopped.as_ref().map(|e| e.code.name()), Some("ENOSPC".to_string()));
 }

@@ -108,7 +108,7 @@ fn must(m: &mut Model, p: &Plugins, step: Step) -> Result<(), TestCaseError> {
 fn clean_up(m: &mut Model, p: &Plugins, boot: &Model) -> Result<(), TestCaseError> {
     let device = m.virtio.values().next().cloned();
     if let Some(d) = device {
-        must(m, p, Step::Shrink { device: d.name.clone(), size: d.plugged, unmovable: false })?;
+        must(m, p, Step::Shrink { device: d.name.clone(), size: d.plugged, unmovable: false, unmovable_ranges: Vec::new() })?;
     }
     let page = m.geometry.page_size();
     for start in m.pgmaps.values().map(|pg| pg.start_pfn() * page).collect::<Vec<_>>() {

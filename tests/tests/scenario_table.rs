@@ -505,7 +505,8 @@ fn row21_virtio_mem_grow_lets_its_own_kernel_memory_raise_the_allowance() {
     // the 97th kernel; k = 1: limit 3,254,845, three more Movable (up to 99 blocks =
     // 3,244,032), then kernel; and so on: 96 Movable, then (1 kernel, 3 Movable) x 8.
     // Movable 120 blocks = 3,932,160 pages, Normal 8 blocks = 262,144.
-    // /proc/iomem: the 128 adds merged into one "System RAM (virtio_mem)" line.
+    // /proc/iomem: the 128 adds merged into one "System RAM (virtio_mem)" line, nested in
+    // the device's region (virtio_mem_create_resource: "virtio0", not busy).
     let cfg = vm_4g("") + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"16GiB\"\n";
     let r = run_in_process("row21", &cfg);
     let (_, _, movable, _) = zone(&r.model, 0, ZoneType::Movable);
@@ -513,13 +514,18 @@ fn row21_virtio_mem_grow_lets_its_own_kernel_memory_raise_the_allowance() {
     assert_eq!((movable, normal), (3_932_160, 262_144));
     let kernel_blocks: Vec<u64> = r.model.blocks.values().filter(|b| b.zone == Some(ZoneType::Normal)).map(|b| b.id).collect();
     assert_eq!(kernel_blocks, vec![160, 164, 168, 172, 176, 180, 184, 188]);
-    assert_eq!(View::Iomem.render(&r.model), "00000000-ffffffff : System RAM\n200000000-5ffffffff : System RAM (virtio_mem)\n");
+    assert_eq!(
+        View::Iomem.render(&r.model),
+        "00000000-ffffffff : System RAM\n200000000-5ffffffff : virtio0\n  200000000-5ffffffff : System RAM (virtio_mem)\n"
+    );
 }
 
 #[test]
 fn row22_virtio_mem_shrink_unplugs_from_the_end() {
-    // Grow 2 GiB (16 blocks, all Movable: 524,288 <= limit), shrink 1 GiB: blocks 79..72
-    // offlined and removed; the merged resource is trimmed to [8 GiB, 9 GiB). Shrinking
+    // Grow 2 GiB (16 blocks, all Movable: 524,288 <= limit), shrink 1 GiB: fully plugged
+    // Movable blocks go highest first (virtio_mem_sbm_unplug_request), 79..72, each
+    // offlined and removed; the merged resource is trimmed to [8 GiB, 9 GiB) inside the
+    // device's region, which stays [8 GiB, 10 GiB). Shrinking
     // more than is plugged is EINVAL, an unknown device ENODEV, an unmovable range EBUSY;
     // shrinking the rest leaves the machine as at boot (max_pfn aside).
     let grow = "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"2GiB\"\n";
@@ -532,7 +538,10 @@ fn row22_virtio_mem_shrink_unplugs_from_the_end() {
         + "\n[[step]]\nop = \"shrink\"\ndevice = \"virtio9\"\nsize = \"1GiB\"\nexpect = \"ENODEV\"\n"
         + &shrink("1GiB", "");
     let r = run_in_process("row22", &cfg);
-    assert_eq!(View::Iomem.render(&r.history[2]), "00000000-ffffffff : System RAM\n200000000-23fffffff : System RAM (virtio_mem)\n");
+    assert_eq!(
+        View::Iomem.render(&r.history[2]),
+        "00000000-ffffffff : System RAM\n200000000-27fffffff : virtio0\n  200000000-23fffffff : System RAM (virtio_mem)\n"
+    );
     assert_eq!(zone(&r.history[2], 0, ZoneType::Movable), (0x200000, GIB_PAGES, GIB_PAGES, GIB_PAGES));
     assert_eq!(r.model.differences(&r.history[0]), vec!["max_pfn"]);
 }
@@ -642,16 +651,24 @@ fn row29_virtio_mem_grow_offline_then_online_by_unit() {
 }
 
 #[test]
-fn row30_grow_that_runs_out_of_memmap_leaves_nothing_plugged() {
-    // The 1 GiB VM grows a virtio-mem device by 64 GiB in one step: block 481 of 512
-    // cannot get its memmap (the small-VM arithmetic of the module note), ENOMEM, and
-    // the whole grow is undone: no blocks, no group, no device, no iomem line.
-    let cfg =
-        vm_1g("online", "") + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n";
+fn row30_grow_onto_movable_runs_out_of_memmap_and_keeps_what_it_plugged() {
+    // The 1 GiB VM, auto_online_blocks = online_movable, grows a virtio-mem device by 64
+    // GiB in one step. The driver adds and onlines block by block; Movable memory cannot
+    // hold memmap (GFP_KERNEL never takes from ZONE_MOVABLE), and onlining Movable moves
+    // neither min_free_kbytes nor the DMA/DMA32 watermarks (they count zones up to
+    // Normal only), so the boot memory pays as in the module note: blocks 1..480 get
+    // their memmap, block 481 (pfn 0x100000 + 480 x 32,768 = 0x1000000) does not:
+    // ENOMEM stops the request, and the device keeps its 480 blocks = 60 GiB: partial.
+    let cfg = vm_1g("online_movable", "")
+        + "\n[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"partial\"\n";
     let r = run_in_process("row30", &cfg);
-    // Block 481 starts at 4 GiB + 480 x 128 MiB: pfn 0x100000 + 480 x 32,768 = 0x1000000.
-    assert!(reason(&r, 0).contains("section 1 of 1 (pfn 0x1000000)"), "{}", reason(&r, 0));
-    assert!(r.model.groups.is_empty() && r.model.virtio.is_empty());
+    let Outcome::Partial(p) = &r.steps[0].outcome else { panic!("{:?}", r.steps[0].outcome) };
+    assert_eq!((p.requested, p.plugged_before, p.plugged), (64 << 30, 0, 60 << 30));
+    assert_eq!(p.blocks.len(), 480);
+    let stopped = p.stopped.as_ref().expect("why it stopped");
+    assert_eq!(stopped.code.name(), "ENOMEM");
+    assert!(stopped.reason.contains("section 1 of 1 (pfn 0x1000000)"), "{}", stopped.reason);
+    assert_eq!(zone(&r.model, 0, ZoneType::Movable), (0x100000, 480 * 32_768, 480 * 32_768, 480 * 32_768));
 }
 
 #[test]

@@ -633,7 +633,8 @@ impl Model {
             self.blocks.set_range(first, end, None);
             self.release_add_resource(&add);
             self.adds.remove(&add.pfns.start());
-            if add.group_id != 0 && !self.blocks.any(|b| b.group_id == add.group_id) {
+            // A virtio-mem device keeps its dynamic group while it exists.
+            if add.group_id != 0 && add.driver != Driver::VIRTIO_MEM && !self.blocks.any(|b| b.group_id == add.group_id) {
                 self.groups.remove(&add.group_id);
             }
             self.try_offline_node(add.nid);

@@ -80,6 +80,9 @@ pub enum PageState {
     Device { nid: u32, pgmap_id: u64, compound_order: u32, refcount: u32 },
     /// Held back from the buddy allocator by a strategy.
     Reserved { handle: u64 },
+    /// PageOffline: an unplugged sub-block of a virtio-mem device's block, present but
+    /// never handed to the buddy allocator (virtio_mem_set_fake_offline).
+    FakeOffline,
 }
 
 /// One hot-add as the model remembers it, so remove can undo it.

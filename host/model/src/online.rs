@@ -91,10 +91,11 @@ impl Model {
         self.nodes.values().fold((0, 0), |(p, m), n| (p + n.present_pages(), m + n.managed_pages()))
     }
 
-    /// Pages of blocks `[first, end)` a strategy holds back (present, never managed).
+    /// Pages of blocks `[first, end)` a strategy holds back or a virtio-mem device has
+    /// not plugged (present, never managed).
     fn reserved_pages_in(&self, first: u64, end: u64) -> u64 {
         let g = self.geometry;
-        self.pages.count(g.block_to_pfn(first), g.block_to_pfn(end), |v| matches!(v, PageState::Reserved { .. }))
+        self.pages.count(g.block_to_pfn(first), g.block_to_pfn(end), |v| matches!(v, PageState::Reserved { .. } | PageState::FakeOffline))
     }
 
     /// Pages of blocks `[first, end)` (of one run), and how many of them the buddy

@@ -92,6 +92,24 @@ impl ResourceTree {
         self.index.insert(id, (key.0, start));
     }
 
+    /// Move region `id`'s end up to `end` (adjust_resource), unless a sibling lies in the
+    /// way or its parent ends first.
+    pub fn extend_end(&mut self, id: u64, end: u64) -> Result<(), Conflict> {
+        let Some(r) = self.get(id).cloned() else { return Ok(()) };
+        let Some(&(parent, _)) = self.index.get(&id) else { return Ok(()) };
+        if end <= r.end {
+            return Ok(());
+        }
+        if let Some(c) = self.overlapping_child(parent, r.end + 1, end) {
+            return Err(Conflict { name: c.name.clone(), start: c.start, end: c.end });
+        }
+        if let Some(p) = self.get(parent).filter(|p| p.end < end) {
+            return Err(Conflict { name: p.name.clone(), start: p.start, end: p.end });
+        }
+        self.reshape(id, r.start, end);
+        Ok(())
+    }
+
     /// Merge region `id` with siblings of the same name that touch it (merge_system_ram_resource);
     /// returns the id of the merged region.
     pub fn merge_with_neighbours(&mut self, id: u64) -> u64 {

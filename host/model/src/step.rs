@@ -16,7 +16,7 @@ use super::online::BlocksOutcome;
 use super::ops::StrategyLookup;
 use super::policy::{AutoOnline, OnlinePolicy, OnlineType};
 use super::units::format_size;
-use super::virtio::ResizeOutcome;
+use super::virtio::{NewDevice, ResizeOutcome, Unmovable};
 use super::{Model, Policy, StepError};
 
 /// What a step does.
@@ -78,10 +78,21 @@ pub enum Step {
     Memremap { pgmap: MemremapParams, find_free: bool, strategy: String },
     /// memunmap_pages of the pgmap starting at `start`.
     Memunmap { start: u64 },
-    /// virtio-mem: plug `size` more of `device` (a new device starts at `start`).
-    Grow { device: String, start: u64, size: u64, node: u32, unit: Option<u64>, strategy: String },
-    /// virtio-mem: unplug `size` from the end of `device`.
-    Shrink { device: String, size: u64, unmovable: bool },
+    /// virtio-mem: plug `size` more of `device` (a new device's region starts at
+    /// `start`, `region_size` long, with `block_size` device blocks and a group `unit`).
+    Grow {
+        device: String,
+        start: u64,
+        size: u64,
+        node: u32,
+        unit: Option<u64>,
+        region_size: Option<u64>,
+        block_size: Option<u64>,
+        strategy: String,
+    },
+    /// virtio-mem: unplug `size` of `device`; `unmovable`: no online page can be taken;
+    /// `unmovable_ranges`: none in these.
+    Shrink { device: String, size: u64, unmovable: bool, unmovable_ranges: Vec<PhysRange> },
     /// Write runtime parameters, in order (as `echo VALUE > FILE` would, one after another).
     Set { params: Vec<Param> },
 }
@@ -253,9 +264,19 @@ impl Step {
                 size: virtio_size,
                 node: 0,
                 unit: None,
+                region_size: None,
+                block_size: None,
                 strategy: space.system_ram.first().cloned().unwrap_or_default(),
             },
-            Op::Shrink => Step::Shrink { device: space.virtio_device.clone(), size: virtio_size, unmovable: seed.flag },
+            Op::Shrink => {
+                // Now and then a single unmovable sub-block inside the device's first blocks.
+                let ranges = (seed.choice % 4 == 1)
+                    .then(|| PhysRange::new(space.virtio_start + (seed.subsections % 64) * (2 << 20), 2 << 20))
+                    .flatten()
+                    .into_iter()
+                    .collect();
+                Step::Shrink { device: space.virtio_device.clone(), size: virtio_size, unmovable: seed.flag, unmovable_ranges: ranges }
+            }
             Op::Set => Step::Set {
                 params: vec![
                     Param::AutoOnlineBlocks(AutoOnline::ALL[(seed.slot % 4) as usize]),
@@ -289,16 +310,19 @@ pub enum Outcome {
     Removed(RemoveOutcome),
     Mapped(MemremapOutcome),
     Resized(ResizeOutcome),
+    /// A virtio-mem request that got part of the way: the device keeps what changed.
+    Partial(ResizeOutcome),
     Unmapped(MemunmapOutcome),
     Set(SetOutcome),
     Failed(StepError),
 }
 
 impl Outcome {
-    /// "ok" or the error code's name.
+    /// "ok", "partial" or the error code's name.
     pub fn code(&self) -> String {
         match self {
             Outcome::Failed(e) => e.code.name(),
+            Outcome::Partial(_) => "partial".to_string(),
             _ => "ok".to_string(),
         }
     }
@@ -309,6 +333,15 @@ impl Outcome {
             Outcome::Failed(e) => Some(e.code),
             _ => None,
         }
+    }
+}
+
+/// A resize that reached its size, or one that got part of the way.
+fn resized(out: ResizeOutcome) -> Outcome {
+    if out.complete() {
+        Outcome::Resized(out)
+    } else {
+        Outcome::Partial(out)
     }
 }
 
@@ -345,12 +378,16 @@ impl Model {
             Step::Remove { start, size } => self.remove_memory(*start, *size, strategies).map(Outcome::Removed),
             Step::Memremap { pgmap, strategy: name, .. } => strategy(name).and_then(|s| self.memremap(pgmap, s).map(Outcome::Mapped)),
             Step::Memunmap { start } => self.memunmap(*start, strategies).map(Outcome::Unmapped),
-            Step::Grow { device, start, size, node, unit, strategy: name } => strategy(name).and_then(|s| {
+            Step::Grow { device, start, size, node, unit, region_size, block_size, strategy: name } => strategy(name).and_then(|s| {
                 // A start of 0 means "not given" for a device that already exists.
                 let start = (*start != 0 || self.virtio.get(device).is_none()).then_some(*start);
-                self.virtio_grow(device, start, *size, *node, *unit, s).map(Outcome::Resized)
+                let new = NewDevice { start, region_size: *region_size, block_size: *block_size, unit: *unit };
+                self.virtio_grow(device, new, *size, *node, s).map(resized)
             }),
-            Step::Shrink { device, size, unmovable } => self.virtio_shrink(device, *size, *unmovable, strategies).map(Outcome::Resized),
+            Step::Shrink { device, size, unmovable, unmovable_ranges } => {
+                let unmovable = Unmovable { all: *unmovable, ranges: unmovable_ranges };
+                self.virtio_shrink(device, *size, unmovable, strategies).map(resized)
+            }
             Step::Set { params } => Ok(Outcome::Set(self.set_params(params))),
         };
         result.unwrap_or_else(Outcome::Failed)

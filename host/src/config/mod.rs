@@ -227,6 +227,13 @@ pub struct StepConfig {
     pub device: Option<String>,
     /// `grow` steps: a new virtio-mem device's unit (default one memory block).
     pub unit: Option<Spanned<Size>>,
+    /// `grow` steps: a new virtio-mem device's region size (default: as much as its
+    /// requests need) and device block size (default 2 MiB).
+    pub region_size: Option<Spanned<Size>>,
+    pub block_size: Option<Spanned<Size>>,
+    /// `shrink` steps: ranges whose pages cannot be migrated, so their sub-blocks stay
+    /// plugged.
+    pub unmovable_ranges: Option<Spanned<Vec<RangeConfig>>>,
     /// `memremap` steps: several ranges for one pgmap (instead of `start`/`size`).
     pub ranges: Option<Spanned<Vec<RangeConfig>>>,
     /// `memremap` steps: the pgmap type the driver asks for (default: the strategy's).

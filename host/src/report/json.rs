@@ -96,10 +96,16 @@ struct Resized<'a> {
     device: &'a str,
     blocks: Vec<u64>,
     onlined: Vec<(u64, Zone)>,
+    /// Bytes: the size asked for, and plugged before and after.
+    requested: u64,
+    plugged_before: u64,
     plugged: u64,
     memmap_node_pages: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     online_error: Option<Error<'a>>,
+    /// Why a partial resize stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped: Option<Error<'a>>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +154,7 @@ enum Shape<'a> {
     Removed(Removed),
     Mapped(Mapped<'a>),
     Resized(Resized<'a>),
+    Partial(Resized<'a>),
     Unmapped(Unmapped),
     Set { params: Vec<ParamChange> },
     Failed(Error<'a>),
@@ -164,19 +171,27 @@ fn shape(o: &Outcome) -> Shape<'_> {
         Outcome::Blocks(b) => Shape::Blocks(blocks(b)),
         Outcome::Removed(r) => Shape::Removed(removed(r)),
         Outcome::Mapped(m) => Shape::Mapped(mapped(m)),
-        Outcome::Resized(r) => Shape::Resized(Resized {
-            device: &r.device,
-            blocks: r.blocks.ids().collect(),
-            onlined: onlined(&r.onlined),
-            plugged: r.plugged,
-            memmap_node_pages: r.memmap_node_pages,
-            online_error: r.online_error.as_ref().map(Error::from),
-        }),
+        Outcome::Resized(r) => Shape::Resized(resized(r)),
+        Outcome::Partial(r) => Shape::Partial(resized(r)),
         Outcome::Unmapped(u) => Shape::Unmapped(unmapped(u)),
         Outcome::Set(o) => Shape::Set {
             params: o.changed.iter().map(|(old, new)| ParamChange { name: new.name(), old: old.value(), new: new.value() }).collect(),
         },
         Outcome::Failed(e) => Shape::Failed(e.into()),
+    }
+}
+
+fn resized(r: &crate::model::virtio::ResizeOutcome) -> Resized<'_> {
+    Resized {
+        device: &r.device,
+        blocks: r.blocks.ids().collect(),
+        onlined: onlined(&r.onlined),
+        requested: r.requested,
+        plugged_before: r.plugged_before,
+        plugged: r.plugged,
+        memmap_node_pages: r.memmap_node_pages,
+        online_error: r.online_error.as_ref().map(Error::from),
+        stopped: r.stopped.as_ref().map(Error::from),
     }
 }
 

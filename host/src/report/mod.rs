@@ -292,7 +292,7 @@ fn outcome_text(model_page: u64, outcome: &Outcome) -> String {
             format_size(r.memmap_freed_altmap_pages * model_page)
         ),
         Outcome::Mapped(d) => mapped_text(model_page, d),
-        Outcome::Resized(r) => resized_text(model_page, r),
+        Outcome::Resized(r) | Outcome::Partial(r) => resized_text(model_page, r),
         Outcome::Unmapped(u) => format!(
             "ok: pgmap {} unmapped; memmap freed {} RAM, {} device",
             u.pgmap_id,
@@ -358,7 +358,22 @@ fn mapped_text(model_page: u64, d: &crate::model::device::MemremapOutcome) -> St
 
 /// What a virtio-mem grow or shrink did.
 fn resized_text(model_page: u64, r: &crate::model::virtio::ResizeOutcome) -> String {
-    let mut text = format!("ok: {} {} block(s); {} now plugged", r.device, r.blocks.len(), format_size(r.plugged));
+    let head = if r.complete() { "ok" } else { "partial" };
+    let (verb, delta, blocks) = if r.plugged >= r.plugged_before {
+        ("plugged", r.plugged - r.plugged_before, "added")
+    } else {
+        ("unplugged", r.plugged_before - r.plugged, "removed")
+    };
+    let mut text = format!(
+        "{head}: {} {verb} {}, {} block(s) {blocks}; {} now plugged",
+        r.device,
+        format_size(delta),
+        r.blocks.len(),
+        format_size(r.plugged)
+    );
+    if !r.complete() {
+        let _ = write!(text, " of {} asked (was {})", format_size(r.requested), format_size(r.plugged_before));
+    }
     if r.memmap_node_pages > 0 {
         let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
     }
@@ -369,6 +384,9 @@ fn resized_text(model_page: u64, r: &crate::model::virtio::ResizeOutcome) -> Str
     }
     if let Some(e) = &r.online_error {
         let _ = write!(text, "; auto-online stopped: {e}");
+    }
+    if let Some(e) = &r.stopped {
+        let _ = write!(text, "; stopped: {e}");
     }
     text
 }
@@ -526,6 +544,7 @@ fn short_outcome(page: u64, s: &StepResult) -> String {
         }
         Outcome::Unmapped(_) => "ok: unmapped".to_string(),
         Outcome::Resized(r) => format!("ok: {} plugged", format_size(r.plugged)),
+        Outcome::Partial(r) => format!("partial: {} of {} plugged", format_size(r.plugged), format_size(r.requested)),
         Outcome::Set(o) => format!("ok: {}", set_text(o)),
         Outcome::Failed(e) => e.code.name(),
     };
