@@ -130,8 +130,10 @@ fn parse_expect(loaded: &Loaded, span: std::ops::Range<usize>, text: &str) -> Re
     } else if let Some(code) = ErrorCode::from_name(text) {
         Ok(Expect::Error(code))
     } else {
-        Err(loaded
-            .error_at(span, format!("unknown expect \"{text}\": use \"ok\", \"partial\", an errno name such as \"ENOMEM\", \"EPLUGIN\" or \"any\"")))
+        Err(loaded.error_at(
+            span,
+            format!("unknown expect \"{text}\": use \"ok\", \"partial\", an errno name such as \"ENOMEM\", \"EPLUGIN\" or \"any\""),
+        ))
     }
 }
 
@@ -200,6 +202,11 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
         let mut node = NodeSpec::new(nc.id, boot);
         node.free = nc.free.as_ref().map(|f| f.get_ref().0);
         node.reserved = nc.reserved.as_ref().map_or(0, |r| r.get_ref().0);
+        node.reserved_ranges = nc
+            .reserved_ranges
+            .iter()
+            .map(|r| phys_range(loaded, r, &format!("node {}: reserved range", nc.id)))
+            .collect::<Result<_, _>>()?;
         node.facts = NodeFacts { has_cpus: nc.cpus.unwrap_or(true), tier: nc.tier.unwrap_or(DRAM_TIER) };
         nodes.push(node);
     }
@@ -233,7 +240,10 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
 fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> Result<MachineSpec, ConfigError> {
     let m = loaded.file.machine.get_ref();
     let machine_span = loaded.file.machine.span();
-    let d = MachineSpec::with_defaults(g, nodes);
+    let mut d = MachineSpec::with_defaults(g, nodes);
+    if let Some(defaults) = m.defaults {
+        d.auto_online_blocks = defaults.auto_online_blocks();
+    }
     let mut machine = MachineSpec {
         auto_online_blocks: m.auto_online_blocks.unwrap_or(d.auto_online_blocks),
         online_policy: m.online_policy.unwrap_or(d.online_policy),

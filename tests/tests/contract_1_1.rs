@@ -195,7 +195,9 @@ fn no_listed_node_with_room_is_enomem_and_changes_nothing() {
     let e = m.add_memory(&AddParams::plain(64 * GIB, 16 * GIB, 1), &s).unwrap_err();
     assert_eq!(e.code, "ENOMEM");
     assert!(
-        e.reason.contains("section 37 of 128") && e.reason.contains("no zone of memmap_nodes (nodes 1, 2)") && e.reason.contains("36 sections"),
+        e.reason.contains("section 37 of 128")
+            && e.reason.contains("no zone of memmap_nodes (nodes 1, 2)")
+            && e.reason.contains("36 sections"),
         "{e}"
     );
     assert!(m == before, "{:?}", m.differences(&before));

@@ -74,7 +74,12 @@ fn marks(v: &Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
 
 /// The memmap pages each node holds for hot-added memory, by node id.
 fn memmap_taken(v: &Value) -> Vec<(u64, u64)> {
-    v["runs"][0]["state"]["nodes"].as_array().unwrap().iter().map(|n| (n["node"].as_u64().unwrap(), n["memmap_taken"].as_u64().unwrap())).collect()
+    v["runs"][0]["state"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["node"].as_u64().unwrap(), n["memmap_taken"].as_u64().unwrap()))
+        .collect()
 }
 
 /// Node 0 with 4 GiB of RAM at 0 (DMA 4,096 pages, DMA32 1,044,480 present, 1,028,096
@@ -264,4 +269,42 @@ fn offline_virtio_mem_memory_is_capped_at_one_gib_until_it_is_onlined() {
     let Outcome::Partial(out) = &r.steps[0].outcome else { panic!("{:?}", r.steps[0].outcome) };
     assert_eq!((out.requested, out.plugged), (2 << 30, 1 << 30));
     assert_eq!(out.stopped.as_ref().map(|e| e.code.name()), Some("ENOSPC".to_string()));
+}
+
+// ---- boot as firmware and the command line describe it -----------------------------------
+
+#[test]
+fn a_byte_granular_e820_map_and_the_reserved_first_mib_give_a_real_guests_dma_zone() {
+    use hotplug_host::model::ZoneType;
+    use hotplug_host::views::View;
+    // QEMU's e820 for a 2 GiB guest, RAM entries as the kernel keeps them: 0x1000-0x9fbff
+    // and 1 MiB-0x7ffdffff. Pages: the whole pages inside (start up, end down): pfns
+    // 1..0x9f (0x9fc00 is mid-page) = 158, and 0x100..0x7ffe0. DMA [0, 4,096): present
+    // 158 + (4,096 - 256) = 3,998, spanned from its first pfn 1: 4,095. x86 reserves its
+    // first MiB (reserve_real_mode: memblock_reserve(0, 1 MiB)): its 158 RAM pages are
+    // present but never managed: DMA managed 3,840, as a real 6.12 guest's zoneinfo shows.
+    // /proc/iomem prints the entries as the firmware gave them.
+    let config = "[machine]\n[[machine.node]]\nid = 0\n\
+                  boot = [{ start = \"0x1000\", size = \"0x9ec00\" }, { start = \"1MiB\", size = \"0x7fee0000\" }]\n\
+                  reserved_ranges = [{ start = \"0\", size = \"1MiB\" }]\n";
+    let r = hotplug_tests::run_in_process("e820", config);
+    assert_eq!(hotplug_tests::zone(&r.model, 0, ZoneType::Dma), (1, 4_095, 3_998, 3_840));
+    assert!(View::Iomem.render(&r.model).starts_with("00001000-0009fbff : System RAM\n00100000-7ffdffff : System RAM\n"));
+}
+
+#[test]
+fn defaults_debian_onlines_new_blocks_as_debians_kernels_do_and_a_key_still_overrides_it() {
+    // mm/Kconfig's MHP_DEFAULT_ONLINE_TYPE defaults to offline; Debian's 6.12 config sets
+    // CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO=y, auto_online_blocks "online": 1 GiB at
+    // 4 GiB goes online into Normal (8 blocks). With the kernel's defaults, or with
+    // auto_online_blocks = "offline" given beside `defaults = "debian"`, it stays offline.
+    let cfg = |machine: &str| {
+        format!("[machine]\n{machine}\n[[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"1GiB\" }}]\n\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"1GiB\"\n")
+    };
+    let online = |r: &hotplug_host::runner::RunReport| {
+        r.model.blocks.values().filter(|b| !b.early && b.state == hotplug_host::model::BlockState::Online).count()
+    };
+    assert_eq!(online(&hotplug_tests::run_in_process("debian", &cfg("defaults = \"debian\""))), 8);
+    assert_eq!(online(&hotplug_tests::run_in_process("kernel", &cfg("defaults = \"kernel\""))), 0);
+    assert_eq!(online(&hotplug_tests::run_in_process("override", &cfg("defaults = \"debian\"\nauto_online_blocks = \"offline\""))), 0);
 }

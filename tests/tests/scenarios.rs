@@ -281,7 +281,9 @@ fn device_toml_reports_the_hand_worked_numbers() {
     // The Device zone spans [16 GiB, 128 GiB) = 29,360,128 pages, none present, none
     // managed or free, watermarks 0.
     assert!(
-        run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "Device", "0x400000", "29,360,128", "0", "0", "0", "0/0/0"]),
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "Device", "0x400000", "29,360,128", "0", "0", "0", "0/0/0"]),
         "{}",
         run.stdout
     );

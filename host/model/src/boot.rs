@@ -19,12 +19,18 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     pub id: u32,
-    /// Boot RAM, page-aligned.
+    /// Boot RAM as the firmware's memory map gives it (e820 ranges of type RAM): any
+    /// byte range; the kernel uses the whole pages inside each (e820__memblock_setup,
+    /// memblock's PFN_UP of the start and PFN_DOWN of the end), /proc/iomem shows it as given.
     pub boot: Vec<PhysRange>,
     /// Bytes free after boot for memmap (None: all managed pages).
     pub free: Option<u64>,
-    /// Boot bytes the kernel holds back (present, not managed).
+    /// Boot bytes the kernel holds back (present, not managed), taken from the highest
+    /// zone down, as memblock hands out its top-down allocations.
     pub reserved: u64,
+    /// Boot ranges memblock reserves where they lie (memblock_reserve: e.g. x86's first
+    /// MiB): every page of boot RAM they touch is present but not managed.
+    pub reserved_ranges: Vec<PhysRange>,
     /// CPUs and memory tier (defaults: CPUs, DRAM tier).
     pub facts: NodeFacts,
     /// Distances from this node to others, where they differ from the kernel's default.
@@ -34,7 +40,7 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node with boot RAM `boot` and every other setting at its default.
     pub fn new(id: u32, boot: Vec<PhysRange>) -> Self {
-        NodeSpec { id, boot, free: None, reserved: 0, facts: NodeFacts::default(), distance: BTreeMap::new() }
+        NodeSpec { id, boot, free: None, reserved: 0, reserved_ranges: Vec::new(), facts: NodeFacts::default(), distance: BTreeMap::new() }
     }
 }
 
@@ -168,7 +174,7 @@ impl Model {
             model.boot_sections_and_zones(n)?;
         }
         model.boot_memory_blocks();
-        model.boot_iomem()?;
+        model.boot_iomem(spec)?;
         let max_pfn = model.nodes.values().flat_map(|n| n.boot_ranges.iter().map(PfnRange::end)).max().unwrap_or(0);
         model.counters.get_mut().max_pfn = max_pfn;
         if let Some(capture) = &spec.capture {
@@ -194,18 +200,17 @@ impl Model {
             }
             let mut ranges = Vec::new();
             for r in &n.boot {
-                let (start, size) = (r.start(), r.size());
+                let size = r.size();
                 if size == 0 {
                     return Err(format!("node {}: a boot range has size 0", n.id));
-                }
-                if start % page != 0 || size % page != 0 {
-                    return Err(format!("node {}: boot range {start:#x}+{size:#x} is not page-aligned", n.id));
                 }
                 if r.end() - 1 > g.physmem_end() {
                     return Err(format!("node {}: boot range {r} ends beyond the physical address space", n.id));
                 }
-                ranges.push(r.pfns(page));
-                all_ranges.push((r.pfns(page), n.id));
+                // The whole pages inside the range; one holding no whole page adds none.
+                let Some(pfns) = PfnRange::from_bounds(r.start().div_ceil(page), r.end() / page) else { continue };
+                ranges.push(pfns);
+                all_ranges.push((pfns, n.id));
             }
             ranges.sort_unstable();
             self.nodes.insert(
@@ -291,6 +296,15 @@ impl Model {
                 }
             }
         }
+        // Reservations where they lie: every boot page they touch, in its zone.
+        for r in &n.reserved_ranges {
+            let touched = PfnRange::from_bounds(r.start() / page, r.end().div_ceil(page)).unwrap_or_default();
+            for (z, limits) in zone_limits(g) {
+                let pages = limits.intersection(&touched).map_or(0, |part| node.boot_pages_in(&part));
+                let zone = node.zone_mut(z);
+                zone.managed -= pages.min(zone.managed);
+            }
+        }
         // memblock hands out the boot memmap and the kernel's own reservations top-down:
         // take them from the highest zones first.
         let reserved_pages = n.reserved.div_ceil(page);
@@ -360,16 +374,15 @@ impl Model {
         }
     }
 
-    /// Boot RAM in /proc/iomem.
-    fn boot_iomem(&mut self) -> Result<(), String> {
-        let page = self.geometry.page_size();
-        for n in self.nodes.values().cloned().collect::<Vec<_>>() {
-            for r in &n.boot_ranges {
-                let (s, e) = (r.start(), r.end());
-                self.resources
-                    .request(s * page, e * page - 1, "System RAM", true)
-                    .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", s * page, c.name, c.start, c.end))?;
-            }
+    /// Boot RAM in /proc/iomem, byte for byte as the firmware's map gives it
+    /// (e820__reserve_resources).
+    fn boot_iomem(&mut self, spec: &MachineSpec) -> Result<(), String> {
+        let mut ranges: Vec<PhysRange> = spec.nodes.iter().flat_map(|n| n.boot.iter().copied()).collect();
+        ranges.sort_unstable_by_key(PhysRange::start);
+        for r in ranges {
+            self.resources
+                .request(r.start(), r.end() - 1, "System RAM", true)
+                .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", r.start(), c.name, c.start, c.end))?;
         }
         Ok(())
     }

@@ -8,10 +8,10 @@
 use hotplug_core::{errno, Altmap};
 
 use super::error::StepError;
+use super::memmap_alloc::{MemmapPart, Payers};
 use super::range::PfnRange;
 use super::sections::{MemmapHome, Section};
 use super::sparse::SectionAt;
-use super::memmap_alloc::{MemmapPart, Payers};
 use super::zone::ZoneType;
 use super::Model;
 
@@ -124,7 +124,11 @@ impl Model {
             Some(a) => self.alloc_pmds_from_altmap(a, count * pmds, pmds, at)? / count,
             None => 0,
         };
-        let memmap = if altmap_pages > 0 { MemmapHome::Altmap { pages: altmap_pages } } else { MemmapHome::Node { nid, zone: ZoneType::Device, pages: 0 } };
+        let memmap = if altmap_pages > 0 {
+            MemmapHome::Altmap { pages: altmap_pages }
+        } else {
+            MemmapHome::Node { nid, zone: ZoneType::Device, pages: 0 }
+        };
         let mask = g.subsection_mask(first, 0, u64::MAX);
         self.sections.set_range(first, end, Some(Section { nid, subsection_map: mask, online: false, early: false, memmap }));
         Ok(SectionCharge { section: first, count, subsections: mask, node_pages: 0, altmap_pages })
@@ -194,7 +198,9 @@ impl Model {
                 let whole_pmds = !dedup(self, order, has_altmap) && self.is_whole_section_of(c.section, pfns);
                 let parts = if whole_pmds {
                     self.alloc_memmap_pmds(&payers, c.count * (need / pmd)).map(|runs| {
-                        runs.into_iter().flat_map(|r| r.per_pmd.into_iter().map(move |p| MemmapPart { pages: p.pages * r.pmds, ..p })).collect()
+                        runs.into_iter()
+                            .flat_map(|r| r.per_pmd.into_iter().map(move |p| MemmapPart { pages: p.pages * r.pmds, ..p }))
+                            .collect()
                     })
                 } else {
                     self.alloc_memmap_pages(&payers, c.count * need).map_err(|pages| (pages, pages))

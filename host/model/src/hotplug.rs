@@ -7,8 +7,8 @@ use hotplug_core::{errno, Altmap, Driver, RequestKind, RestrictionFlags, Restric
 use super::altmap;
 use super::block::{relative_altmap, BlockInfo, BlockRuns, BlockState};
 use super::error::StepError;
-use super::memmap_alloc::Payers;
 use super::groups::GroupKind;
+use super::memmap_alloc::Payers;
 use super::ops::{OpsCall, RequestData, StrategyHandle, StrategyLookup};
 use super::range::PfnRange;
 use super::units::format_size;
@@ -322,7 +322,8 @@ impl Model {
             let memmap = self.add_sections(pfns, nid, &payers, &mut placed.by_node, None)?;
             placed.node_pages = memmap.node_pages;
         }
-        placed.memmap_nid = placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
+        placed.memmap_nid =
+            placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
         Ok(placed)
     }
 
@@ -341,7 +342,8 @@ impl Model {
             chunks.push((chunk.start(), altmap));
         }
         placed.altmaps = AltmapLayout::Each(chunks);
-        placed.memmap_nid = placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
+        placed.memmap_nid =
+            placed.by_node.first().map_or_else(|| self.payer_nodes(&payers).first().copied().unwrap_or(nid), |&(nid, _)| nid);
         Ok(placed)
     }
 

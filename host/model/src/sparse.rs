@@ -368,10 +368,9 @@ impl Model {
     fn count_paid(&self, by_node: &mut Vec<(u32, u64)>, s: u64, e: u64, home: MemmapHome) {
         let parts: Vec<(u32, u64)> = match home {
             MemmapHome::Node { nid, pages, .. } => vec![(nid, pages * (e - s))],
-            MemmapHome::Split { .. } => (s..e)
-                .flat_map(|nr| self.memmap_splits.get(&nr).cloned().unwrap_or_default())
-                .map(|p| (p.nid, p.pages))
-                .collect(),
+            MemmapHome::Split { .. } => {
+                (s..e).flat_map(|nr| self.memmap_splits.get(&nr).cloned().unwrap_or_default()).map(|p| (p.nid, p.pages)).collect()
+            }
             MemmapHome::Altmap { .. } | MemmapHome::Boot { .. } => Vec::new(),
         };
         for (nid, pages) in parts {

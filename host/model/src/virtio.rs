@@ -210,7 +210,13 @@ impl Model {
         let resource_id = self.resources.request(start, end - 1, name, false).map_err(|c| {
             StepError::kernel(
                 errno::EBUSY,
-                format!("virtio-mem region {start:#x}-{:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem", end - 1, c.name, c.start, c.end),
+                format!(
+                    "virtio-mem region {start:#x}-{:#x} conflicts with \"{}\" {:#x}-{:#x} in /proc/iomem",
+                    end - 1,
+                    c.name,
+                    c.start,
+                    c.end
+                ),
             )
         })?;
         let unit_pages = new.unit.unwrap_or(bs) / g.page_size();
@@ -260,7 +266,8 @@ impl Model {
         let mut left = sbs_wanted;
         // Partly plugged blocks first, by state, lowest block first.
         for state in [MbState::KernelPartial, MbState::MovablePartial, MbState::OfflinePartial] {
-            let ids: Vec<u64> = self.device(name).blocks.iter().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
+            let ids: Vec<u64> =
+                self.device(name).blocks.iter().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
             for id in ids {
                 if left == 0 {
                     break;
@@ -419,7 +426,13 @@ impl Model {
         }
         let end = (id + 1) * bs;
         self.resources.extend_end(dev.resource_id, end - 1).map_err(|c| {
-            enospc(format!("its region cannot grow past {:#x}: \"{}\" {:#x}-{:#x} follows", dev.start + dev.region_size - 1, c.name, c.start, c.end))
+            enospc(format!(
+                "its region cannot grow past {:#x}: \"{}\" {:#x}-{:#x} follows",
+                dev.start + dev.region_size - 1,
+                c.name,
+                c.start,
+                c.end
+            ))
         })?;
         self.virtio.update(&name.to_string(), |d| d.region_size = end - d.start);
         Ok(())
@@ -439,7 +452,11 @@ impl Model {
         unmovable: Unmovable<'_>,
         lookup: &dyn StrategyLookup,
     ) -> Result<ResizeOutcome, StepError> {
-        let dev = self.virtio.get(&name.to_string()).cloned().ok_or_else(|| StepError::kernel(errno::ENODEV, format!("no virtio-mem device {name}")))?;
+        let dev = self
+            .virtio
+            .get(&name.to_string())
+            .cloned()
+            .ok_or_else(|| StepError::kernel(errno::ENODEV, format!("no virtio-mem device {name}")))?;
         let wanted = size / dev.sb_size;
         if wanted == 0 || wanted * dev.sb_size > dev.plugged {
             return Err(StepError::kernel(
@@ -453,7 +470,8 @@ impl Model {
         }
         let mut out = ResizeOutcome::new(name, dev.plugged, dev.plugged - wanted * dev.sb_size);
         let mut left = wanted;
-        let states = [MbState::OfflinePartial, MbState::Offline, MbState::MovablePartial, MbState::KernelPartial, MbState::Movable, MbState::Kernel];
+        let states =
+            [MbState::OfflinePartial, MbState::Offline, MbState::MovablePartial, MbState::KernelPartial, MbState::Movable, MbState::Kernel];
         for state in states {
             let ids: Vec<u64> =
                 self.device(name).blocks.iter().rev().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();

@@ -43,15 +43,11 @@ impl Model {
             let next = if !order.contains(&local) && self.has_memory(local) {
                 Some(local)
             } else {
-                with_memory
-                    .iter()
-                    .copied()
-                    .filter(|n| !order.contains(n))
-                    .min_by_key(|&n| {
-                        let cpus = self.nodes.get(&n).is_some_and(|node| node.facts.has_cpus);
-                        let rank = self.distance(local, n) + u32::from(n < local) + if cpus { PENALTY_FOR_NODE_WITH_CPUS } else { 0 };
-                        (rank, load.get(&n).copied().unwrap_or(0), n)
-                    })
+                with_memory.iter().copied().filter(|n| !order.contains(n)).min_by_key(|&n| {
+                    let cpus = self.nodes.get(&n).is_some_and(|node| node.facts.has_cpus);
+                    let rank = self.distance(local, n) + u32::from(n < local) + if cpus { PENALTY_FOR_NODE_WITH_CPUS } else { 0 };
+                    (rank, load.get(&n).copied().unwrap_or(0), n)
+                })
             };
             let Some(node) = next else { break };
             if self.distance(local, node) != self.distance(local, prev) {

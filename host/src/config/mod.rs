@@ -144,6 +144,10 @@ pub struct MachineConfig {
     pub max_phys_bits: Option<Spanned<u32>>,
     /// Whether the probe sees a hypervisor (for `memory_block_size = "auto"`).
     pub hypervisor: Option<bool>,
+    /// Whose build-time defaults the policies start from: `kernel` (Kconfig's own) or
+    /// `debian` (Debian's 6.12 kernels); the keys below override them.
+    #[serde(default, deserialize_with = "words::defaults")]
+    pub defaults: Option<words::Defaults>,
     #[serde(default, deserialize_with = "words::auto_online")]
     pub auto_online_blocks: Option<AutoOnline>,
     #[serde(default, deserialize_with = "words::online_policy")]
@@ -174,6 +178,9 @@ pub struct NodeConfig {
     pub free: Option<Spanned<Size>>,
     /// Boot memory the kernel holds back (kernel image, crash kernel, ...): present, not managed.
     pub reserved: Option<Spanned<Size>>,
+    /// Boot ranges memblock reserves where they lie (x86's first MiB, ...).
+    #[serde(default)]
+    pub reserved_ranges: Vec<Spanned<RangeConfig>>,
     /// Whether the node has CPUs (default true; a CXL memory expander has none).
     pub cpus: Option<bool>,
     /// The node's memory tier (default 4, the kernel's DRAM tier).

@@ -41,6 +41,44 @@ pub fn online_policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnlinePol
     word(d, &OnlinePolicy::ALL.map(OnlinePolicy::as_str), OnlinePolicy::from_name).map(Some)
 }
 
+/// Whose build-time defaults a machine starts from (`[machine] defaults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defaults {
+    /// The kernel's Kconfig defaults: MHP_DEFAULT_ONLINE_TYPE_OFFLINE,
+    /// TRANSPARENT_HUGEPAGE_ALWAYS.
+    Kernel,
+    /// Debian's 6.12 config: MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO (new blocks onlined
+    /// at once), TRANSPARENT_HUGEPAGE_ALWAYS.
+    Debian,
+}
+
+impl Defaults {
+    pub const ALL: [Defaults; 2] = [Defaults::Kernel, Defaults::Debian];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Defaults::Kernel => "kernel",
+            Defaults::Debian => "debian",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Defaults> {
+        Defaults::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    /// auto_online_blocks under these defaults.
+    pub fn auto_online_blocks(self) -> AutoOnline {
+        match self {
+            Defaults::Kernel => AutoOnline::Offline,
+            Defaults::Debian => AutoOnline::Online,
+        }
+    }
+}
+
+pub fn defaults<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Defaults>, D::Error> {
+    word(d, &Defaults::ALL.map(Defaults::as_str), Defaults::from_name).map(Some)
+}
+
 pub fn thp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Thp>, D::Error> {
     word(d, &Thp::ALL.map(Thp::as_str), Thp::from_name).map(Some)
 }
