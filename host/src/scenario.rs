@@ -252,6 +252,8 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         movable_node: m.movable_node.unwrap_or(d.movable_node),
         min_free: m.min_free.as_ref().map(|v| v.get_ref().0),
         thp: m.transparent_hugepage.unwrap_or(d.thp),
+        kernelcore: m.kernelcore,
+        movablecore: m.movablecore,
         ..d.clone()
     };
     // A captured machine gives the nodes, the block size and (unless the config says

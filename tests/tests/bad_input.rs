@@ -104,7 +104,7 @@ fn rows() -> Vec<Row> {
             // [[step]] is line 6 (as in "a step without its size"), `ranges` line 8, its array at column 10.
             &["scenario.toml:8:10", "step 1: range 0xffffffffffe00000+0x400000 passes 2^64"],
         ),
-        r("boot range not page-aligned", Config("[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0x800\", size = \"1GiB\" }]\n", &[]), 2, &["not page-aligned"]),
+        r("boot range holding no whole page", Config("[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0x800\", size = \"0x1000\" }]\n", &[]), 2, &["holds no whole 4 KiB page"]),
         r("compare names an unknown strategy", Config("compare = [\"a\"]\n[machine]\n", &[]), 2, &["scenario.toml:1:11", "compare names unknown strategy \"a\""]),
         r("--strategy names an unknown strategy", Config("[machine]\n", &["--strategy", "mom"]), 2, &["--strategy mom"]),
         r("--view-after past the last step", Config("[machine]\n", &["--view", "iomem", "--view-after", "3"]), 2, &["--view-after 3", "has 0 step(s)"]),

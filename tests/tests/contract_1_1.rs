@@ -37,6 +37,8 @@ fn machine(nodes: &[(u32, u64, Option<u64>)]) -> MachineSpec {
         movable_node: false,
         min_free: Some(0),
         thp: hotplug_host::model::watermarks::Thp::Always,
+        kernelcore: None,
+        movablecore: None,
         nodes: nodes
             .iter()
             .map(|&(id, boot, free)| {

@@ -308,3 +308,41 @@ fn defaults_debian_onlines_new_blocks_as_debians_kernels_do_and_a_key_still_over
     assert_eq!(online(&hotplug_tests::run_in_process("kernel", &cfg("defaults = \"kernel\""))), 0);
     assert_eq!(online(&hotplug_tests::run_in_process("override", &cfg("defaults = \"debian\"\nauto_online_blocks = \"offline\""))), 0);
 }
+
+/// The 2 GiB QEMU guest of the e820 test, with extra `[machine]` lines.
+fn qemu_2g(extra: &str) -> String {
+    format!(
+        "[machine]\n{extra}\n[[machine.node]]\nid = 0\n\
+         boot = [{{ start = \"0x1000\", size = \"0x9ec00\" }}, {{ start = \"1MiB\", size = \"0x7fee0000\" }}]\n\
+         reserved_ranges = [{{ start = \"0\", size = \"1MiB\" }}]\n"
+    )
+}
+
+#[test]
+fn movablecore_and_kernelcore_carve_a_boot_time_movable_zone_as_the_kernel_does() {
+    use hotplug_host::model::{BlockState, ZoneType};
+    // Boot RAM pages: 158 + (0x7ffe0 - 0x100) = 524,158 (early_calculate_totalpages); one
+    // node; the highest zone with a range is DMA32 (RAM ends below 4 GiB), so Movable is
+    // carved from it, no lower than DMA32's first pfn 4,096 (find_usable_zone_for_movable).
+    // movablecore=1G: 262,144 pages (already a multiple of MAX_ORDER_NR_PAGES, 1,024);
+    // kernelcore = 524,158 - 262,144 = 262,014; the node's pages below 4,096 (158 +
+    // 3,840) count first, then 258,016 from pfn 4,096: Movable at 262,112, rounded up to
+    // 1,024: 262,144 = 0x40000 (find_zone_movable_pfns_for_nodes). Movable spans
+    // [0x40000, 0x7ffe0) = 262,112 pages, all present; DMA32 [4,096, 0x40000) = 258,048.
+    // memblock puts the 16 boot sections' memmap (8,192 pages) top-down: in Movable,
+    // managed 262,112 - 8,192 = 253,920. Blocks 8..15 (pfn 0x40000 on) are boot blocks in
+    // Movable.
+    let r = hotplug_tests::run_in_process("movablecore", &qemu_2g("movablecore = \"1G\""));
+    assert_eq!(hotplug_tests::zone(&r.model, 0, ZoneType::Movable), (0x40000, 262_112, 262_112, 253_920));
+    let (start, spanned, present, managed) = hotplug_tests::zone(&r.model, 0, ZoneType::Dma32);
+    assert_eq!((start, spanned, present, managed), (4_096, 258_048, 258_048, 258_048));
+    assert!((8..16).all(|b| r.model.blocks.get(&b).is_some_and(|b| b.state == BlockState::Online && b.zone == Some(ZoneType::Movable))));
+    // kernelcore=50%: 524,158 x 100 x 50 / 10,000 = 262,079 kernel pages: 3,998 below
+    // pfn 4,096, 258,081 from it: 262,177, rounded up to 263,168 = 0x40400. Movable
+    // [0x40400, 0x7ffe0) = 261,088; block 8 (0x40000-0x47fff) now spans DMA32 and
+    // Movable: no zone.
+    let r = hotplug_tests::run_in_process("kernelcore", &qemu_2g("kernelcore = \"50%\""));
+    let (start, spanned, present, _) = hotplug_tests::zone(&r.model, 0, ZoneType::Movable);
+    assert_eq!((start, spanned, present), (0x40400, 261_088, 261_088));
+    assert_eq!(r.model.blocks.get(&8).map(|b| b.zone), Some(None));
+}

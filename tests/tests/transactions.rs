@@ -23,6 +23,8 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         movable_node: false,
         min_free: None,
         thp: hotplug_host::model::watermarks::Thp::Always,
+        kernelcore: None,
+        movablecore: None,
         nodes: vec![NodeSpec::new(0, vec![hotplug_host::model::PhysRange::new(0, boot).unwrap()])],
         capture: None,
     })

@@ -57,6 +57,9 @@ pub struct MachineSpec {
     pub min_free: Option<u64>,
     /// transparent_hugepage/enabled.
     pub thp: super::watermarks::Thp,
+    /// The `kernelcore=` and `movablecore=` boot options: a boot-time ZONE_MOVABLE.
+    pub kernelcore: Option<CoreSize>,
+    pub movablecore: Option<CoreSize>,
     pub nodes: Vec<NodeSpec>,
     /// A captured real machine whose counters, block states and iomem replace the
     /// computed boot state (`[machine] from`).
@@ -87,6 +90,8 @@ impl MachineSpec {
             movable_node: false,
             min_free: None,
             thp: super::watermarks::Thp::ALL[0],
+            kernelcore: None,
+            movablecore: None,
             nodes,
             capture: None,
         }
@@ -99,6 +104,29 @@ impl MachineSpec {
     }
 }
 
+/// A `kernelcore=` or `movablecore=` value (mm/mm_init.c cmdline_parse_core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreSize {
+    /// Bytes (memparse), used as whole pages.
+    Bytes(u64),
+    /// Percent of the boot RAM pages.
+    Percent(u64),
+}
+
+impl CoreSize {
+    /// The pages it asks for out of `total` (the percentage as the kernel computes it).
+    fn pages(self, total: u64, page: u64) -> u64 {
+        match self {
+            CoreSize::Bytes(b) => b / page,
+            CoreSize::Percent(p) => ((total as u128 * 100 * p as u128) / 10_000) as u64,
+        }
+    }
+}
+
+/// MAX_ORDER_NR_PAGES: the buddy allocator's largest block (order 10), which aligns the
+/// start of a boot-time ZONE_MOVABLE.
+const MAX_ORDER_NR_PAGES: u64 = 1024;
+
 /// The kernel's zone limits on x86_64: the pfns of DMA, DMA32, Normal.
 fn zone_limits(g: &MachineGeometry) -> [(ZoneType, PfnRange); 3] {
     let pfns = |start, end| PfnRange::from_bounds(start, end).unwrap_or_default();
@@ -109,13 +137,118 @@ fn zone_limits(g: &MachineGeometry) -> [(ZoneType, PfnRange); 3] {
     ]
 }
 
+/// A node's zone limits once ZONE_MOVABLE starts at `movable` (its pfn, when the boot
+/// options made one): the zone it is taken from ends there, and Movable holds the rest
+/// (adjust_zone_range_for_zone_movable).
+fn node_zone_limits(g: &MachineGeometry, movable: Option<(u64, ZoneType)>) -> Vec<(ZoneType, PfnRange)> {
+    let mut limits: Vec<(ZoneType, PfnRange)> = zone_limits(g).to_vec();
+    let Some((start, movable_zone)) = movable else { return limits };
+    let mut movable_end = u64::MAX;
+    for (z, r) in limits.iter_mut() {
+        if *z == movable_zone {
+            movable_end = r.end();
+            *r = PfnRange::from_bounds(r.start(), start.max(r.start())).unwrap_or_default();
+        }
+    }
+    if let Some(r) = PfnRange::from_bounds(start, movable_end) {
+        limits.push((ZoneType::Movable, r));
+    }
+    limits
+}
+
+/// Where each node's boot-time ZONE_MOVABLE starts (pfn), and the zone it is carved
+/// from, as find_zone_movable_pfns_for_nodes places it for `kernelcore=` and
+/// `movablecore=`: the kernel's share spread evenly over the nodes with memory, what a
+/// node cannot hold going to the others in further passes, each start rounded up to
+/// MAX_ORDER_NR_PAGES (none when that passes the node's end).
+fn zone_movable_pfns(spec: &MachineSpec, nodes: &[(u32, Vec<PfnRange>)], page: u64, g: &MachineGeometry) -> BTreeMap<u32, (u64, ZoneType)> {
+    let mut out = BTreeMap::new();
+    if (spec.kernelcore.is_none() && spec.movablecore.is_none()) || spec.movable_node {
+        return out;
+    }
+    let with_memory: Vec<&(u32, Vec<PfnRange>)> = nodes.iter().filter(|(_, r)| !r.is_empty()).collect();
+    let total: u64 = with_memory.iter().flat_map(|(_, r)| r.iter().map(PfnRange::count)).sum();
+    let (Some(first), Some(max_pfn)) = (
+        with_memory.iter().flat_map(|(_, r)| r.first().map(PfnRange::start)).min(),
+        with_memory.iter().flat_map(|(_, r)| r.last().map(PfnRange::end)).max(),
+    ) else {
+        return out;
+    };
+    // free_area_init's arch zone ranges: each from the end of the one below.
+    let mut lowest = first;
+    let mut ranges = Vec::new();
+    for (z, cap) in [(ZoneType::Dma, g.dma_end_pfn()), (ZoneType::Dma32, g.dma32_end_pfn()), (ZoneType::Normal, u64::MAX)] {
+        let highest = cap.min(max_pfn).max(lowest);
+        ranges.push((z, lowest, highest));
+        lowest = highest;
+    }
+    // find_usable_zone_for_movable: the highest zone with a possible range.
+    let Some(&(movable_zone, usable_start, _)) = ranges.iter().rev().find(|(_, lo, hi)| hi > lo) else { return out };
+    let mut kernelcore = spec.kernelcore.map_or(0, |k| k.pages(total, page));
+    if let Some(m) = spec.movablecore {
+        let movable = m.pages(total, page).div_ceil(MAX_ORDER_NR_PAGES).saturating_mul(MAX_ORDER_NR_PAGES).min(total);
+        kernelcore = kernelcore.max(total - movable);
+    }
+    if kernelcore == 0 || kernelcore >= total {
+        return out;
+    }
+    let mut zmp: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut usable_nodes = with_memory.len() as u64;
+    loop {
+        let mut per_node = kernelcore / usable_nodes;
+        for (nid, node_ranges) in &with_memory {
+            if kernelcore < per_node {
+                per_node = kernelcore / usable_nodes;
+            }
+            let mut remaining = per_node;
+            for r in node_ranges {
+                let start = r.start().max(zmp.get(nid).copied().unwrap_or(0));
+                let end = r.end();
+                if start >= end {
+                    continue;
+                }
+                let mut start = start;
+                if start < usable_start {
+                    let kernel_pages = end.min(usable_start) - start;
+                    remaining -= kernel_pages.min(remaining);
+                    kernelcore -= kernel_pages.min(kernelcore);
+                    if end <= usable_start {
+                        zmp.insert(*nid, end);
+                        continue;
+                    }
+                    start = usable_start;
+                }
+                let size = (end - start).min(remaining);
+                zmp.insert(*nid, start + size);
+                kernelcore -= kernelcore.min(size);
+                remaining -= size;
+                if remaining == 0 {
+                    break;
+                }
+            }
+        }
+        usable_nodes -= 1;
+        if !(usable_nodes > 0 && kernelcore > usable_nodes) {
+            break;
+        }
+    }
+    for (nid, node_ranges) in &with_memory {
+        let node_end = node_ranges.last().map_or(0, PfnRange::end);
+        let start = zmp.get(nid).copied().unwrap_or(0).div_ceil(MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES;
+        if start != 0 && start < node_end {
+            out.insert(*nid, (start, movable_zone));
+        }
+    }
+    out
+}
+
 /// The zone of boot block `id` of `node` (`None` when its RAM spans zones), and how
 /// many blocks from `id` (before `end`) share it: all of them lie wholly inside one boot
 /// range and one zone's limits, or just this one.
 fn boot_block_zone(g: &MachineGeometry, node: &Node, id: u64, end: u64) -> (Option<ZoneType>, u64) {
     let block = g.block_pfns(id);
     let whole = node.boot_ranges.iter().find(|r| r.intersection(&block) == Some(block));
-    let limits = zone_limits(g).into_iter().find(|(_, l)| l.intersection(&block) == Some(block));
+    let limits = node_zone_limits(g, node.boot_movable).into_iter().find(|(_, l)| l.intersection(&block) == Some(block));
     if let (Some(r), Some((z, l))) = (whole, limits) {
         // Blocks up to the first that leaves the range or the limits.
         let last = g.pfn_to_block(r.end().min(l.end())).max(id + 1);
@@ -125,7 +258,7 @@ fn boot_block_zone(g: &MachineGeometry, node: &Node, id: u64, end: u64) -> (Opti
         .boot_ranges
         .iter()
         .filter_map(|r| r.intersection(&block))
-        .flat_map(|ram| zone_limits(g).into_iter().filter(move |(_, limits)| ram.overlaps(limits)).map(|(z, _)| z))
+        .flat_map(|ram| node_zone_limits(g, node.boot_movable).into_iter().filter(move |(_, limits)| ram.overlaps(limits)).map(|(z, _)| z))
         .collect::<Vec<_>>();
     zones.sort_unstable();
     zones.dedup();
@@ -170,6 +303,11 @@ impl Model {
             in_txn: false,
         };
         model.boot_nodes(spec)?;
+        let page = model.geometry.page_size();
+        let layout: Vec<(u32, Vec<PfnRange>)> = model.nodes.values().map(|n| (n.id, n.boot_ranges.clone())).collect();
+        for (nid, movable) in zone_movable_pfns(spec, &layout, page, &model.geometry.clone()) {
+            model.nodes.update(&nid, |n| n.boot_movable = Some(movable));
+        }
         for n in &spec.nodes {
             model.boot_sections_and_zones(n)?;
         }
@@ -207,8 +345,11 @@ impl Model {
                 if r.end() - 1 > g.physmem_end() {
                     return Err(format!("node {}: boot range {r} ends beyond the physical address space", n.id));
                 }
-                // The whole pages inside the range; one holding no whole page adds none.
-                let Some(pfns) = PfnRange::from_bounds(r.start().div_ceil(page), r.end() / page) else { continue };
+                // The whole pages inside the range (a map entry holding none is a mistake
+                // in the config more often than a firmware's: refused).
+                let Some(pfns) = PfnRange::from_bounds(r.start().div_ceil(page), r.end() / page).filter(|p| p.count() > 0) else {
+                    return Err(format!("node {}: boot range {r} holds no whole {} page", n.id, super::units::format_size(page)));
+                };
                 ranges.push(pfns);
                 all_ranges.push((pfns, n.id));
             }
@@ -223,6 +364,7 @@ impl Model {
                     onlined_since_boot: 0,
                     memmap_taken: 0,
                     online: !n.boot.is_empty(),
+                    boot_movable: None,
                     facts: n.facts,
                 },
             );
@@ -284,7 +426,7 @@ impl Model {
         let mut node = node;
         if let (Some(first), Some(last)) = (node.boot_ranges.first(), node.boot_ranges.last()) {
             let span = PfnRange::from_bounds(first.start(), last.end()).expect("boot ranges sorted");
-            for (z, limits) in zone_limits(g) {
+            for (z, limits) in node_zone_limits(g, node.boot_movable) {
                 if let Some(spanned) = span.intersection(&limits) {
                     let present = node.boot_pages_in(&limits);
                     let zone = node.zone_mut(z);
@@ -299,7 +441,7 @@ impl Model {
         // Reservations where they lie: every boot page they touch, in its zone.
         for r in &n.reserved_ranges {
             let touched = PfnRange::from_bounds(r.start() / page, r.end().div_ceil(page)).unwrap_or_default();
-            for (z, limits) in zone_limits(g) {
+            for (z, limits) in node_zone_limits(g, node.boot_movable) {
                 let pages = limits.intersection(&touched).map_or(0, |part| node.boot_pages_in(&part));
                 let zone = node.zone_mut(z);
                 zone.managed -= pages.min(zone.managed);
@@ -309,7 +451,7 @@ impl Model {
         // take them from the highest zones first.
         let reserved_pages = n.reserved.div_ceil(page);
         let mut to_take = memmap_pages + reserved_pages;
-        for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
+        for z in [ZoneType::Movable, ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
             let zone = node.zone_mut(z);
             let take = to_take.min(zone.managed);
             zone.managed -= take;
@@ -329,7 +471,7 @@ impl Model {
             zone.free = zone.managed;
         }
         let mut used = n.free.map_or(0, |bytes| node.managed_pages().saturating_sub(bytes / page));
-        for z in [ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
+        for z in [ZoneType::Movable, ZoneType::Normal, ZoneType::Dma32, ZoneType::Dma] {
             let zone = node.zone_mut(z);
             let take = used.min(zone.free);
             zone.free -= take;

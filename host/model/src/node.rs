@@ -20,6 +20,9 @@ pub struct Node {
     pub memmap_taken: u64,
     /// Whether the node is online (has memory or a CPU).
     pub online: bool,
+    /// Where a boot-time ZONE_MOVABLE starts (kernelcore=/movablecore=), and the zone
+    /// it was carved from.
+    pub boot_movable: Option<(u64, ZoneType)>,
     /// CPUs and memory tier, as strategies see them in each request.
     pub facts: NodeFacts,
 }

@@ -158,6 +158,11 @@ pub struct MachineConfig {
     /// A value written to vm.min_free_kbytes after boot (the kernel keeps it until its
     /// own rule gives more).
     pub min_free: Option<Spanned<Size>>,
+    /// The `kernelcore=` and `movablecore=` boot options: a size or a percentage.
+    #[serde(default, deserialize_with = "words::core_size")]
+    pub kernelcore: Option<crate::model::boot::CoreSize>,
+    #[serde(default, deserialize_with = "words::core_size")]
+    pub movablecore: Option<crate::model::boot::CoreSize>,
     /// transparent_hugepage/enabled: `always` (default), `madvise` or `never`.
     #[serde(default, deserialize_with = "words::thp")]
     pub transparent_hugepage: Option<crate::model::watermarks::Thp>,

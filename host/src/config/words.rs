@@ -79,6 +79,27 @@ pub fn defaults<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Defaults>, D::
     word(d, &Defaults::ALL.map(Defaults::as_str), Defaults::from_name).map(Some)
 }
 
+/// `kernelcore`/`movablecore`: `"2GiB"` (any size) or `"25%"` (of boot RAM, at most 100).
+pub fn core_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::model::boot::CoreSize>, D::Error> {
+    use crate::model::boot::CoreSize;
+    let text = String::deserialize(d)?;
+    if let Some(p) = text.strip_suffix('%') {
+        return match p.trim().parse::<u64>() {
+            Ok(p) if p <= 100 => Ok(Some(CoreSize::Percent(p))),
+            _ => Err(D::Error::custom(format!("{text:?}: a percentage from 0% to 100%"))),
+        };
+    }
+    // The command line's own suffixes too (memparse: K, M, G, T, P, E).
+    let last = text.chars().last().map(|c| c.to_ascii_uppercase());
+    let spelled = match last {
+        Some(c @ ('K' | 'M' | 'G' | 'T' | 'P' | 'E')) if text[..text.len() - 1].chars().all(|d| d.is_ascii_digit()) => {
+            format!("{}{c}iB", &text[..text.len() - 1])
+        }
+        _ => text.clone(),
+    };
+    crate::config::parse_size(&spelled).map(|b| Some(CoreSize::Bytes(b))).map_err(D::Error::custom)
+}
+
 pub fn thp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Thp>, D::Error> {
     word(d, &Thp::ALL.map(Thp::as_str), Thp::from_name).map(Some)
 }
