@@ -254,6 +254,7 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         thp: m.transparent_hugepage.unwrap_or(d.thp),
         kernelcore: m.kernelcore,
         movablecore: m.movablecore,
+        pmem: pmem_regions(loaded)?,
         ..d.clone()
     };
     // A captured machine gives the nodes, the block size and (unless the config says
@@ -410,6 +411,17 @@ fn step(
     Ok(StepSpec { index: i + 1, step, start, size, node: sc.node, expect, expect_by_strategy, name: sc.name.clone(), line })
 }
 
+/// `[[machine.pmem]]`, each a range that fits in 64 bits.
+fn pmem_regions(loaded: &Loaded) -> Result<Vec<(PhysRange, bool)>, ConfigError> {
+    let mut out = Vec::new();
+    for p in &loaded.file.machine.get_ref().pmem {
+        let c = p.get_ref();
+        let range = config::RangeConfig { start: c.start, size: c.size };
+        out.push((checked_range(loaded, p.span(), &range, "persistent memory")?, c.legacy));
+    }
+    Ok(out)
+}
+
 /// The keys of a `set` step: the hotplug parameters a running kernel lets you write.
 const SET_KEYS: [&str; 4] = ["auto_online_blocks", "online_policy", "auto_movable_ratio", "auto_movable_numa_aware"];
 
@@ -522,7 +534,14 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
             };
             let (start, size) = (ranges[0].start(), ranges[0].size());
             let vmemmap_shift = sc.vmemmap_shift.unwrap_or(0);
-            let pgmap = MemremapParams { ranges, nid: sc.node, pgmap_type, vmemmap_shift, resource: sc.resource.clone() };
+            let pgmap = MemremapParams {
+                ranges,
+                nid: sc.node,
+                pgmap_type,
+                vmemmap_shift,
+                resource: sc.resource.clone(),
+                namespace: sc.namespace.clone(),
+            };
             (start, size, Some((pgmap, find_free)))
         }
         Op::Memunmap => (need(&sc.start, "start")?, sc.size.as_ref().map_or(0, |v| v.get_ref().0), None),
@@ -533,6 +552,15 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
                     .error_at(s.span(), format!("step {}: `{}` needs `device` (the virtio-mem device's name)", i + 1, sc.op.as_str())));
             }
             (sc.start.as_ref().map_or(0, |v| v.get_ref().0), need(&sc.size, "size")?, None)
+        }
+        // dax/kmem onto a device-dax device an earlier memremap created: its range.
+        Op::Add
+            if sc.start.is_none()
+                && sc.size.is_none()
+                && sc.device.is_some()
+                && sc.driver.as_ref().is_some_and(|d| d.get_ref() == Driver::DAX_KMEM.name()) =>
+        {
+            (0, 0, None)
         }
         _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
     };

@@ -39,6 +39,7 @@ fn machine(nodes: &[(u32, u64, Option<u64>)]) -> MachineSpec {
         thp: hotplug_host::model::watermarks::Thp::Always,
         kernelcore: None,
         movablecore: None,
+        pmem: Vec::new(),
         nodes: nodes
             .iter()
             .map(|&(id, boot, free)| {

@@ -346,3 +346,42 @@ fn movablecore_and_kernelcore_carve_a_boot_time_movable_zone_as_the_kernel_does(
     assert_eq!((start, spanned, present), (0x40400, 261_088, 261_088));
     assert_eq!(r.model.blocks.get(&8).map(|b| b.zone), Some(None));
 }
+
+// ---- device memory as /proc/iomem shows it -------------------------------------------------
+
+#[test]
+fn a_devdax_namespace_splits_into_its_metadata_and_dax0_0_and_kmem_takes_the_data_part() {
+    use hotplug_host::views::View;
+    // A 4 GiB NFIT region at 5 GiB ("Persistent Memory"). A devdax namespace over all of
+    // it, map = "dev": nd_pfn's data offset = ALIGN(start + 8 KiB info block + 64 B x
+    // npfns, 2 MiB) - start, npfns = (4 GiB - 8 KiB) / 4 KiB = 1,048,574: 8,192 +
+    // 67,108,736 = 0x4002000, up to 2 MiB: 0x4200000. The namespace's claim keeps
+    // [5 GiB, +0x4200000) (info block and memmap); dax0.0 (dax/bus.c) holds the rest;
+    // both nest in the region. Then dax/kmem takes dax0.0 over (daxctl reconfigure-device
+    // --mode=system-ram): device_dax lets go (the pgmap is unmapped, its claim
+    // released), kmem claims the data part trimmed inward to 128 MiB blocks,
+    // [0x148000000, 0x240000000) = 31 blocks, as a non-busy "dax0.0" with
+    // "System RAM (kmem)" inside; the namespace keeps its claim.
+    let config = "[machine]\nauto_online_blocks = \"online\"\nplugin_dirs = [\"@PLUGINS@\"]\n\
+                  [[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n\
+                  [[machine.pmem]]\nstart = \"5GiB\"\nsize = \"4GiB\"\n\
+                  [[strategy]]\nname = \"base\"\nplugin = \"system-ram\"\n\
+                  [[strategy]]\nname = \"devdax\"\nplugin = \"device-pgmap\"\noptions = { type = \"generic\", map = \"dev\" }\n\
+                  [[step]]\nop = \"memremap\"\nstart = \"5GiB\"\nsize = \"4GiB\"\nstrategy = \"devdax\"\nresource = \"dax0.0\"\nnamespace = \"namespace0.0\"\n\
+                  [[step]]\nop = \"add\"\ndriver = \"dax-kmem\"\ndevice = \"dax0.0\"\nstrategy = \"base\"\n";
+    let cfg = write_config("devdax_split", P, config);
+    let r = hotplug_tests::run_in_process("devdax-split", &std::fs::read_to_string(cfg).unwrap());
+    assert_eq!(
+        View::Iomem.render(&r.history[1]),
+        "00000000-ffffffff : System RAM\n140000000-23fffffff : Persistent Memory\n  140000000-1441fffff : namespace0.0\n  \
+         144200000-23fffffff : dax0.0\n"
+    );
+    let Outcome::Added(a) = &r.steps[1].outcome else { panic!("{:?}", r.steps[1].outcome) };
+    assert_eq!(a.blocks.len(), 31);
+    assert!(r.model.pgmaps.is_empty());
+    assert_eq!(
+        View::Iomem.render(&r.model),
+        "00000000-ffffffff : System RAM\n140000000-23fffffff : Persistent Memory\n  140000000-1441fffff : namespace0.0\n  \
+         148000000-23fffffff : dax0.0\n    148000000-23fffffff : System RAM (kmem)\n"
+    );
+}

@@ -25,6 +25,7 @@ fn boot(g: hotplug_core::Geometry, boot: u64, auto_online_blocks: AutoOnline) ->
         thp: hotplug_host::model::watermarks::Thp::Always,
         kernelcore: None,
         movablecore: None,
+        pmem: Vec::new(),
         nodes: vec![NodeSpec::new(0, vec![hotplug_host::model::PhysRange::new(0, boot).unwrap()])],
         capture: None,
     })

@@ -60,6 +60,10 @@ pub struct MachineSpec {
     /// The `kernelcore=` and `movablecore=` boot options: a boot-time ZONE_MOVABLE.
     pub kernelcore: Option<CoreSize>,
     pub movablecore: Option<CoreSize>,
+    /// Persistent memory the firmware describes (NFIT "Persistent Memory", or e820 type
+    /// 12 "Persistent Memory (legacy)" when `legacy`): regions in /proc/iomem that
+    /// namespace claims nest in.
+    pub pmem: Vec<(PhysRange, bool)>,
     pub nodes: Vec<NodeSpec>,
     /// A captured real machine whose counters, block states and iomem replace the
     /// computed boot state (`[machine] from`).
@@ -92,6 +96,7 @@ impl MachineSpec {
             thp: super::watermarks::Thp::ALL[0],
             kernelcore: None,
             movablecore: None,
+            pmem: Vec::new(),
             nodes,
             capture: None,
         }
@@ -525,6 +530,12 @@ impl Model {
             self.resources
                 .request(r.start(), r.end() - 1, "System RAM", true)
                 .map_err(|c| format!("boot range {:#x} overlaps {} ({:#x}-{:#x})", r.start(), c.name, c.start, c.end))?;
+        }
+        for &(r, legacy) in &spec.pmem {
+            let name = if legacy { "Persistent Memory (legacy)" } else { "Persistent Memory" };
+            self.resources
+                .request(r.start(), r.end() - 1, name, false)
+                .map_err(|c| format!("persistent memory {r} overlaps {} ({:#x}-{:#x})", c.name, c.start, c.end))?;
         }
         Ok(())
     }

@@ -25,6 +25,9 @@ pub struct MemremapParams {
     pub vmemmap_shift: u32,
     /// The iomem region the driver requests for each range (`None`: it requests none).
     pub resource: Option<String>,
+    /// A device-dax namespace's own name: its claim keeps the metadata part (info block
+    /// and, with an altmap, the memmap) and `resource` only the data part after it.
+    pub namespace: Option<String>,
 }
 
 /// One range of a pgmap, as memremap left it.
@@ -35,6 +38,8 @@ pub struct PgmapRange {
     pub restrictions: Restrictions,
     /// The iomem region the driver requested for it.
     pub resource_id: Option<u64>,
+    /// A device-dax namespace's claim on the metadata part, before `resource_id`'s.
+    pub namespace_id: Option<u64>,
     /// Its memmap, section by section.
     pub charges: Vec<SectionCharge>,
     /// The zones whose pages hold its memmap in RAM, and how many each.
@@ -201,11 +206,17 @@ impl Model {
         self.pagemap_range_checks(range)?;
         // The driver's iomem region, when it requests one (devm_request_mem_region,
         // request_free_mem_region): a conflict is EBUSY.
-        let resource_id = match &p.resource {
-            Some(name) => Some(self.request_device_resource(range, name)?),
-            None => None,
+        // (A device-dax namespace's split needs the altmap first: the namespace's own
+        // claim is what the altmap says is metadata.)
+        let plain = match (&p.resource, &p.namespace) {
+            (Some(name), None) => Some(self.request_device_resource(range, name)?),
+            _ => None,
         };
         let mut alt = self.device_altmap(range, &r, plugin)?;
+        let (namespace_id, resource_id) = match plain {
+            Some(id) => (None, Some(id)),
+            None => self.request_namespace_resources(p, range, alt.as_ref())?,
+        };
         // sparse_add_section per section: EEXIST on an active subsection, whole
         // sections' memmap from the altmap now.
         let mut charges = self.add_subsections(pfns, p.nid, alt.as_mut())?;
@@ -230,7 +241,7 @@ impl Model {
         if let Some(&(nid, _)) = out.memmap_by_node.first() {
             out.memmap_nid = nid;
         }
-        Ok(MappedRange { range: PgmapRange { pfns, restrictions: given, resource_id, charges, paid }, order })
+        Ok(MappedRange { range: PgmapRange { pfns, restrictions: given, resource_id, namespace_id, charges, paid }, order })
     }
 
     /// The driver's set_up of one range (the strategy's), validated: device restrictions
@@ -255,6 +266,32 @@ impl Model {
             return Err(StepError::validator(plugin, "an altmap on a pgmap's range other than the first (the kernel refuses: EINVAL)"));
         }
         Ok((request, r))
+    }
+
+    /// The regions the driver requests over `range`: `resource` over all of it; or, for a
+    /// device-dax namespace (`namespace` given), the namespace's claim on the metadata
+    /// part and `resource` (daxR.N, dax/bus.c) on the data part from the first device
+    /// page on: what the altmap's reserve and memmap leave (nd_pfn's data offset).
+    fn request_namespace_resources(
+        &mut self,
+        p: &MemremapParams,
+        range: PhysRange,
+        alt: Option<&Altmap>,
+    ) -> Result<(Option<u64>, Option<u64>), StepError> {
+        let (Some(name), Some(namespace)) = (&p.resource, &p.namespace) else { return Ok((None, None)) };
+        let Some(a) = alt else {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("{namespace}: a device-dax namespace split needs its data offset: map the memmap into the namespace (an altmap)"),
+            ));
+        };
+        let meta = altmap::offset(a) * self.geometry.page_size();
+        let (meta_part, data_part) = (PhysRange::new(range.start(), meta), PhysRange::new(range.start() + meta, range.size() - meta));
+        let (Some(meta_part), Some(data_part)) = (meta_part, data_part.filter(|_| meta < range.size())) else {
+            return Err(StepError::kernel(errno::EINVAL, format!("{namespace}: no data part left after {meta:#x} bytes of metadata")));
+        };
+        let ns = self.request_device_resource(meta_part, namespace)?;
+        Ok((Some(ns), Some(self.request_device_resource(data_part, name)?)))
     }
 
     /// The device's iomem region `name` over `range` (EBUSY on a conflict).
@@ -402,7 +439,7 @@ impl Model {
         self.transaction(|m| m.memunmap_locked(start, lookup))
     }
 
-    fn memunmap_locked(&mut self, start: u64, lookup: &dyn StrategyLookup) -> Result<MemunmapOutcome, StepError> {
+    pub(super) fn memunmap_locked(&mut self, start: u64, lookup: &dyn StrategyLookup) -> Result<MemunmapOutcome, StepError> {
         let pfn = start / self.geometry.page_size();
         let pgmap = self
             .pgmaps
@@ -425,7 +462,7 @@ impl Model {
             let (n, d) = self.remove_subsections(&range.charges);
             node_pages += n;
             device_pages += d;
-            if let Some(rid) = range.resource_id {
+            for rid in [range.resource_id, range.namespace_id].into_iter().flatten() {
                 self.resources.release(rid);
             }
             for &part in &range.paid {

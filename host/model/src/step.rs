@@ -292,6 +292,7 @@ impl Step {
                         pgmap_type: hotplug_core::PgmapType::NONE,
                         vmemmap_shift: [0, 9, 18][three],
                         resource: None,
+                        namespace: None,
                     },
                     find_free: false,
                     strategy: pick(&space.device),
@@ -369,6 +370,9 @@ impl Model {
             strategies.strategy(name).ok_or_else(|| StepError::kernel(errno::EINVAL, format!("strategy \"{name}\" is not loaded")))
         };
         let result = match step.as_ref() {
+            Step::Add { start: 0, size: 0, node, driver: Driver::DAX_KMEM, device: Some(device), strategy: name } => {
+                strategy(name).and_then(|s| self.kmem_from_device_dax(device, *node, s, strategies).map(Outcome::Added))
+            }
             Step::Add { start, size, node, driver, device, strategy: name } => strategy(name).and_then(|s| {
                 let (start, size) = self.driver_range(*driver, *start, *size)?;
                 self.add_memory(&AddParams::for_driver(start, size, *node, *driver, device.clone()), s).map(Outcome::Added)
@@ -402,6 +406,41 @@ impl Model {
             p.apply(&mut self.policy);
         }
         SetOutcome { changed }
+    }
+
+    /// `daxctl reconfigure-device --mode=system-ram`: the device-dax device `device` (a
+    /// pgmap an earlier memremap made, whose data region bears that name) is unbound from
+    /// device_dax (its pgmap unmapped, its claim released) and bound to dax/kmem, which
+    /// adds its range trimmed to whole blocks (dev_dax_kmem_probe). One transaction: a
+    /// failed add leaves the device mapped as it was.
+    fn kmem_from_device_dax(
+        &mut self,
+        device: &str,
+        node: u32,
+        strategy: &dyn super::ops::StrategyHandle,
+        strategies: &dyn StrategyLookup,
+    ) -> Result<AddOutcome, StepError> {
+        let page = self.geometry.page_size();
+        let found = self.pgmaps.values().find_map(|pg| {
+            let r = pg.ranges.iter().find(|r| r.resource_id.and_then(|id| self.resources.get(id)).is_some_and(|res| res.name == device))?;
+            let res = self.resources.get(r.resource_id?)?;
+            Some((pg.id, pg.start_pfn() * page, res.start, res.end - res.start + 1))
+        });
+        let Some((pgmap_id, pgmap_start, start, size)) = found else {
+            return Err(StepError::kernel(
+                errno::ENODEV,
+                format!("no device-dax device {device}: memremap one with resource = \"{device}\" first"),
+            ));
+        };
+        let mut outcome = self.transaction(|m| {
+            // The namespace's own claim is the namespace's, not device_dax's: it stays.
+            m.pgmaps.update(&pgmap_id, |pg| pg.ranges.iter_mut().for_each(|r| r.namespace_id = None));
+            m.memunmap_locked(pgmap_start, strategies)?;
+            let (start, size) = m.driver_range(Driver::DAX_KMEM, start, size)?;
+            m.add_memory_resource(&AddParams::for_driver(start, size, node, Driver::DAX_KMEM, Some(device.to_string())), strategy)
+        })?;
+        (outcome.onlined, outcome.online_error) = self.auto_online(&outcome.blocks);
+        Ok(outcome)
     }
 
     /// The range a driver hands to add_memory: dax/kmem trims the device's range inward to

@@ -170,6 +170,20 @@ pub struct MachineConfig {
     pub plugin_dirs: Vec<Spanned<String>>,
     #[serde(default)]
     pub node: Vec<Spanned<NodeConfig>>,
+    /// `[[machine.pmem]]`: persistent memory regions the firmware describes.
+    #[serde(default)]
+    pub pmem: Vec<Spanned<PmemConfig>>,
+}
+
+/// `[[machine.pmem]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PmemConfig {
+    pub start: Size,
+    pub size: Size,
+    /// An e820 type-12 range ("Persistent Memory (legacy)") rather than an NFIT region.
+    #[serde(default)]
+    pub legacy: bool,
 }
 
 /// `[[machine.node]]`.
@@ -254,6 +268,9 @@ pub struct StepConfig {
     pub vmemmap_shift: Option<u32>,
     /// `memremap` steps: the /proc/iomem name of the device's range.
     pub resource: Option<String>,
+    /// `memremap` steps: a device-dax namespace's name, whose claim keeps the metadata
+    /// part while `resource` (daxR.N) holds the data part.
+    pub namespace: Option<String>,
     /// "ok" or an errno name; or a table of them by strategy name, for `compare` runs
     /// where the strategies are meant to end differently.
     pub expect: Option<Spanned<ExpectConfig>>,

@@ -455,6 +455,7 @@ impl Plug {
                 pgmap_type: PgmapType::NONE,
                 vmemmap_shift: 0,
                 resource: None,
+                namespace: None,
             };
             Step::Memremap { pgmap, find_free: false, strategy }
         } else {
