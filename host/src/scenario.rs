@@ -264,16 +264,26 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         if !m.node.is_empty() || m.memory_block_size.is_some() {
             return Err(here("`from` gives the nodes and the block size: drop [[machine.node]] and memory_block_size".into()));
         }
-        let capture = crate::views::capture::read(&loaded.dir().join(from.get_ref())).map_err(here)?;
+        let mut capture = crate::views::capture::read(&loaded.dir().join(from.get_ref())).map_err(here)?;
         if let Some(gap) = capture.unsettled(g.page_size) {
             let (line, _) = loaded.line_col(from.span().start);
-            log::warn!(
-                "{}:{line}: capture {}: {gap}; the model boots with zoneinfo's counters (MemTotal {} kB, not {} kB): retake it with `host snapshot`, which waits for them to settle",
-                loaded.path.display(),
-                from.get_ref(),
-                gap.managed_kb,
-                gap.memtotal_kb
-            );
+            if m.settle {
+                let pages = capture.settle_to_meminfo(g.page_size);
+                log::info!(
+                    "{}:{line}: capture {}: {gap}; booting with meminfo's MemTotal ({} kB): {pages} pages given to the zones deferred init had not freed yet",
+                    loaded.path.display(),
+                    from.get_ref(),
+                    gap.memtotal_kb
+                );
+            } else {
+                log::warn!(
+                    "{}:{line}: capture {}: {gap}; the model boots with zoneinfo's counters (MemTotal {} kB, not {} kB): set `settle = true` in [machine] to boot with meminfo's totals, or retake it with `host snapshot`, which waits for them to settle",
+                    loaded.path.display(),
+                    from.get_ref(),
+                    gap.managed_kb,
+                    gap.memtotal_kb
+                );
+            }
         }
         let p = &capture.params;
         machine.auto_online_blocks = m.auto_online_blocks.or(capture.auto_online_blocks).unwrap_or(d.auto_online_blocks);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use hotplug_host::model::ZoneType;
 use hotplug_host::runner::Outcome;
 use hotplug_host::views::{sysfs, View};
-use hotplug_tests::{run_host, run_in_process, scratch, Profile};
+use hotplug_tests::{run_host, run_in_process, scratch, zone, Profile};
 
 fn capture() -> PathBuf {
     hotplug_tests::workspace_root().join("../shared/data/real-machines/x86_64-vm-6.18-24g")
@@ -147,5 +147,19 @@ fn booting_from_a_capture_taken_during_deferred_init_says_so_in_one_line() {
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(lines[0].contains("c.toml:") && lines[0].contains("deferred struct-page initialisation"), "{}", run.stderr);
     assert!(lines[0].contains("MemTotal 5466316 kB, not 24684084 kB"), "{}", run.stderr);
+    assert!(lines[0].contains("set `settle = true` in [machine] to boot with meminfo's totals"), "{}", run.stderr);
     assert!(run.stdout.contains("MemTotal 5,466,316 kB"), "{}", run.stdout);
+}
+
+#[test]
+fn settle_boots_an_early_capture_with_meminfos_totals() {
+    // The capture's zoneinfo was read during deferred struct-page init: managed 3,840 +
+    // 772,915 + 589,824 = 1,366,579 pages = 5,466,316 kB, while meminfo's MemTotal is
+    // 24,684,084 kB. `settle = true` gives the 19,217,768 kB = 4,804,442 missing pages
+    // to the zone that lacks most (present - managed): Normal, 5,505,024 - 589,824 =
+    // 4,915,200 short, so it takes all of them: 5,394,266 managed. MemTotal then matches.
+    let r = run_in_process("capture-settle", &config("").replace("[machine]\n", "[machine]\nsettle = true\n"));
+    assert_eq!(r.model.total_managed() * 4, 24_684_084);
+    assert_eq!(zone(&r.model, 0, ZoneType::Normal).3, 5_394_266);
+    assert_eq!(zone(&r.model, 0, ZoneType::Dma32).3, 772_915);
 }

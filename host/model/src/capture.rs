@@ -81,6 +81,28 @@ impl Capture {
         UnsettledCounters::check(&self.zones, self.meminfo_total_kb?, page_size)
     }
 
+    /// The counters as they would read once deferred struct-page init is done: the pages
+    /// meminfo's MemTotal has beyond zoneinfo's managed ones given to the zones that
+    /// still lack them (present minus managed), the most lacking first, each at most up
+    /// to its present pages: deferred init frees the rest of each node's highest zone.
+    /// Returns the pages given.
+    pub fn settle_to_meminfo(&mut self, page_size: u64) -> u64 {
+        let Some(gap) = self.unsettled(page_size) else { return 0 };
+        let mut left = gap.memtotal_kb.saturating_sub(gap.managed_kb) / (page_size / 1024).max(1);
+        let given = left;
+        let mut lacking: Vec<((u32, ZoneType), u64)> =
+            self.zones.iter().map(|(&k, &(_, _, present, managed))| (k, present.saturating_sub(managed))).filter(|&(_, l)| l > 0).collect();
+        lacking.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (key, room) in lacking {
+            let take = room.min(left);
+            if let Some(z) = self.zones.get_mut(&key) {
+                z.3 += take;
+            }
+            left -= take;
+        }
+        given - left
+    }
+
     /// The machine to boot: `geometry` with the captured block size, one node per node
     /// in zoneinfo, each with the System RAM ranges its zones span (page-aligned inward).
     pub fn machine_spec(&self, mut geometry: Geometry, base: &MachineSpec) -> Result<MachineSpec, String> {

@@ -133,6 +133,10 @@ impl<'de> Deserialize<'de> for BlockSizeConfig {
 pub struct MachineConfig {
     /// Boot state from a captured real machine (part 2 of the model).
     pub from: Option<Spanned<String>>,
+    /// With `from`: boot with meminfo's MemTotal when zoneinfo's managed pages were read
+    /// before deferred struct-page init finished (`true`), or with zoneinfo's as read.
+    #[serde(default)]
+    pub settle: bool,
     pub arch: Option<Spanned<String>>,
     pub page_size: Option<Spanned<Size>>,
     pub struct_page_size: Option<Spanned<Size>>,
