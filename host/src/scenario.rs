@@ -433,7 +433,8 @@ fn pmem_regions(loaded: &Loaded) -> Result<Vec<(PhysRange, bool)>, ConfigError> 
 }
 
 /// The keys of a `set` step: the hotplug parameters a running kernel lets you write.
-const SET_KEYS: [&str; 4] = ["auto_online_blocks", "online_policy", "auto_movable_ratio", "auto_movable_numa_aware"];
+const SET_KEYS: [&str; 6] =
+    ["auto_online_blocks", "online_policy", "auto_movable_ratio", "auto_movable_numa_aware", "min_free_kbytes", "transparent_hugepage"];
 
 /// The parameters a step's keys write, in [`SET_KEYS`] order.
 fn set_params(sc: &config::StepConfig) -> Vec<Param> {
@@ -442,6 +443,8 @@ fn set_params(sc: &config::StepConfig) -> Vec<Param> {
         sc.online_policy.map(Param::OnlinePolicy),
         sc.auto_movable_ratio.map(Param::AutoMovableRatio),
         sc.auto_movable_numa_aware.map(Param::AutoMovableNumaAware),
+        sc.min_free_kbytes.map(Param::MinFreeKbytes),
+        sc.transparent_hugepage.map(Param::TransparentHugepage),
     ];
     params.into_iter().flatten().collect()
 }

@@ -385,3 +385,22 @@ fn a_devdax_namespace_splits_into_its_metadata_and_dax0_0_and_kmem_takes_the_dat
          148000000-23fffffff : dax0.0\n    148000000-23fffffff : System RAM (kmem)\n"
     );
 }
+
+#[test]
+fn writing_min_free_kbytes_at_run_time_moves_the_small_vm_wall() {
+    // The 1 GiB guest boots with khugepaged's 45,056 kB (section 481 is its wall). A `set`
+    // step writes 4,063 to vm.min_free_kbytes (min_free_kbytes_sysctl_handler: the value
+    // and setup_per_zone_wmarks): pages_min 1,015, DMA min 16 low 20 (reserve 992), DMA32
+    // min 998 low 1,251. 64 GiB: DMA32 (253,952 - 1,251) / 512 = 493 and DMA (4,096 -
+    // 1,012) / 512 = 6 above low, DMA32 (1,536 - 998) / 512 = 1 above min; base pages
+    // 12 + 26 + 4 = 42 < 513: 500 fit, section 501 fails.
+    let config = "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\n\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"1GiB\" }]\n\n\
+                  [[step]]\nop = \"set\"\nmin_free_kbytes = 4063\n\n\
+                  [[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n";
+    let v = run_checked("min_free_write", config);
+    let set = &v["runs"][0]["steps"][0]["outcome"]["params"][0];
+    assert_eq!((set["name"].as_str(), set["old"].as_str(), set["new"].as_str()), (Some("min_free_kbytes"), Some("45056"), Some("4063")));
+    let reason = v["runs"][0]["steps"][1]["outcome"]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("section 501 of 512"), "{reason}");
+    assert_eq!(marks(&v, 0, "DMA32").1, 998);
+}

@@ -109,6 +109,12 @@ pub enum Param {
     AutoMovableRatio(u32),
     /// memory_hotplug.auto_movable_numa_aware (0644).
     AutoMovableNumaAware(bool),
+    /// vm.min_free_kbytes (min_free_kbytes_sysctl_handler): the value, kept as the user's,
+    /// and the watermarks set from it.
+    MinFreeKbytes(u64),
+    /// /sys/kernel/mm/transparent_hugepage/enabled (enabled_store): khugepaged starts or
+    /// stops, and min_free_kbytes is raised or recomputed.
+    TransparentHugepage(super::watermarks::Thp),
 }
 
 impl Param {
@@ -119,6 +125,8 @@ impl Param {
             Param::OnlinePolicy(_) => "online_policy",
             Param::AutoMovableRatio(_) => "auto_movable_ratio",
             Param::AutoMovableNumaAware(_) => "auto_movable_numa_aware",
+            Param::MinFreeKbytes(_) => "min_free_kbytes",
+            Param::TransparentHugepage(_) => "transparent_hugepage",
         }
     }
 
@@ -129,25 +137,21 @@ impl Param {
             Param::OnlinePolicy(p) => p.as_str().to_string(),
             Param::AutoMovableRatio(r) => r.to_string(),
             Param::AutoMovableNumaAware(b) => if b { "Y" } else { "N" }.to_string(),
+            Param::MinFreeKbytes(kb) => kb.to_string(),
+            Param::TransparentHugepage(t) => t.as_str().to_string(),
         }
     }
 
-    /// This parameter's current value in `policy`.
-    fn current(self, policy: &Policy) -> Param {
+    /// This parameter's current value on `model`.
+    fn current(self, model: &Model) -> Param {
+        let policy: &Policy = &model.policy;
         match self {
             Param::AutoOnlineBlocks(_) => Param::AutoOnlineBlocks(policy.auto_online_blocks),
             Param::OnlinePolicy(_) => Param::OnlinePolicy(policy.online_policy),
             Param::AutoMovableRatio(_) => Param::AutoMovableRatio(policy.auto_movable_ratio),
             Param::AutoMovableNumaAware(_) => Param::AutoMovableNumaAware(policy.auto_movable_numa_aware),
-        }
-    }
-
-    fn apply(self, policy: &mut Policy) {
-        match self {
-            Param::AutoOnlineBlocks(a) => policy.auto_online_blocks = a,
-            Param::OnlinePolicy(p) => policy.online_policy = p,
-            Param::AutoMovableRatio(r) => policy.auto_movable_ratio = r,
-            Param::AutoMovableNumaAware(b) => policy.auto_movable_numa_aware = b,
+            Param::MinFreeKbytes(_) => Param::MinFreeKbytes(model.min_free_kbytes()),
+            Param::TransparentHugepage(_) => Param::TransparentHugepage(policy.thp),
         }
     }
 }
@@ -402,8 +406,16 @@ impl Model {
     fn set_params(&mut self, params: &[Param]) -> SetOutcome {
         let mut changed = Vec::with_capacity(params.len());
         for &p in params {
-            changed.push((p.current(&self.policy), p));
-            p.apply(&mut self.policy);
+            changed.push((p.current(self), p));
+            let policy = &mut self.policy;
+            match p {
+                Param::AutoOnlineBlocks(a) => policy.auto_online_blocks = a,
+                Param::OnlinePolicy(o) => policy.online_policy = o,
+                Param::AutoMovableRatio(r) => policy.auto_movable_ratio = r,
+                Param::AutoMovableNumaAware(b) => policy.auto_movable_numa_aware = b,
+                Param::MinFreeKbytes(kb) => self.write_min_free_kbytes(kb),
+                Param::TransparentHugepage(t) => self.write_thp_enabled(t),
+            }
         }
         SetOutcome { changed }
     }

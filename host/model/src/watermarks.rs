@@ -112,6 +112,23 @@ impl Model {
         self.setup_per_zone_wmarks();
     }
 
+    /// A write to vm.min_free_kbytes (min_free_kbytes_sysctl_handler): the value becomes
+    /// min_free_kbytes and the user's, and the watermarks follow.
+    pub(super) fn write_min_free_kbytes(&mut self, kb: u64) {
+        self.policy.user_min_free_kbytes = Some(kb);
+        self.counters.get_mut().min_free_kbytes = kb;
+        self.setup_per_zone_wmarks();
+    }
+
+    /// A write to transparent_hugepage/enabled (enabled_store, start_stop_khugepaged):
+    /// khugepaged runs for `always` and `madvise` (even where boot turned THP off for a
+    /// small machine), and set_recommended_min_free_kbytes raises or recomputes.
+    pub(super) fn write_thp_enabled(&mut self, thp: Thp) {
+        self.policy.thp = thp;
+        self.policy.khugepaged = thp.starts_khugepaged();
+        self.set_recommended_min_free_kbytes(self.policy.khugepaged);
+    }
+
     /// init_per_zone_wmark_min: what online_pages and offline_pages call after every block.
     pub(super) fn init_per_zone_wmark_min(&mut self) {
         self.calculate_min_free_kbytes();

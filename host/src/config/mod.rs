@@ -287,6 +287,11 @@ pub struct StepConfig {
     pub online_policy: Option<OnlinePolicy>,
     pub auto_movable_ratio: Option<u32>,
     pub auto_movable_numa_aware: Option<bool>,
+    /// `set` steps: vm.min_free_kbytes.
+    pub min_free_kbytes: Option<u64>,
+    /// `set` steps: transparent_hugepage/enabled.
+    #[serde(default, deserialize_with = "words::thp")]
+    pub transparent_hugepage: Option<crate::model::watermarks::Thp>,
 }
 
 /// A step's `expect`: one outcome, or one per strategy.
