@@ -404,3 +404,18 @@ fn writing_min_free_kbytes_at_run_time_moves_the_small_vm_wall() {
     assert!(reason.contains("section 501 of 512"), "{reason}");
     assert_eq!(marks(&v, 0, "DMA32").1, 998);
 }
+
+#[test]
+fn device_memory_on_a_node_without_ram_takes_its_memmap_from_the_nearest_node_with_some() {
+    // A CPU-less, memory-less node 1 (a CXL device's node). 1 GiB of device-dax at 8 GiB
+    // on node 1, memmap in RAM (map = "mem", no compound pages): 8 sections x 512 pages,
+    // PMD by PMD. pagemap_range's arch_add_memory(1) allocates with node 1's zonelist,
+    // which holds only node 0 (node 1 has no memory): node 0 pays all 4,096 pages.
+    let steps = "\n[[strategy]]\nname = \"dax\"\nplugin = \"device-pgmap\"\noptions = { type = \"generic\" }\n\n\
+                 [[step]]\nop = \"memremap\"\nstart = \"8GiB\"\nsize = \"1GiB\"\nnode = 1\nstrategy = \"dax\"\n";
+    let v = run_checked("device_fallback", &two_nodes("cpus = false", steps));
+    let m = first_outcome(&v);
+    assert_eq!(m["result"], "mapped", "{m}");
+    assert_eq!((m["memmap_node_pages"].as_u64(), m["memmap_nid"].as_u64()), (Some(4_096), Some(0)));
+    assert_eq!(memmap_taken(&v), [(0, 4_096), (1, 0)]);
+}

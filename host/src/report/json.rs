@@ -123,6 +123,9 @@ struct Mapped<'a> {
     compound_order: u32,
     memmap_node_pages: u64,
     memmap_nid: u32,
+    /// `[node, pages]` for every node that paid, in the order they did, when several did.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    memmap_by_node: &'a [(u32, u64)],
     memmap_device_pages: u64,
     memmap_saved_pages: u64,
     device_pages: u64,
@@ -224,6 +227,7 @@ fn mapped(m: &MemremapOutcome) -> Mapped<'_> {
         compound_order: m.compound_order,
         memmap_node_pages: m.memmap_node_pages,
         memmap_nid: m.memmap_nid,
+        memmap_by_node: if m.memmap_by_node.len() > 1 { &m.memmap_by_node } else { &[] },
         memmap_device_pages: m.memmap_device_pages,
         memmap_saved_pages: m.memmap_saved_pages,
         device_pages: m.device_pages,

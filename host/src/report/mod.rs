@@ -237,10 +237,15 @@ fn signed_thousands(v: i64) -> String {
 
 /// "node 0", or "nodes 1 (768 MiB), 0 (256 MiB)" when several nodes paid for an add's memmap.
 fn memmap_nodes_text(page: u64, a: &crate::model::hotplug::AddOutcome) -> String {
-    if a.memmap_by_node.is_empty() {
-        return format!("node {}", a.memmap_nid);
+    paid_text(page, a.memmap_nid, &a.memmap_by_node)
+}
+
+/// "node N", or "nodes 1 (768 MiB), 0 (256 MiB)" when several paid, in the order they did.
+fn paid_text(page: u64, first: u32, by_node: &[(u32, u64)]) -> String {
+    if by_node.len() < 2 {
+        return format!("node {first}");
     }
-    let parts: Vec<String> = a.memmap_by_node.iter().map(|&(nid, pages)| format!("{nid} ({})", format_size(pages * page))).collect();
+    let parts: Vec<String> = by_node.iter().map(|&(nid, pages)| format!("{nid} ({})", format_size(pages * page))).collect();
     format!("nodes {}", parts.join(", "))
 }
 
@@ -341,9 +346,9 @@ fn mapped_text(model_page: u64, d: &crate::model::device::MemremapOutcome) -> St
     }
     let _ = write!(
         text,
-        "; memmap {} in RAM (node {}), {} in the device",
+        "; memmap {} in RAM ({}), {} in the device",
         format_size(d.memmap_node_pages * model_page),
-        d.memmap_nid,
+        paid_text(model_page, d.memmap_nid, &d.memmap_by_node),
         format_size(d.memmap_device_pages * model_page)
     );
     if d.memmap_saved_pages > 0 {
