@@ -200,6 +200,23 @@ pub fn reason(r: &hotplug_host::runner::RunReport, i: usize) -> &str {
 }
 
 /// A zone's (start_pfn, spanned, present, managed).
+/// Zone `name` of `node` in a JSON report's first run.
+pub fn json_zone<'v>(v: &'v serde_json::Value, node: u64, name: &str) -> &'v serde_json::Value {
+    v["runs"][0]["state"]["zones"]
+        .as_array()
+        .expect("the report lists zones")
+        .iter()
+        .find(|z| z["node"] == node && z["zone"] == name)
+        .unwrap_or_else(|| panic!("no zone {name} on node {node}"))
+}
+
+/// (start_pfn, spanned, present, managed) of zone `name` of `node` in a JSON report.
+pub fn json_zone_counters(v: &serde_json::Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
+    let z = json_zone(v, node, name);
+    let n = |k: &str| z[k].as_u64().unwrap_or_else(|| panic!("zone {name}: no {k}"));
+    (n("start_pfn"), n("spanned"), n("present"), n("managed"))
+}
+
 pub fn zone(m: &hotplug_host::model::Model, nid: u32, z: hotplug_host::model::ZoneType) -> (u64, u64, u64, u64) {
     let zone = m.nodes.get(&nid).expect("node exists").zone(z);
     (zone.start_pfn, zone.spanned, zone.present, zone.managed)

@@ -15,15 +15,8 @@ fn run_checked(test: &str, config: &str) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", run.stdout))
 }
 
-/// (start_pfn, spanned, present, managed) of `name` on `node` after the run.
 fn zone(v: &Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
-    let z = v["runs"][0]["state"]["zones"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|z| z["node"] == node && z["zone"] == name)
-        .unwrap_or_else(|| panic!("no zone {name}"));
-    (z["start_pfn"].as_u64().unwrap(), z["spanned"].as_u64().unwrap(), z["present"].as_u64().unwrap(), z["managed"].as_u64().unwrap())
+    hotplug_tests::json_zone_counters(v, node, name)
 }
 
 #[test]
@@ -68,7 +61,7 @@ fn first_outcome(v: &Value) -> &Value {
 
 /// A zone's `free` and watermarks `(free, min, low, high)` after the run.
 fn marks(v: &Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
-    let z = v["runs"][0]["state"]["zones"].as_array().unwrap().iter().find(|z| z["node"] == node && z["zone"] == name).unwrap();
+    let z = hotplug_tests::json_zone(v, node, name);
     (z["free"].as_u64().unwrap(), z["min"].as_u64().unwrap(), z["low"].as_u64().unwrap(), z["high"].as_u64().unwrap())
 }
 

@@ -15,13 +15,7 @@ fn run_json(test: &str, config: &str) -> (i32, Value) {
 }
 
 fn zone(v: &Value, node: u64, name: &str) -> (u64, u64, u64, u64) {
-    let z = v["runs"][0]["state"]["zones"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|z| z["node"] == node && z["zone"] == name)
-        .unwrap_or_else(|| panic!("no zone {name}"));
-    (z["start_pfn"].as_u64().unwrap(), z["spanned"].as_u64().unwrap(), z["present"].as_u64().unwrap(), z["managed"].as_u64().unwrap())
+    hotplug_tests::json_zone_counters(v, node, name)
 }
 
 fn step(v: &Value, i: usize) -> &Value {

@@ -325,9 +325,8 @@ impl Model {
         }
         model.boot_watermarks();
         if let Some(kb) = model.policy.user_min_free_kbytes {
-            // The sysctl write: min_free_kbytes_sysctl_handler then setup_per_zone_wmarks.
-            model.counters.get_mut().min_free_kbytes = kb;
-            model.init_watermarks_only();
+            // The config's value, written to the sysctl once boot is done.
+            model.write_min_free_kbytes(kb);
         }
         Ok(model)
     }

@@ -107,11 +107,6 @@ impl Model {
         }
     }
 
-    /// setup_per_zone_wmarks alone: after a write to vm.min_free_kbytes.
-    pub(super) fn init_watermarks_only(&mut self) {
-        self.setup_per_zone_wmarks();
-    }
-
     /// A write to vm.min_free_kbytes (min_free_kbytes_sysctl_handler): the value becomes
     /// min_free_kbytes and the user's, and the watermarks follow.
     pub(super) fn write_min_free_kbytes(&mut self, kb: u64) {
