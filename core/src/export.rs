@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Once, OnceLock};
 
@@ -26,8 +27,39 @@ pub trait PluginMeta: 'static {
 
 /// Wraps a [`Strategy`] so that it implements the ABI trait.
 pub struct Adapter<S, M> {
-    strategy: S,
+    /// Dropped by hand, under the guard: a destructor that panics must not unwind
+    /// through the host's extern "C" drop call (that aborts the process).
+    strategy: ManuallyDrop<S>,
     _meta: PhantomData<fn() -> M>,
+}
+
+impl<S, M> Drop for Adapter<S, M> {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here; the field is never used again.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(&mut self.strategy) }));
+        if let Err(payload) = dropped {
+            log::error!("the strategy's destructor panicked: {} (ignored)", payload_message(&*payload));
+            forget_payload(payload);
+        }
+    }
+}
+
+/// Drop a panic payload under a guard of its own: a payload whose destructor panics
+/// again is leaked instead (a few bytes, against an aborted host).
+fn forget_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
 }
 
 thread_local! {
@@ -44,13 +76,8 @@ fn guarded<T>(call: &str, f: impl FnOnce() -> Result<T, PluginError>) -> RResult
 }
 
 fn panic_error(call: &str, payload: Box<dyn Any + Send>) -> PluginError {
-    let message = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_string()
-    };
+    let message = payload_message(&*payload);
+    forget_payload(payload);
     let location = LAST_PANIC_LOCATION.with(|l| l.borrow_mut().take());
     match location {
         Some(loc) => PluginError::msg(format!("plugin panicked in {call}: {message} (at {loc})")),
@@ -183,7 +210,7 @@ pub extern "C" fn new_plugin<S: Strategy, M: PluginMeta>(options: RStr<'_>, host
     guarded("new", || {
         let strategy = S::new(options.as_str(), &host)?;
         log::debug!(target: M::NAME, "instance created");
-        Ok(RestrictionPlugin_TO::from_value(Adapter::<S, M> { strategy, _meta: PhantomData }, TD_Opaque))
+        Ok(RestrictionPlugin_TO::from_value(Adapter::<S, M> { strategy: ManuallyDrop::new(strategy), _meta: PhantomData }, TD_Opaque))
     })
 }
 

@@ -4,8 +4,10 @@
 
 pub mod config;
 pub mod conformance;
+pub mod files;
 pub mod loader;
 pub mod new_plugin;
+pub mod output;
 pub use hotplug_model as model;
 pub mod report;
 pub mod runner;

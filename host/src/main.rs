@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Read as _;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotplug_host::loader::{self, Loader};
 use hotplug_host::runner::{self, RunOptions, Strategies};
 use hotplug_host::views::View;
-use hotplug_host::{config, conformance, report, scenario};
+use hotplug_host::{config, conformance, output, report, scenario};
 
 /// Model Linux memory hot-add and hot-remove, with the memmap strategy loaded as a plugin.
 #[derive(Debug, Parser)]
@@ -47,9 +49,14 @@ struct Cli {
     /// HOTPLUG_PLUGIN_PATH, the config's plugin_dirs, the directory of this binary).
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     plugin_dirs: Vec<PathBuf>,
-    /// Load plugin files that are world-writable or owned by another user.
-    #[arg(long)]
+    /// Load plugin files that are world-writable or owned by another user, or that lie in
+    /// such a directory (for every command).
+    #[arg(long, global = true)]
     allow_unsafe_plugin_path: bool,
+    /// Abandon the run (one line, exit 3) when a single plugin call takes longer than
+    /// this many seconds: a hang becomes an error, not a stuck job. 0: wait for ever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    plugin_timeout: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -79,8 +86,9 @@ enum Command {
         /// The plugin's options, as TOML text (what a [[strategy]]'s `options` table holds).
         #[arg(long, value_name = "TOML", default_value = "")]
         options: String,
-        /// Fail a check whose process runs longer than this many seconds.
-        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        /// Fail a check whose process runs longer than this many seconds (1 to 86,400);
+        /// its whole process group is killed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout: u64,
     },
     /// One conformance check in this process (what `conformance` runs per check).
@@ -88,6 +96,9 @@ enum Command {
     ConformanceChild {
         #[arg(long)]
         check: String,
+        /// Write the verdict here, after the nonce read from standard input (else stdout).
+        #[arg(long)]
+        verdict_fd: Option<i32>,
         #[arg(long = "dir")]
         dirs: Vec<PathBuf>,
         #[arg(long, default_value = "")]
@@ -174,8 +185,7 @@ fn new_plugin(name: &str, dir: &Path, core: Option<&Path>) -> anyhow::Result<Exi
     let request =
         hotplug_host::new_plugin::NewPlugin { name: name.to_string(), parent: dir.to_path_buf(), core: core.map(Path::to_path_buf), host };
     let created = hotplug_host::new_plugin::create(&request)?;
-    println!("created {name} in {}", created.display());
-    println!("next: cd {} && cargo test", created.display());
+    output::print(&format!("created {name} in {}\nnext: cd {} && cargo test\n", created.display(), created.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,12 +203,15 @@ fn main() -> ExitCode {
     restore_sigpipe();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
     let cli = Cli::parse();
+    // From here on plugin code may run: the report's stdout is the host's alone, and a
+    // plugin that ends the process or hangs is named in one line (exit 3).
+    output::claim_stdout();
+    let timeout = (cli.plugin_timeout > 0).then(|| std::time::Duration::from_secs(cli.plugin_timeout));
+    loader::watch::install(timeout);
     let result = match &cli.command {
         Some(Command::Configs) => {
-            for c in hotplug_host::shipped::CONFIGS {
-                println!("{:<24} {}", c.name, c.question());
-            }
-            Ok(ExitCode::SUCCESS)
+            let list: String = hotplug_host::shipped::CONFIGS.iter().map(|c| format!("{:<24} {}\n", c.name, c.question())).collect();
+            output::print(&list).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         Some(Command::NewPlugin { name, dir, core }) => new_plugin(name, dir, core.as_deref()),
         Some(Command::Plugins { dirs, verbose, all }) => {
@@ -225,15 +238,22 @@ fn main() -> ExitCode {
             };
             run_conformance(plugin, &suite, *format, junit.as_deref())
         }
-        Some(Command::ConformanceChild { check, dirs, options, plugin }) => {
+        Some(Command::ConformanceChild { check, verdict_fd, dirs, options, plugin }) => {
+            // The nonce first, before any plugin code is loaded (suite.rs: why).
+            let nonce = verdict_fd.map(|_| read_nonce());
             let child = conformance::ChildOptions {
                 dirs: [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat(),
                 options: options.clone(),
                 allow_unsafe_plugin_path: cli.allow_unsafe_plugin_path,
             };
             let out = conformance::run_child(check, plugin, &child);
-            println!("{}", serde_json::to_string(&out).expect("child output serialises"));
-            Ok(ExitCode::SUCCESS)
+            serde_json::to_string(&out)
+                .context("the check's outcome does not serialise")
+                .and_then(|json| match (verdict_fd, nonce) {
+                    (Some(fd), Some(nonce)) => write_verdict(*fd, &format!("{nonce} {json}\n")),
+                    _ => output::println(&json).map_err(Into::into),
+                })
+                .map(|()| ExitCode::SUCCESS)
         }
         None => match &cli.config {
             Some(path) => run_config(&cli, path),
@@ -249,11 +269,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// A conformance child's nonce: one line of standard input, at most 128 bytes.
+fn read_nonce() -> String {
+    let bytes = hotplug_host::files::read_limited(std::io::stdin().lock().take(129), 128).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Write a conformance child's verdict line to the descriptor the parent gave it.
+fn write_verdict(fd: i32, line: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::fd::FromRawFd as _;
+    anyhow::ensure!(fd > 2, "--verdict-fd {fd}: not a descriptor of its own");
+    // SAFETY: the parent opened `fd` for this process (suite.rs spawn); nothing else here
+    // owns it, and the File is its only owner from now on.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(line.as_bytes()).context("cannot write the verdict")
+}
+
 /// Read the config `path`: the file, if there is one or the path names a directory;
 /// else the shipped config of that name (built in, so it works after `cargo install`
 /// and from any directory); else the configs/ file of the source tree (the captured
 /// machine, which needs its files). Unknown names get the closest shipped ones.
 fn load_config(path: &Path) -> anyhow::Result<(PathBuf, config::Loaded)> {
+    if config::is_stdin(path) {
+        return Ok((path.to_path_buf(), config::load(path)?));
+    }
     if path.exists() || path.components().count() > 1 {
         return Ok((path.to_path_buf(), config::load(path)?));
     }
@@ -304,6 +344,38 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         runs.push(runner::run(&scenario, &strategies, name.as_deref(), &options).context("run failed")?);
     }
     let shown = path.display().to_string();
+    if !cli.views.is_empty() {
+        output::print(&render_views(&cli.views, &runs))?;
+        for run in &runs {
+            for s in run.steps.iter().filter(|s| !s.matched) {
+                eprintln!("host: step #{}: expected {}, got {}", s.index, s.expect, s.outcome.code());
+            }
+        }
+    } else {
+        match cli.format {
+            Format::Json => output::println(&report::json(&shown, &runs))?,
+            Format::Text => {
+                let mut text = String::new();
+                for (i, run) in runs.iter().enumerate() {
+                    if i > 0 {
+                        text.push('\n');
+                    }
+                    text.push_str(&report::text(&shown, run));
+                }
+                if runs.len() > 1 {
+                    text.push('\n');
+                    text.push_str(&report::comparison(&runs));
+                }
+                output::print(&text)?;
+            }
+        }
+    }
+    if cli.timings {
+        eprint!("{}", hotplug_host::timings::text(prepared, &runs, hotplug_host::timings::peak_rss_bytes()));
+    }
+    // The trees after the report: a tree that cannot be written (a file in the way, a
+    // full disk) is one error line after a report that was printed whole, and leaves no
+    // half-written directory (files::write_tree).
     if let Some(dir) = &cli.sysfs_out {
         // One tree: the first run's (a compare config's runs share the machine).
         let n = hotplug_host::views::sysfs::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
@@ -312,33 +384,6 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &cli.sysroot_out {
         let n = hotplug_host::views::sysroot::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
         log::info!("wrote {n} files and links under {}", dir.display());
-    }
-    if !cli.views.is_empty() {
-        print!("{}", render_views(&cli.views, &runs));
-        for run in &runs {
-            for s in run.steps.iter().filter(|s| !s.matched) {
-                eprintln!("host: step #{}: expected {}, got {}", s.index, s.expect, s.outcome.code());
-            }
-        }
-    } else {
-        match cli.format {
-            Format::Json => println!("{}", report::json(&shown, &runs)),
-            Format::Text => {
-                for (i, run) in runs.iter().enumerate() {
-                    if i > 0 {
-                        println!();
-                    }
-                    print!("{}", report::text(&shown, run));
-                }
-                if runs.len() > 1 {
-                    println!();
-                    print!("{}", report::comparison(&runs));
-                }
-            }
-        }
-    }
-    if cli.timings {
-        eprint!("{}", hotplug_host::timings::text(prepared, &runs, hotplug_host::timings::peak_rss_bytes()));
     }
     Ok(if runs.iter().all(runner::RunReport::all_matched) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -376,10 +421,10 @@ fn run_conformance(plugin: &str, suite: &conformance::SuiteOptions, format: Suit
         std::fs::write(file, report.junit()).with_context(|| format!("cannot write the JUnit report to {}", file.display()))?;
     }
     match format {
-        SuiteFormat::Json => println!("{}", report.json()),
-        SuiteFormat::Junit => print!("{}", report.junit()),
+        SuiteFormat::Json => output::println(&report.json())?,
+        SuiteFormat::Junit => output::print(&report.junit())?,
         SuiteFormat::Text if report.load_error.is_some() => eprint!("host: error: {}", report.text()),
-        SuiteFormat::Text => print!("{}", report.text()),
+        SuiteFormat::Text => output::print(&report.text())?,
     }
     Ok(ExitCode::from(report.exit_code()))
 }
@@ -467,7 +512,7 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) 
                 }
                 Err(e) => e.to_string(),
             };
-            println!("{line}");
+            output::println(&line)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -186,6 +186,7 @@ pub fn run(
         // With checks on, keep a copy to prove a failed step changed nothing.
         let before = check.then(|| model.clone());
         // Timed: the step itself, not the checks around it.
+        crate::loader::watch::set_context(&format!("step #{} ({})", spec.index, spec.op().as_str()));
         let step_start = std::time::Instant::now();
         let outcome = model.apply(&to_run, strategies);
         let elapsed = step_start.elapsed();

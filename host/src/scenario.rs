@@ -624,7 +624,14 @@ fn compare(loaded: &Loaded, strategies: &mut [StrategySpec]) -> Result<Option<Ve
     let file = &loaded.file;
     let compare = match &file.compare {
         Some(c) => {
-            for name in c.get_ref() {
+            if c.get_ref().is_empty() {
+                return Err(loaded
+                    .error_at(c.span(), "compare = [] names no strategy to run: list the [[strategy]] names to compare, or drop the key"));
+            }
+            for (i, name) in c.get_ref().iter().enumerate() {
+                if c.get_ref()[..i].contains(name) {
+                    return Err(loaded.error_at(c.span(), format!("compare names strategy \"{name}\" twice")));
+                }
                 if !strategies.iter().any(|s| &s.name == name) {
                     return Err(loaded.error_at(c.span(), format!("compare names unknown strategy \"{name}\"")));
                 }

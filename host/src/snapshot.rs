@@ -50,14 +50,15 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
     names
 }
 
+/// The bytes of `rel` under `root`, refused unless a regular file (procfs and sysfs files
+/// are; a FIFO or device there would block or never end), at most its capture limit.
+fn read(root: &Path, rel: &str) -> Result<Vec<u8>, String> {
+    crate::files::read_bounded(&root.join(rel), crate::files::capture_limit(rel))
+        .map_err(|e| format!("snapshot: {}: {e}", root.join(rel).display()))
+}
+
 fn copy(root: &Path, out: &Path, rel: &str) -> Result<(), String> {
-    // procfs and sysfs files are regular files: a FIFO or device there would be read forever.
-    let from = root.join(rel);
-    if from.metadata().is_ok_and(|m| !m.is_file()) {
-        return Err(format!("snapshot: {} is not a regular file", from.display()));
-    }
-    let text = std::fs::read(root.join(rel))
-        .map_err(|e| format!("snapshot: cannot read {}: {}", root.join(rel).display(), crate::config::io_reason(&e)))?;
+    let text = read(root, rel)?;
     let dest = out.join(rel);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
@@ -87,8 +88,8 @@ fn page_size() -> u64 {
 
 /// Whether `root`'s zone counters disagree with its MemTotal right now.
 fn unsettled(root: &Path) -> Option<UnsettledCounters> {
-    let zoneinfo = std::fs::read_to_string(root.join("proc/zoneinfo")).ok()?;
-    let meminfo = std::fs::read_to_string(root.join("proc/meminfo")).ok()?;
+    let zoneinfo = String::from_utf8(read(root, "proc/zoneinfo").ok()?).ok()?;
+    let meminfo = String::from_utf8(read(root, "proc/meminfo").ok()?).ok()?;
     let zones = crate::views::capture::zone_counters(&zoneinfo).ok()?;
     UnsettledCounters::check(&zones, crate::views::capture::memtotal_kb(&meminfo)?, page_size())
 }
@@ -108,7 +109,8 @@ fn wait_to_settle(root: &Path, settle: Duration) -> Option<UnsettledCounters> {
 }
 
 /// Capture `root` into `out`, first waiting up to `settle` for its counters to agree.
-/// Optional files (the module parameters, KERNEL_RELEASE) are copied when present.
+/// Optional files (the module parameters, KERNEL_RELEASE) are copied when present. All
+/// or nothing: the capture is written beside `out` and renamed into place.
 pub fn take(root: &Path, out: &Path, settle: Duration) -> Result<Taken, String> {
     if out.exists()
         && std::fs::read_dir(out).map_err(|e| format!("snapshot: {}: {}", out.display(), crate::config::io_reason(&e)))?.next().is_some()
@@ -116,6 +118,11 @@ pub fn take(root: &Path, out: &Path, settle: Duration) -> Result<Taken, String> 
         return Err(format!("snapshot: {} is not empty", out.display()));
     }
     let unsettled = wait_to_settle(root, settle);
+    crate::files::write_tree(out, "snapshot:", |temp| copy_all(root, temp)).map(|files| Taken { files, unsettled })
+}
+
+/// Every file and link of a capture of `root`, into `out`; the number written.
+fn copy_all(root: &Path, out: &Path) -> Result<usize, String> {
     let mut n = 0;
     for rel in FILES {
         copy(root, out, rel)?;
@@ -153,12 +160,12 @@ pub fn take(root: &Path, out: &Path, settle: Duration) -> Result<Taken, String> 
             n += 1;
         }
     }
-    let release = ["proc/sys/kernel/osrelease", "KERNEL_RELEASE"].iter().find_map(|r| std::fs::read(root.join(r)).ok());
+    let release = ["proc/sys/kernel/osrelease", "KERNEL_RELEASE"].iter().find_map(|r| read(root, r).ok());
     if let Some(text) = release {
         std::fs::write(out.join("KERNEL_RELEASE"), text).map_err(|e| format!("snapshot: {}", crate::config::io_reason(&e)))?;
         n += 1;
     }
-    Ok(Taken { files: n, unsettled })
+    Ok(n)
 }
 
 /// The node tree: its masks, and per node its distance, meminfo, cpulist and the links to

@@ -154,5 +154,8 @@ fn a_snapshot_of_a_root_with_a_fifo_for_a_required_file_fails_in_one_line() {
     let run = run_host(P, &["snapshot", "--root", root.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("proc/iomem is not a regular file"), "{}", run.stderr);
+    assert!(run.stderr.contains("proc/iomem: is a FIFO, not a regular file"), "{}", run.stderr);
+    // Nothing half-written: the capture was being made beside `out`, and is gone.
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 0);
 }

@@ -201,7 +201,7 @@ impl Model {
         let pfns = range.pfns(self.geometry.page_size());
         let (request, r) = self.set_up_range(p, strategy, at, pfns)?;
         if !r.note.is_empty() && out.note.is_empty() {
-            out.note = r.note.to_string();
+            out.note = crate::text::plugin_text(r.note.as_str(), crate::text::MAX_PLUGIN_TEXT);
         }
         self.pagemap_range_checks(range)?;
         // The driver's iomem region, when it requests one (devm_request_mem_region,

@@ -26,7 +26,7 @@ pub enum ErrorCode {
 pub const EPLUGIN: &str = "EPLUGIN";
 
 impl ErrorCode {
-    /// "ENOMEM"; "E<n>" for a number without a name; "EPLUGIN".
+    /// "ENOMEM"; "errno N" for a number without a name; "EPLUGIN".
     pub fn name(&self) -> String {
         match self {
             ErrorCode::Errno(e) => errno_name(*e),
@@ -91,7 +91,8 @@ impl StepError {
     /// The plugin returned an error.
     pub fn plugin(plugin: &str, call: &str, err: &hotplug_core::PluginError) -> Self {
         let code = if err.errno == 0 { ErrorCode::Plugin } else { ErrorCode::Errno(err.errno) };
-        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {}", err.message), shortage: None }
+        let message = crate::text::plugin_text(err.message.as_str(), crate::text::MAX_PLUGIN_TEXT);
+        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {message}"), shortage: None }
     }
 }
 
@@ -182,7 +183,9 @@ impl std::fmt::Display for MemmapShortage {
     }
 }
 
-/// "ENOMEM" for 12; "E<n>" for numbers without a name.
+/// "ENOMEM" for 12; "errno N" for numbers without a name.
 pub fn errno_name(e: i32) -> String {
-    errno::name(e).map_or_else(|| format!("E{e}"), str::to_string)
+    // A number no errno has (a plugin's -7, i32::MIN) is shown as the number: a made-up
+    // name such as "E-7" would read as a real one.
+    errno::name(e).map_or_else(|| format!("errno {e}"), str::to_string)
 }

@@ -251,7 +251,7 @@ impl Model {
             memmap_nid: placed.memmap_nid,
             memmap_by_node: if placed.by_node.len() > 1 { placed.by_node } else { Vec::new() },
             memmap_altmap_pages: placed.altmap_pages,
-            note: restrictions.note.to_string(),
+            note: crate::text::plugin_text(restrictions.note.as_str(), crate::text::MAX_PLUGIN_TEXT),
             onlined: BlockRuns::default(),
             online_error: None,
         })

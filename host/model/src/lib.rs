@@ -33,6 +33,7 @@ pub mod resource;
 pub mod sections;
 mod sparse;
 pub mod step;
+pub mod text;
 pub mod units;
 pub mod virtio;
 pub mod watermarks;

@@ -199,9 +199,17 @@ impl Model {
         if start % device_block != 0 {
             return Err(einval(format!("virtio-mem region {start:#x} is not aligned to its {} block size", format_size(device_block))));
         }
+        // memory_group_register_dynamic: a unit of whole memory blocks, a power of two.
+        let unit = new.unit.unwrap_or(bs);
+        if unit == 0 || !unit.is_power_of_two() || unit < bs {
+            return Err(einval(format!(
+                "virtio-mem {name}: a dynamic memory group's unit of {unit:#x} bytes is not a power of two of at least one {} memory block",
+                format_size(bs)
+            )));
+        }
         let region_size = match new.region_size {
             Some(r) => r,
-            None => (start % bs + size).div_ceil(bs) * bs,
+            None => (start % bs).checked_add(size).and_then(|n| n.div_ceil(bs).checked_mul(bs)).unwrap_or(u64::MAX),
         };
         let end = start.checked_add(region_size).filter(|&e| region_size > 0 && e - 1 <= g.physmem_end());
         let Some(end) = end else {
@@ -219,7 +227,7 @@ impl Model {
                 ),
             )
         })?;
-        let unit_pages = new.unit.unwrap_or(bs) / g.page_size();
+        let unit_pages = unit / g.page_size();
         let group_id = self.register_group(nid, GroupKind::Dynamic { unit_pages }, name);
         let dev = VirtioMem {
             name: name.to_string(),
@@ -262,7 +270,21 @@ impl Model {
             );
             return Err(self.undo_new_device(name, existed, e));
         }
-        let mut out = ResizeOutcome::new(name, dev.plugged, dev.plugged + sbs_wanted * dev.sb_size);
+        // The device can never hold more than the pluggable range above its start.
+        let target = dev.plugged.checked_add(sbs_wanted * dev.sb_size);
+        if target.and_then(|t| dev.start.checked_add(t)).is_none_or(|end| end - 1 > self.geometry.physmem_end()) {
+            let e = StepError::kernel(
+                errno::EINVAL,
+                format!(
+                    "virtio-mem {name}: {} plugged and {size:#x} bytes more from {:#x} pass the end of the pluggable range {:#x}",
+                    format_size(dev.plugged),
+                    dev.start,
+                    self.geometry.physmem_end()
+                ),
+            );
+            return Err(self.undo_new_device(name, existed, e));
+        }
+        let mut out = ResizeOutcome::new(name, dev.plugged, target.unwrap_or(u64::MAX));
         let mut left = sbs_wanted;
         // Partly plugged blocks first, by state, lowest block first.
         for state in [MbState::KernelPartial, MbState::MovablePartial, MbState::OfflinePartial] {

@@ -333,18 +333,30 @@ impl Loaded {
 
 /// Read and parse a config file: size and encoding checks first, then TOML with spans.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?;
-    if meta.is_dir() {
-        return Err(ConfigError::file(path, "is a directory, not a config file"));
-    }
-    let too_big = |n: u64| ConfigError::file(path, format!("config is {n} bytes or more; the limit is {MAX_CONFIG_BYTES} (16 MiB)"));
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(too_big(meta.len()));
-    }
-    // The limit holds for the bytes read too: a pipe or a device has no length to check.
-    let bytes = read_at_most(path, MAX_CONFIG_BYTES)
-        .map_err(|e| ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))))?
-        .ok_or_else(|| too_big(MAX_CONFIG_BYTES + 1))?;
+    let bytes = if is_stdin(path) {
+        crate::files::read_limited(std::io::stdin().lock(), MAX_CONFIG_BYTES)
+    } else {
+        crate::files::read_bounded(path, MAX_CONFIG_BYTES)
+    };
+    let bytes = bytes.map_err(|e| match e {
+        crate::files::ReadError::Io(e) => ConfigError::file(path, format!("cannot read config: {}", io_reason(&e))),
+        crate::files::ReadError::Directory => ConfigError::file(path, "is a directory, not a config file"),
+        crate::files::ReadError::TooBig { .. } => {
+            ConfigError::file(path, format!("config is larger than its limit: the limit is {MAX_CONFIG_BYTES} (16 MiB)"))
+        }
+        e @ crate::files::ReadError::NotAFile(_) => ConfigError::file(path, format!("{e} (give a file, or - for standard input)")),
+    })?;
+    from_bytes(path, bytes)
+}
+
+/// Whether `path` means standard input: `-`, or `/dev/stdin` (whatever it is: a pipe, a
+/// terminal, a file), each read with the same bound as a file.
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new("/dev/stdin")
+}
+
+/// Config bytes as read (from a file or standard input) to a parsed config.
+fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Loaded, ConfigError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ConfigError::file(path, "config is empty: it needs at least a [machine] table"));
     }
@@ -355,15 +367,6 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         ConfigError { path: path.to_path_buf(), line_col: Some((line, col)), message: "config is not valid UTF-8".into() }
     })?;
     parse(path, text)
-}
-
-/// The bytes of `path`, or `None` when it holds more than `limit`: never reads more than
-/// `limit + 1` bytes.
-pub fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// Parse config text already in memory (`path` is only for messages).

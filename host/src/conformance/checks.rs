@@ -221,7 +221,7 @@ fn info(subject: &Subject, s: &StrategyInstance) -> Outcome {
         );
     }
     let again = match subject.instance() {
-        Ok(other) => other.info,
+        Ok(other) => other.info.clone(),
         Err(e) => return fail("a second instance", e),
     };
     if again != *i {

@@ -28,6 +28,9 @@ pub struct ChildOutput {
 
 /// Load `plugin` and run check `check` on it (or only load it, for [`LOAD_CHECK`]).
 pub fn run_child(check: &str, plugin: &str, options: &ChildOptions) -> ChildOutput {
+    // The same words for every check: the parent names the check, and failures with one
+    // cause read alike (link_shared_causes).
+    crate::loader::watch::set_context("a conformance check");
     let unloadable = |detail: String| ChildOutput { status: None, detail };
     let path = match loader::resolve(plugin, &options.dirs) {
         Ok(p) => p,

@@ -97,10 +97,69 @@ fn run_check(host_exe: &Path, name: &str, plugin: &str, options: &SuiteOptions) 
     CheckResult { name: name.to_string(), status, detail, millis, same_cause_as: None }
 }
 
+/// The most bytes read of a child's stdout, stderr or verdict (a plugin can print without end).
+const CHILD_OUTPUT_LIMIT: u64 = 1 << 20;
+
+/// How long to wait for the pipes to close once the child's process group is gone.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Read `pipe` to its end on a thread, keeping at most [`CHILD_OUTPUT_LIMIT`] bytes; the
+/// result arrives on the returned channel (never, if something outside the child's
+/// process group keeps the pipe open: the caller waits a bounded time).
+fn drain(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut pipe = pipe;
+        let _ = (&mut pipe).take(CHILD_OUTPUT_LIMIT).read_to_end(&mut kept);
+        // Past the limit: keep reading into nothing so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+        let _ = tx.send(String::from_utf8_lossy(&kept).into_owned());
+    });
+    rx
+}
+
+/// A secret for one child: the verdict line must start with it. It reaches the child on
+/// its standard input, read before the plugin is loaded, so plugin code that prints a
+/// verdict (to stdout, or to the verdict descriptor) cannot know it.
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    let from_urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok();
+    if !from_urandom {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
+        bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The descriptor the child writes its verdict to (its fd 3: after stdin, stdout, stderr).
+pub const VERDICT_FD: i32 = 3;
+
+/// Kill every process of the child's group (the child and anything it forked).
+fn kill_group(child: &std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on the negative pid of the group the child leads.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Run one check in a child; `Err` says how the child died (exit status, last stderr lines).
+///
+/// The verdict comes back on its own pipe (the child's fd 3), prefixed with a nonce the
+/// plugin never sees: what plugin code prints, on stdout or anywhere, cannot pass for it.
+/// The child leads its own process group, killed whole at the timeout and after the
+/// child ends (a plugin that forked a sleeper holding the pipes cannot stretch the wait).
 fn spawn(host_exe: &Path, check: &str, plugin: &str, options: &SuiteOptions) -> Result<ChildOutput, String> {
+    use std::io::Write as _;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt as _;
     let mut cmd = Command::new(host_exe);
-    cmd.arg("conformance-child").arg("--check").arg(check);
+    cmd.arg("conformance-child").arg("--check").arg(check).arg("--verdict-fd").arg(VERDICT_FD.to_string());
     for d in &options.dirs {
         cmd.arg("--dir").arg(d);
     }
@@ -110,43 +169,61 @@ fn spawn(host_exe: &Path, check: &str, plugin: &str, options: &SuiteOptions) -> 
     if options.allow_unsafe_plugin_path {
         cmd.arg("--allow-unsafe-plugin-path");
     }
-    cmd.arg("--").arg(plugin).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("--").arg(plugin).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors, each owned below by exactly one OwnedFd.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("cannot make the verdict pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh descriptors from pipe2, owned by nothing else.
+    let (verdict_read, verdict_write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let write_fd = std::os::fd::AsRawFd::as_raw_fd(&verdict_write);
+    cmd.process_group(0);
+    // SAFETY: between fork and exec only dup2 runs (async-signal-safe); it puts the
+    // write end at VERDICT_FD without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || if libc::dup2(write_fd, VERDICT_FD) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+    }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", host_exe.display()))?;
-    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take().expect("piped stdout");
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
+    drop(verdict_write);
+    let secret = nonce();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(format!("{secret}\n").as_bytes());
+    }
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let verdict = drain(std::fs::File::from(verdict_read));
     let deadline = Instant::now() + options.timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                kill_group(&child);
                 let _ = child.wait();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for the check's process failed: {e}")),
+            Err(e) => {
+                kill_group(&child);
+                return Err(format!("waiting for the check's process failed: {e}"));
+            }
         }
     };
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let tail = stderr_tail(&stderr);
+    // Whatever the child left running goes with it.
+    kill_group(&child);
+    let collect = |rx: std::sync::mpsc::Receiver<String>| rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
+    let verdict = collect(verdict);
+    let _ = collect(stdout);
+    let tail = stderr_tail(&collect(stderr));
     let Some(status) = status else {
-        return Err(format!("timed out after {} s (killed){tail}", options.timeout.as_secs()));
+        return Err(format!("timed out after {} s (killed with its process group){tail}", options.timeout.as_secs()));
     };
-    let parsed = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<ChildOutput>(l).ok());
+    let prefix = format!("{secret} ");
+    let parsed = verdict.lines().rev().find_map(|l| l.strip_prefix(&prefix)).and_then(|l| serde_json::from_str::<ChildOutput>(l).ok());
     match parsed {
-        Some(out) if status.success() => Ok(out),
+        Some(out) if status.success() => {
+            Ok(ChildOutput { detail: crate::model::text::plugin_text(&out.detail, crate::model::text::MAX_PLUGIN_TEXT), ..out })
+        }
         _ => Err(format!("expected the check to finish; got its process {}{tail}", describe(status))),
     }
 }
@@ -180,6 +257,6 @@ fn stderr_tail(stderr: &str) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    let tail = &lines[lines.len().saturating_sub(4)..];
+    let tail: Vec<String> = lines[lines.len().saturating_sub(4)..].iter().map(|l| crate::model::text::plugin_text(l, 300)).collect();
     format!("; stderr: {}", tail.join(" | "))
 }

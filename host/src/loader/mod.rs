@@ -7,6 +7,7 @@
 pub mod options;
 mod services;
 mod static_strategy;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +127,16 @@ pub fn probe(path: &Path) -> Result<ContractVersion, LoadError> {
                 path: shown.clone(),
                 reason: format!("no {CONTRACT_VERSION_SYMBOL} symbol (was it built with hotplug_core::export_plugin!?)"),
             })?;
-        std::ptr::read(*sym)
+        let at: *const ContractVersion = *sym;
+        // A symbol of that name at address 0 (an absolute symbol, `ld --defsym`), or one
+        // not aligned for the type, is not our static: reading it would crash the probe.
+        if at.is_null() || !at.is_aligned() {
+            return Err(LoadError::NotAPlugin {
+                path: shown.clone(),
+                reason: format!("{CONTRACT_VERSION_SYMBOL} is at address {at:p}, not a contract-version static"),
+            });
+        }
+        std::ptr::read(at)
     };
     if version.magic != hotplug_core::CONTRACT_MAGIC {
         return Err(LoadError::NotAPlugin { path: shown, reason: format!("{CONTRACT_VERSION_SYMBOL} has the wrong magic") });
@@ -192,10 +202,16 @@ impl LoadedLibrary {
     /// or a `&MachineSpec` for the distance table too).
     pub fn instantiate(&self, options: &str, facts: impl Into<MachineFacts>) -> Result<PluginBox, PluginError> {
         let host = HostServicesImpl::boxed(facts);
-        match self.module {
+        let shown = self.path.file_name().map_or_else(|| self.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        watch::call(&shown, "new", || match self.module {
             Module::Current(m) => (m.new())(RStr::from(options), host).into_result(),
             Module::V1_0(m) => upgrade::instantiate_v1_0(m, RStr::from(options), host).into_result(),
-        }
+        })
+        .map_err(|mut e| {
+            e.message =
+                hotplug_core::RString::from(crate::model::text::plugin_text(e.message.as_str(), crate::model::text::MAX_PLUGIN_TEXT));
+            e
+        })
     }
 
     /// The options the plugin declares, or `None` when it declares none (then its options
@@ -231,17 +247,23 @@ impl Loader {
     }
 
     /// Load the library at `path` (probe, then abi_stable).
+    ///
+    /// The file loaded is exactly the one checked: `path` resolved to an absolute path
+    /// without symlinks, so `dlopen` never searches (a bare `name.so` would otherwise be
+    /// looked up in LD_LIBRARY_PATH and the system directories, not in `.`).
     pub fn load(&mut self, path: &Path) -> Result<LoadedLibrary, LoadError> {
-        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let shown = path.display().to_string();
+        let key = path.canonicalize().map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: crate::config::io_reason(&e) })?;
         if let Some(l) = self.loaded.get(&key) {
             return Ok(l.clone());
         }
+        // A FIFO named lib*.so would block dlopen for ever; a device would feed it garbage.
+        crate::files::check_regular(&key).map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: e.to_string() })?;
         if !self.allow_unsafe_path {
-            check_path_safety(path)?;
+            check_path_safety(&key)?;
         }
-        let contract = probe(path)?;
-        let shown = path.display().to_string();
-        let header = lib_header_from_path(path).map_err(|e| match e {
+        let contract = probe(&key)?;
+        let header = lib_header_from_path(&key).map_err(|e| match e {
             LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: shown.clone(), reason: short_library_error(&e) },
             _ => LoadError::Layout { path: shown.clone(), plugin: contract.to_string(), reason: short_library_error(&e) },
         })?;
@@ -271,25 +293,36 @@ impl Loader {
     }
 }
 
-/// Refuse a plugin file others could have replaced (world-writable, or owned by another user).
+/// Refuse a plugin file others could have replaced: the file world-writable or owned by
+/// another user (other than root), or any directory above it writable by everyone
+/// without the sticky bit (anyone could rename another file into its place) or owned by
+/// another user. `path` is resolved (absolute, no symlinks), so the chain checked is the
+/// one `dlopen` follows.
 #[cfg(unix)]
 pub fn check_path_safety(path: &Path) -> Result<(), LoadError> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
     let shown = path.display().to_string();
+    let unsafe_path = |reason: String| LoadError::UnsafePath { path: shown.clone(), reason };
     if meta.mode() & 0o002 != 0 {
-        return Err(LoadError::UnsafePath {
-            path: shown,
-            reason: "the file is world-writable, so any user could replace the code it runs".into(),
-        });
+        return Err(unsafe_path("the file is world-writable, so any user could replace the code it runs".into()));
     }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc_geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
-        return Err(LoadError::UnsafePath {
-            path: shown,
-            reason: format!("the file is owned by uid {}, not by you (uid {me})", meta.uid()),
-        });
+        return Err(unsafe_path(format!("the file is owned by uid {}, not by you (uid {me})", meta.uid())));
+    }
+    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+        let Ok(d) = std::fs::metadata(dir) else { continue };
+        if d.mode() & 0o002 != 0 && d.mode() & 0o1000 == 0 {
+            return Err(unsafe_path(format!(
+                "its directory {} is world-writable (without the sticky bit), so any user could put other code in its place",
+                dir.display()
+            )));
+        }
+        if d.uid() != me && d.uid() != 0 {
+            return Err(unsafe_path(format!("its directory {} is owned by uid {}, not by you (uid {me}) or root", dir.display(), d.uid())));
+        }
     }
     Ok(())
 }
@@ -308,9 +341,22 @@ pub fn check_path_safety(_path: &Path) -> Result<(), LoadError> {
 /// A `[[strategy]]` instance: a plugin instance with its name.
 pub struct StrategyInstance {
     pub name: String,
+    /// What the plugin says of itself, its name and version made printable
+    /// (`model::text::plugin_text`): they appear in every message about it.
     pub info: PluginInfo,
     pub path: PathBuf,
-    obj: PluginBox,
+    /// `None` only while being dropped (the drop is a plugin call too).
+    obj: Option<PluginBox>,
+}
+
+impl Drop for StrategyInstance {
+    /// The plugin's destructor runs its code: watched like any call (export_plugin!'s
+    /// guard keeps a panicking destructor from unwinding into us).
+    fn drop(&mut self) {
+        if let Some(obj) = self.obj.take() {
+            watch::call(&self.info.name, "drop", || drop(obj));
+        }
+    }
 }
 
 impl StrategyInstance {
@@ -323,7 +369,10 @@ impl StrategyInstance {
         needs: &[RequestKind],
     ) -> Result<Self, InstanceError> {
         let obj = lib.instantiate(options, facts).map_err(InstanceError::Options)?;
-        let info = obj.info();
+        let mut info = watch::call(&lib.path.display().to_string(), "info", || obj.info());
+        let clean = |s: &hotplug_core::RString| hotplug_core::RString::from(crate::model::text::plugin_text(s.as_str(), 200));
+        info.name = clean(&info.name);
+        info.version = clean(&info.version);
         for kind in needs {
             if !info.kinds.contains(*kind) {
                 return Err(InstanceError::Load(LoadError::UnhandledKind {
@@ -334,7 +383,7 @@ impl StrategyInstance {
                 }));
             }
         }
-        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), obj })
+        Ok(StrategyInstance { name: name.to_string(), info, path: lib.path.clone(), obj: Some(obj) })
     }
 }
 
@@ -361,14 +410,21 @@ impl StrategyHandle for StrategyInstance {
     }
 
     fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
-        self.obj.set_up(request).into_result()
+        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
+        watch::call(&self.info.name, "set_up", || obj.set_up(request).into_result())
     }
 
     fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
-        self.obj.construct(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
+        watch::call(&self.info.name, "construct", || {
+            obj.construct(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+        })
     }
 
     fn tear_down(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
-        self.obj.tear_down(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
+        watch::call(&self.info.name, "tear_down", || {
+            obj.tear_down(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
+        })
     }
 }

@@ -56,8 +56,9 @@ fn level_from_number(level: u8) -> log::Level {
 
 impl HostServices for HostServicesImpl {
     fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
-        let target = format!("plugin::{}", target.as_str());
-        log::log!(target: &target, level_from_number(level), "{}", message.as_str());
+        let clean = |s: &str| crate::model::text::plugin_text(s, crate::model::text::MAX_PLUGIN_TEXT);
+        let target = format!("plugin::{}", clean(target.as_str()));
+        log::log!(target: &target, level_from_number(level), "{}", clean(message.as_str()));
     }
 
     fn max_level(&self) -> u8 {

@@ -11,16 +11,27 @@ use crate::model::capture::{Capture, Params, ZoneCounters};
 use crate::model::policy::{AutoOnline, OnlinePolicy};
 use crate::model::zone::ZoneType;
 
-/// A file of the capture, with the path in the error.
+/// A file of the capture, with the path in the error: a regular file inside the capture
+/// directory (a symlink out of it is refused, so an error never quotes another file),
+/// at most its limit (`files::capture_limit`), UTF-8.
 fn read_file(root: &Path, rel: &str) -> Result<String, String> {
-    let path = root.join(rel);
-    std::fs::read_to_string(&path).map_err(|e| format!("capture {}: cannot read {rel}: {}", root.display(), crate::config::io_reason(&e)))
+    let bad = |why: String| format!("capture {}: cannot read {rel}: {why}", root.display());
+    let path = crate::files::inside(root, &root.join(rel)).map_err(bad)?;
+    let bytes = crate::files::read_bounded(&path, crate::files::capture_limit(rel)).map_err(|e| bad(format!("it {e}")))?;
+    String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to())))
 }
+
+/// Quote at most this many bytes of an offending line.
+const EXCERPT: usize = 48;
+
+/// The most pages a zone may span: every pfn of a 64-bit physical address space of 4 KiB
+/// pages (2^52); a counter above it is no machine's.
+const MAX_ZONE_PAGES: u64 = 1 << 52;
 
 fn parse_iomem(text: &str) -> Result<Vec<(usize, u64, u64, String)>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let bad = || format!("proc/iomem line {}: {line:?} is not `start-end : name`", i + 1);
+        let bad = || format!("proc/iomem line {}: {} is not `start-end : name`", i + 1, crate::files::excerpt(line, EXCERPT));
         let indent = line.len() - line.trim_start().len();
         let (range, name) = line.trim_start().split_once(" : ").ok_or_else(bad)?;
         let (s, e) = range.split_once('-').ok_or_else(bad)?;
@@ -28,6 +39,11 @@ fn parse_iomem(text: &str) -> Result<Vec<(usize, u64, u64, String)>, String> {
         let end = u64::from_str_radix(e, 16).map_err(|_| bad())?;
         if end < start || indent % 2 != 0 {
             return Err(bad());
+        }
+        if end == u64::MAX {
+            // The kernel's iomem root ends at 2^MAX_PHYSMEM_BITS - 1; a range ending at the
+            // last address would make its exclusive end wrap.
+            return Err(format!("proc/iomem line {}: a range ending at ffffffffffffffff is past any physical address space", i + 1));
         }
         out.push((indent / 2, start, end, name.to_string()));
     }
@@ -46,11 +62,11 @@ fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if let Some(rest) = t.strip_prefix("Node ") {
-            let bad = || format!("proc/zoneinfo line {}: {line:?} is not `Node N, zone NAME`", i + 1);
+            let bad = || format!("proc/zoneinfo line {}: {} is not `Node N, zone NAME`", i + 1, crate::files::excerpt(line, EXCERPT));
             let (nid, zone) = rest.split_once(", zone").ok_or_else(bad)?;
             let nid: u32 = nid.trim().parse().map_err(|_| bad())?;
-            let zone =
-                ZoneType::from_name(zone.trim()).ok_or_else(|| format!("proc/zoneinfo line {}: unknown zone {:?}", i + 1, zone.trim()))?;
+            let zone = ZoneType::from_name(zone.trim())
+                .ok_or_else(|| format!("proc/zoneinfo line {}: unknown zone {}", i + 1, crate::files::excerpt(zone.trim(), EXCERPT)))?;
             out.insert((nid, zone), (0, 0, 0, 0));
             current = Some((nid, zone));
             continue;
@@ -59,7 +75,11 @@ fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
         let mut words = t.split_whitespace();
         let (Some(name), Some(value), None) = (words.next(), words.next(), words.next()) else { continue };
         let slot = out.get_mut(&key).expect("zone inserted");
-        let value = || value.parse::<u64>().map_err(|_| format!("proc/zoneinfo line {}: {line:?}: not a number", i + 1));
+        let value = || match value.parse::<u64>() {
+            Ok(v) if v <= MAX_ZONE_PAGES => Ok(v),
+            Ok(v) => Err(format!("proc/zoneinfo line {}: {name} {v} is more pages than a 64-bit address space holds", i + 1)),
+            Err(_) => Err(format!("proc/zoneinfo line {}: {}: not a number", i + 1, crate::files::excerpt(line, EXCERPT))),
+        };
         match name {
             "spanned" => slot.1 = value()?,
             "present" => slot.2 = value()?,
@@ -71,10 +91,51 @@ fn parse_zoneinfo(text: &str) -> Result<ZoneCounters, String> {
     if out.is_empty() {
         return Err("proc/zoneinfo names no zone".into());
     }
+    for (&(nid, zone), &(start, spanned, present, managed)) in &out {
+        // The kernel's own order: managed <= present <= spanned, and the span inside 2^52.
+        let line = lines_of_zone(text, nid, zone);
+        if managed > present || present > spanned {
+            return Err(format!(
+                "proc/zoneinfo line {line}: node {nid} zone {}: managed {managed} <= present {present} <= spanned {spanned} does not hold",
+                zone.name()
+            ));
+        }
+        if start.checked_add(spanned).is_none_or(|end| end > MAX_ZONE_PAGES) {
+            return Err(format!(
+                "proc/zoneinfo line {line}: node {nid} zone {}: start_pfn {start} + spanned {spanned} is past 2^52 pages",
+                zone.name()
+            ));
+        }
+    }
     Ok(out)
 }
 
-/// Read a capture rooted at `root`.
+/// The line (1-based) of zoneinfo's `Node nid, zone NAME` header, for messages.
+fn lines_of_zone(text: &str, nid: u32, zone: ZoneType) -> usize {
+    text.lines()
+        .position(|l| {
+            l.trim()
+                .strip_prefix("Node ")
+                .and_then(|r| r.split_once(", zone"))
+                .is_some_and(|(n, z)| n.trim().parse::<u32>().ok() == Some(nid) && ZoneType::from_name(z.trim()) == Some(zone))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// A memory_hotplug parameter's text, parsed by `parse`, or an error naming the file and
+/// quoting a short excerpt: a capture with garbage there is refused, not half-read.
+fn param<T>(root: &Path, name: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<Option<T>, String> {
+    let rel = format!("sys/module/memory_hotplug/parameters/{name}");
+    if !root.join(&rel).exists() {
+        return Ok(None);
+    }
+    let text = read_file(root, &rel)?;
+    let value = text.trim();
+    parse(value).map(Some).ok_or_else(|| {
+        format!("capture {}: {rel} line 1: {} is not a value of {name}", root.display(), crate::files::excerpt(value, EXCERPT))
+    })
+}
+
 /// meminfo's `MemTotal:   N kB`.
 pub fn memtotal_kb(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
@@ -86,6 +147,7 @@ pub fn zone_counters(zoneinfo: &str) -> Result<crate::model::capture::ZoneCounte
     parse_zoneinfo(zoneinfo)
 }
 
+/// Read a capture rooted at `root`.
 pub fn read(root: &Path) -> Result<Capture, String> {
     if !root.is_dir() {
         return Err(format!("capture {}: not a directory", root.display()));
@@ -94,13 +156,17 @@ pub fn read(root: &Path) -> Result<Capture, String> {
     let zones = parse_zoneinfo(&read_file(root, "proc/zoneinfo")?).map_err(|e| format!("capture {}: {e}", root.display()))?;
     let mem = "sys/devices/system/memory";
     let bs_text = read_file(root, &format!("{mem}/block_size_bytes"))?;
-    let block_size = u64::from_str_radix(bs_text.trim(), 16)
-        .map_err(|_| format!("capture {}: {mem}/block_size_bytes holds {:?}, not a hex size", root.display(), bs_text.trim()))?;
+    let block_size = u64::from_str_radix(bs_text.trim(), 16).map_err(|_| {
+        format!(
+            "capture {}: {mem}/block_size_bytes holds {}, not a hex size",
+            root.display(),
+            crate::files::excerpt(bs_text.trim(), EXCERPT)
+        )
+    })?;
     let auto_online_blocks = match read_file(root, &format!("{mem}/auto_online_blocks")) {
-        Ok(t) => Some(
-            AutoOnline::from_name(t.trim())
-                .ok_or_else(|| format!("capture {}: auto_online_blocks {:?} is unknown", root.display(), t.trim()))?,
-        ),
+        Ok(t) => Some(AutoOnline::from_name(t.trim()).ok_or_else(|| {
+            format!("capture {}: auto_online_blocks {} is unknown", root.display(), crate::files::excerpt(t.trim(), EXCERPT))
+        })?),
         Err(_) => None,
     };
     let mut blocks = BTreeMap::new();
@@ -112,7 +178,7 @@ pub fn read(root: &Path) -> Result<Capture, String> {
         let state = match read_file(root, &format!("{mem}/{name}/state"))?.trim() {
             "online" => BlockState::Online,
             "offline" => BlockState::Offline,
-            other => return Err(format!("capture {}: {mem}/{name}/state is {other:?}", root.display())),
+            other => return Err(format!("capture {}: {mem}/{name}/state is {}", root.display(), crate::files::excerpt(other, EXCERPT))),
         };
         let valid_zones = read_file(root, &format!("{mem}/{name}/valid_zones")).unwrap_or_default().trim().to_string();
         blocks.insert(id, (state, valid_zones));
@@ -120,11 +186,14 @@ pub fn read(root: &Path) -> Result<Capture, String> {
     if blocks.is_empty() {
         return Err(format!("capture {}: {mem} holds no memoryN directories", root.display()));
     }
-    let param = |name: &str| read_file(root, &format!("sys/module/memory_hotplug/parameters/{name}")).ok().map(|t| t.trim().to_string());
     let params = Params {
-        online_policy: param("online_policy").and_then(|p| OnlinePolicy::from_name(&p)),
-        auto_movable_ratio: param("auto_movable_ratio").and_then(|p| p.parse().ok()),
-        auto_movable_numa_aware: param("auto_movable_numa_aware").map(|p| p == "Y"),
+        online_policy: param(root, "online_policy", OnlinePolicy::from_name)?,
+        auto_movable_ratio: param(root, "auto_movable_ratio", |p| p.parse().ok())?,
+        auto_movable_numa_aware: param(root, "auto_movable_numa_aware", |p| match p {
+            "Y" => Some(true),
+            "N" => Some(false),
+            _ => None,
+        })?,
     };
     let meminfo_total_kb = read_file(root, "proc/meminfo").ok().as_deref().and_then(memtotal_kb);
     Ok(Capture { iomem, zones, block_size, auto_online_blocks, blocks, params, meminfo_total_kb })

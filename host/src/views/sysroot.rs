@@ -104,30 +104,27 @@ pub fn write(model: &Model, dir: &Path) -> Result<usize, String> {
     write_entries(dir, "--sysroot-out", &entries(model))
 }
 
-/// Write `entries` under `dir`, refusing a directory that is not empty; errors name `flag`.
+/// Write `entries` under `dir`, all or nothing (a temporary directory beside it, renamed
+/// into place); `dir` must not exist or be empty; errors name `flag`.
 pub(super) fn write_entries(dir: &Path, flag: &str, entries: &[Entry]) -> Result<usize, String> {
     let reason = |e: &std::io::Error| crate::config::io_reason(e);
-    if dir.exists() {
-        let mut listing = std::fs::read_dir(dir).map_err(|e| format!("{flag} {}: {}", dir.display(), reason(&e)))?;
-        if listing.next().is_some() {
-            return Err(format!("{flag} {}: the directory is not empty (refusing to mix trees)", dir.display()));
+    crate::files::write_tree(dir, flag, |temp| {
+        for entry in entries {
+            let rel = match entry {
+                Entry::File(rel, _) | Entry::Link(rel, _) => rel,
+            };
+            let path = temp.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{flag} {}: {}", dir.display(), reason(&e)))?;
+            }
+            let written = match entry {
+                Entry::File(_, text) => std::fs::write(&path, text),
+                Entry::Link(_, target) => symlink(target, &path),
+            };
+            written.map_err(|e| format!("{flag} {}: cannot write {rel}: {}", dir.display(), reason(&e)))?;
         }
-    }
-    for entry in entries {
-        let rel = match entry {
-            Entry::File(rel, _) | Entry::Link(rel, _) => rel,
-        };
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{flag} {}: {}", parent.display(), reason(&e)))?;
-        }
-        let written = match entry {
-            Entry::File(_, text) => std::fs::write(&path, text),
-            Entry::Link(_, target) => symlink(target, &path),
-        };
-        written.map_err(|e| format!("{flag} {}: {}", path.display(), reason(&e)))?;
-    }
-    Ok(entries.len())
+        Ok(entries.len())
+    })
 }
 
 /// Make the link `link -> target`, as sysfs has it (shared with `host snapshot`).

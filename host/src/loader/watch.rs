@@ -1,0 +1,222 @@
+//! While plugin code runs in our process: what the host says when that code ends the
+//! process or never returns.
+//!
+//! A plugin is code we did not write. Inside a call it may `exit(0)` (which would end the
+//! run with success and no report), `abort`, crash on a signal, or hang. Around every
+//! call into a plugin, [`call`] records which plugin, which call and which step; if the
+//! process then ends through `exit`, a fatal signal or the per-call timeout, the host
+//! prints one line naming them and exits with [`EXIT_PLUGIN`], never 0 or 1. Outside
+//! plugin calls nothing changes (the host's own crashes stay crashes).
+//!
+//! The line is formatted when the call starts and kept in static atomics, so the signal
+//! handler only reads memory and calls `write` and `_exit` (both async-signal-safe).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// The exit code of a run a plugin ended or hung: reserved for it (0 is success, 1 a step
+/// that mismatched its `expect`, 2 bad input).
+pub const EXIT_PLUGIN: i32 = 3;
+
+/// The default per-call timeout (`--plugin-timeout`): far above any real strategy call
+/// (they take microseconds), short enough that a hang is a line, not a stuck CI job.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const CAP: usize = 480;
+
+/// "plugin NAME" of the call in progress.
+static WHO: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+static WHO_LEN: AtomicUsize = AtomicUsize::new(0);
+/// " in CALL during step #N" of the call in progress.
+static WHERE: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+static WHERE_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Whether a plugin call is in progress.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// When the call in progress times out, in milliseconds since [`epoch`]; 0: never.
+static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
+/// The per-call timeout in milliseconds; 0: none.
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64);
+/// What the calls are part of ("step #3", "check set-up-grid"), for the line.
+static CONTEXT: Mutex<String> = Mutex::new(String::new());
+static WATCHDOG: OnceLock<Thread> = OnceLock::new();
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn epoch() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn store(buf: &[AtomicU8; CAP], len: &AtomicUsize, text: &str) {
+    let bytes = text.as_bytes();
+    let n = bytes.len().min(CAP);
+    for (slot, &b) in buf.iter().zip(&bytes[..n]) {
+        slot.store(b, Ordering::Relaxed);
+    }
+    len.store(n, Ordering::Release);
+}
+
+/// Write the stored line with `event` between its two halves, on fd 2. Signal-safe.
+fn write_line(event: &[u8]) {
+    let mut line = [0u8; 3 * CAP];
+    let mut n = 0;
+    let mut push = |bytes: &mut dyn Iterator<Item = u8>| {
+        for b in bytes {
+            if n < line.len() {
+                line[n] = b;
+                n += 1;
+            }
+        }
+    };
+    push(&mut b"host: error: ".iter().copied());
+    let who = WHO_LEN.load(Ordering::Acquire);
+    push(&mut WHO[..who].iter().map(|b| b.load(Ordering::Relaxed)));
+    push(&mut event.iter().copied());
+    let at = WHERE_LEN.load(Ordering::Acquire);
+    push(&mut WHERE[..at].iter().map(|b| b.load(Ordering::Relaxed)));
+    push(&mut b"; the run was abandoned (exit 3)\n".iter().copied());
+    #[cfg(unix)]
+    // SAFETY: write(2) on a valid buffer; the result is ignored (nothing else to do).
+    unsafe {
+        libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), n);
+    }
+}
+
+/// End the process for a plugin's misbehaviour: the line, then exit 3 at once (no
+/// destructors or atexit handlers: the plugin's state is not to be trusted).
+fn abandon(event: &[u8]) -> ! {
+    write_line(event);
+    #[cfg(unix)]
+    // SAFETY: _exit ends the process; it is async-signal-safe.
+    unsafe {
+        libc::_exit(EXIT_PLUGIN)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(EXIT_PLUGIN)
+}
+
+extern "C" fn at_exit() {
+    if ACTIVE.load(Ordering::Acquire) {
+        abandon(b" called exit");
+    }
+}
+
+#[cfg(unix)]
+mod signals {
+    use super::*;
+
+    pub const FATAL: [(libc::c_int, &[u8]); 5] = [
+        (libc::SIGABRT, b" crashed (SIGABRT)"),
+        (libc::SIGSEGV, b" crashed (SIGSEGV)"),
+        (libc::SIGBUS, b" crashed (SIGBUS)"),
+        (libc::SIGILL, b" crashed (SIGILL)"),
+        (libc::SIGFPE, b" crashed (SIGFPE)"),
+    ];
+
+    /// The handlers that were there before ours (Rust's stack-overflow handler among them).
+    static mut PREVIOUS: [std::mem::MaybeUninit<libc::sigaction>; 5] = [const { std::mem::MaybeUninit::uninit() }; 5];
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        if let Some(i) = FATAL.iter().position(|&(s, _)| s == sig) {
+            if ACTIVE.load(Ordering::Acquire) {
+                abandon(FATAL[i].1);
+            }
+            // Not in a plugin call: put the previous handler back and return; the fault
+            // recurs (or abort raises again) and is handled as it would have been.
+            // SAFETY: PREVIOUS[i] was filled by install() before this handler existed.
+            unsafe {
+                let previous = std::ptr::addr_of!(PREVIOUS[i]).cast::<libc::sigaction>();
+                libc::sigaction(sig, previous, std::ptr::null_mut());
+            }
+        }
+    }
+
+    pub fn install() {
+        for (i, &(sig, _)) in FATAL.iter().enumerate() {
+            // SAFETY: a plain sigaction call; the old action goes to PREVIOUS[i], written
+            // once here before the handler can run. SA_ONSTACK keeps the handler usable on
+            // a stack overflow (Rust's alternate signal stack).
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                action.sa_flags = libc::SA_ONSTACK;
+                libc::sigemptyset(&mut action.sa_mask);
+                let previous = std::ptr::addr_of_mut!(PREVIOUS[i]).cast::<libc::sigaction>();
+                libc::sigaction(sig, &action, previous);
+            }
+        }
+    }
+}
+
+/// Install the exit hook, the signal handlers and the watchdog, with `timeout` per call
+/// (`None`: no timeout). Once per process; later calls only change the timeout.
+pub fn install(timeout: Option<Duration>) {
+    TIMEOUT_MS.store(timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)), Ordering::Release);
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    epoch();
+    #[cfg(unix)]
+    {
+        // SAFETY: registers a plain extern "C" fn with no preconditions.
+        unsafe {
+            libc::atexit(at_exit);
+        }
+        signals::install();
+    }
+    let watchdog = std::thread::Builder::new().name("plugin-watchdog".into()).spawn(|| loop {
+        let deadline = DEADLINE_MS.load(Ordering::Acquire);
+        if deadline == 0 {
+            std::thread::park();
+            continue;
+        }
+        let now = now_ms();
+        if now >= deadline && ACTIVE.load(Ordering::Acquire) && DEADLINE_MS.load(Ordering::Acquire) == deadline {
+            let secs = TIMEOUT_MS.load(Ordering::Acquire) / 1000;
+            let event = format!(" did not return within {secs} s (--plugin-timeout)");
+            abandon(event.as_bytes());
+        }
+        std::thread::park_timeout(Duration::from_millis(deadline.saturating_sub(now).max(1)));
+    });
+    if let Ok(handle) = watchdog {
+        let _ = WATCHDOG.set(handle.thread().clone());
+    }
+}
+
+/// What the following plugin calls are part of, for the line (`"step #3"`).
+pub fn set_context(context: &str) {
+    *CONTEXT.lock().unwrap_or_else(|p| p.into_inner()) = context.to_string();
+}
+
+/// Run `f`, a call `call` into plugin `plugin`, watched. Without [`install`] it only runs `f`.
+pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
+    if !INSTALLED.load(Ordering::Acquire) || ACTIVE.load(Ordering::Acquire) {
+        return f();
+    }
+    let context = CONTEXT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    store(&WHO, &WHO_LEN, &format!("plugin {}", crate::model::text::plugin_text(plugin, 200)));
+    let during = if context.is_empty() { String::new() } else { format!(" during {context}") };
+    store(&WHERE, &WHERE_LEN, &format!(" in {call}{during}"));
+    ACTIVE.store(true, Ordering::Release);
+    let timeout = TIMEOUT_MS.load(Ordering::Acquire);
+    if timeout > 0 {
+        DEADLINE_MS.store(now_ms().saturating_add(timeout), Ordering::Release);
+        if let Some(t) = WATCHDOG.get() {
+            t.unpark();
+        }
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            DEADLINE_MS.store(0, Ordering::Release);
+            ACTIVE.store(false, Ordering::Release);
+        }
+    }
+    let _done = Done;
+    f()
+}

@@ -1,0 +1,293 @@
+//! Hostile and tired-user inputs (issue 17): files that are not files, output that cannot
+//! be written, captures that lie, arithmetic at the edges. Each must end by itself, with
+//! one clear line and exit 2 (or the kernel's errno as a step outcome), and leave nothing
+//! half-written. A run that has not ended after HANG seconds is a hang: the test kills it
+//! and fails (a hang detector, not a performance target).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotplug_tests::{host_exe, scratch, write_config, Profile, Run};
+
+const P: Profile = Profile::Debug;
+const HANG: Duration = Duration::from_secs(60);
+const VM: &str = "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"1GiB\" }]\n";
+
+/// Run `host` with `args`, stdin from `stdin` (or nothing), killing it after [`HANG`].
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(host_exe(P))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start host");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("host {args:?} hung (killed after {HANG:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// The run failed with exactly one line on stderr, containing each of `says`.
+fn one_line(run: &Run, says: &[&str]) {
+    assert_eq!(run.code, 2, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    for s in says {
+        assert!(run.stderr.contains(s), "{s:?} not in {}", run.stderr);
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_fifo_or_a_device_as_the_config_is_refused_at_once() {
+    let dir = scratch("hostile-config-fifo");
+    let fifo = dir.join("config.fifo");
+    mkfifo(&fifo);
+    // Nobody writes the FIFO: opening it for reading would block for ever.
+    one_line(&run(&["--config", s(&fifo)], None), &["config.fifo: is a FIFO, not a regular file"]);
+    one_line(&run(&["--config", "/dev/zero"], None), &["/dev/zero: is a character device"]);
+    one_line(&run(&["--config", "/dev/null"], None), &["/dev/null: is a character device"]);
+}
+
+#[test]
+fn standard_input_is_a_config_read_with_the_same_bound() {
+    let cfg = VM.replace("@PLUGINS@", &hotplug_tests::artifacts(P).display().to_string());
+    let ok = run(&["--config", "-"], Some(cfg.as_bytes()));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.starts_with("-: 0 step(s)"), "{}", ok.stdout);
+    // 16 MiB + 1 byte of comment: refused after reading 16 MiB + 1, whatever follows.
+    let mut big = cfg.into_bytes();
+    big.push(b'#');
+    big.resize((16 << 20) + 1, b'x');
+    one_line(&run(&["--config", "-"], Some(&big)), &["the limit is 16777216 (16 MiB)"]);
+}
+
+#[test]
+fn compare_with_no_strategies_is_a_located_error() {
+    let cfg = write_config("hostile-compare", P, &format!("compare = []\n{VM}"));
+    one_line(&run(&["--config", s(&cfg)], None), &["scenario.toml:1:11", "compare = [] names no strategy"]);
+    // Also with --sysfs-out, which once panicked on the missing first run.
+    let out = cfg.parent().unwrap().join("sysfs");
+    one_line(&run(&["--config", s(&cfg), "--sysfs-out", s(&out)], None), &["compare = []"]);
+    assert!(!out.exists());
+    let twice = write_config(
+        "hostile-compare-twice",
+        P,
+        &format!("compare = [\"a\", \"a\"]\n{VM}[[strategy]]\nname = \"a\"\nplugin = \"system-ram\"\n"),
+    );
+    one_line(&run(&["--config", s(&twice)], None), &["compare names strategy \"a\" twice"]);
+}
+
+#[test]
+fn a_full_disk_on_stdout_is_one_line_and_exit_2() {
+    let cfg = write_config("hostile-dev-full", P, VM);
+    for format in ["text", "json"] {
+        let full = std::fs::File::create("/dev/full").expect("/dev/full");
+        let out =
+            Command::new(host_exe(P)).args(["--config", s(&cfg), "--format", format]).stdout(full).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim(), "host: error: cannot write to standard output: No space left on device (os error 28)");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    // A report longer than a pipe's buffer (64 KiB), read for one line only: the writes
+    // after the reader went away end the process by SIGPIPE, as they would end `cat`.
+    let mut steps = String::from(VM);
+    for i in 0..400 {
+        steps.push_str(&format!("[[step]]\nop = \"add\"\nstart = \"{}GiB\"\nsize = \"128MiB\"\n", 4 + i));
+    }
+    let cfg = write_config("hostile-head", P, &steps);
+    let script = format!("{} --config {} | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"", host_exe(P).display(), cfg.display());
+    let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+    // 141 = 128 + SIGPIPE (13): what a shell reports for a writer whose reader left.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "141");
+}
+
+#[test]
+fn a_tree_that_cannot_be_written_leaves_the_report_and_no_half_tree() {
+    let cfg = write_config("hostile-sysfs-out", P, VM);
+    let dir = cfg.parent().unwrap();
+    // A file where the tree should go.
+    let file = dir.join("in-the-way");
+    std::fs::write(&file, "x").unwrap();
+    let r = run(&["--config", s(&cfg), "--sysfs-out", s(&file)], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("0 step(s)"), "the report is printed first: {}", r.stdout);
+    assert!(r.stderr.contains("exists and is not a directory"), "{}", r.stderr);
+    // A file where the tree's parent should be: nothing can be created, nothing is left.
+    let r = run(&["--config", s(&cfg), "--sysroot-out", s(&file.join("tree"))], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("0 step(s)"));
+    assert!(r.stderr.starts_with("host: error: --sysroot-out") && r.stderr.contains("Not a directory"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    // A read-only parent (not for root, who may write there anyway): nothing can be created beside the tree, and nothing is left.
+    let ro = dir.join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).unwrap();
+    let target = ro.join("sysroot");
+    let r = run(&["--config", s(&cfg), "--sysroot-out", s(&target)], None);
+    let root = unsafe { libc_geteuid() } == 0;
+    if !root {
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stdout.contains("0 step(s)"));
+        assert!(r.stderr.starts_with("host: error: --sysroot-out"), "{}", r.stderr);
+        assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "no partial tree");
+    }
+    // A successful write leaves exactly the tree, no temporary directory beside it.
+    let good = dir.join("good");
+    let r = run(&["--config", s(&cfg), "--sysroot-out", s(&good)], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+    assert!(good.join("sys/devices/system/memory/block_size_bytes").is_file());
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A copy of the captured real machine to break.
+fn capture_copy(test: &str) -> PathBuf {
+    let real = hotplug_tests::workspace_root().join("../shared/data/real-machines/x86_64-vm-6.18-24g");
+    let dir = scratch(test).join("capture");
+    let status = Command::new("cp").arg("-r").arg(&real).arg(&dir).status().unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn boot_capture(capture: &Path) -> Run {
+    let cfg = capture.parent().unwrap().join("c.toml");
+    std::fs::write(&cfg, format!("[machine]\nfrom = \"{}\"\n", capture.display())).unwrap();
+    run(&["--config", s(&cfg)], None)
+}
+
+#[test]
+fn capture_files_that_are_not_files_are_refused_without_blocking() {
+    let capture = capture_copy("hostile-capture-fifo");
+    std::fs::remove_file(capture.join("proc/zoneinfo")).unwrap();
+    mkfifo(&capture.join("proc/zoneinfo"));
+    one_line(&boot_capture(&capture), &["c.toml:2:8", "cannot read proc/zoneinfo: it is a FIFO, not a regular file"]);
+    // /dev/zero behind a symlink: refused as a link out of the capture before any read.
+    std::fs::remove_file(capture.join("proc/zoneinfo")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", capture.join("proc/zoneinfo")).unwrap();
+    one_line(&boot_capture(&capture), &["cannot read proc/zoneinfo: it is a symlink out of the capture directory"]);
+    // A big regular file: read up to its limit only (64 MiB for zoneinfo).
+    std::fs::remove_file(capture.join("proc/zoneinfo")).unwrap();
+    let f = std::fs::File::create(capture.join("proc/zoneinfo")).unwrap();
+    f.set_len((64 << 20) + 1).unwrap();
+    one_line(&boot_capture(&capture), &["cannot read proc/zoneinfo: it is more than 67108864 bytes"]);
+}
+
+#[test]
+fn a_capture_symlink_to_the_environment_never_quotes_it() {
+    let capture = capture_copy("hostile-capture-environ");
+    std::fs::remove_file(capture.join("proc/iomem")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", capture.join("proc/iomem")).unwrap();
+    std::fs::write(capture.parent().unwrap().join("c.toml"), format!("[machine]\nfrom = \"{}\"\n", capture.display())).unwrap();
+    let out = Command::new(host_exe(P))
+        .args(["--config", s(&capture.parent().unwrap().join("c.toml"))])
+        .env("HOSTILE_SECRET", "do-not-print-me")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr.contains("do-not-print-me"), "{stderr}");
+    assert!(stderr.contains("symlink out of the capture directory"), "{stderr}");
+    // A long garbage line inside the capture is quoted by its first 48 bytes only.
+    std::fs::remove_file(capture.join("proc/iomem")).unwrap();
+    std::fs::write(capture.join("proc/iomem"), format!("{}\n", "A".repeat(10_000))).unwrap();
+    let r = boot_capture(&capture);
+    one_line(&r, &["proc/iomem line 1", &format!("\"{}... (10000 bytes)\"", "A".repeat(48))]);
+    assert!(r.stderr.len() < 400, "{}", r.stderr);
+}
+
+#[test]
+fn captures_that_lie_are_refused_with_file_and_line() {
+    let capture = capture_copy("hostile-capture-lies");
+    let zoneinfo = std::fs::read_to_string(capture.join("proc/zoneinfo")).unwrap();
+    let iomem = std::fs::read_to_string(capture.join("proc/iomem")).unwrap();
+    // The capture's zoneinfo: "Node 0, zone      DMA" is line 1 and its managed count
+    // (3840) is a few lines below: each lie replaces one counter of the DMA zone.
+    let dma_managed = zoneinfo.lines().position(|l| l.trim().starts_with("managed")).unwrap();
+    let lie = |what: &str, by: &str| {
+        let mut lines: Vec<String> = zoneinfo.lines().map(String::from).collect();
+        lines[dma_managed] = lines[dma_managed].replace(what, by);
+        lines.join("\n") + "\n"
+    };
+    let cases = [
+        (lie("3840", "18446744073709551615"), vec![format!("proc/zoneinfo line {}", dma_managed + 1), "more pages than".into()]),
+        // managed 3999 > present 3998 (the DMA zone's present count).
+        (lie("3840", "3999"), vec!["proc/zoneinfo line 1".into(), "managed 3999 <= present 3998".into()]),
+    ];
+    for (text, says) in cases {
+        std::fs::write(capture.join("proc/zoneinfo"), text).unwrap();
+        let says: Vec<&str> = says.iter().map(String::as_str).collect();
+        one_line(&boot_capture(&capture), &says);
+    }
+    std::fs::write(capture.join("proc/zoneinfo"), &zoneinfo).unwrap();
+    std::fs::write(capture.join("proc/iomem"), format!("{iomem}100000000-ffffffffffffffff : System RAM\n")).unwrap();
+    let n = iomem.lines().count() + 1;
+    one_line(&boot_capture(&capture), &[&format!("proc/iomem line {n}"), "ffffffffffffffff"]);
+    std::fs::write(capture.join("proc/iomem"), &iomem).unwrap();
+    let params = capture.join("sys/module/memory_hotplug/parameters");
+    for (file, garbage) in [("online_policy", "sideways\n"), ("auto_movable_ratio", "-5\n"), ("auto_movable_numa_aware", "maybe\n")] {
+        let before = std::fs::read(params.join(file)).unwrap();
+        std::fs::write(params.join(file), garbage).unwrap();
+        one_line(&boot_capture(&capture), &[&format!("parameters/{file} line 1"), garbage.trim()]);
+        std::fs::write(params.join(file), before).unwrap();
+    }
+    // Restored, the capture boots.
+    assert_eq!(boot_capture(&capture).code, 0);
+}
