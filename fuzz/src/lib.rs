@@ -11,14 +11,106 @@ use hotplug_host::model::ops::{StrategyHandle, StrategyLookup};
 use hotplug_host::model::step::{Outcome, SampleSpace, Step, StepSeed};
 use hotplug_host::model::Model;
 
-/// Any bytes as a scenario file: parse, resolve, boot. Errors are fine; panics are not.
+/// Any bytes as a scenario file: parse, resolve, boot, then run its steps (at most 64)
+/// with the shipped strategies linked statically. Errors are fine; panics, broken
+/// invariants and failed steps that changed the model are not.
 pub fn config_target(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let path = std::path::Path::new("fuzz.toml");
+    run_config_text(std::path::Path::new("fuzz.toml"), text);
+}
+
+/// [`config_target`] on config text whose relative paths resolve from `path`'s directory.
+fn run_config_text(path: &std::path::Path, text: &str) {
     let Ok(loaded) = hotplug_host::config::parse(path, text.to_string()) else { return };
     let Ok(scenario) = hotplug_host::scenario::resolve(&loaded, None) else { return };
     // Resolve already booted the machine once; boot again as the runner would.
-    let _ = Model::boot(&scenario.machine);
+    let Ok(mut m) = Model::boot(&scenario.machine) else { return };
+    let Some(strategies) = ByName::of(&scenario) else { return };
+    for spec in scenario.steps.iter().take(64) {
+        let before = m.clone();
+        let step = m.resolve_step(&spec.step).into_owned();
+        if let Outcome::Failed(e) = m.apply(&step, &strategies) {
+            let changed = m.differences(&before);
+            assert!(changed.is_empty(), "step {} ({step:?}) failed ({e}) but changed {changed:?}", spec.index);
+        }
+        if let Err(e) = m.check_invariants() {
+            panic!("after step {} ({step:?}): {e}", spec.index);
+        }
+    }
+}
+
+/// A config's `[[strategy]]` instances, each its shipped plugin linked statically.
+struct ByName(std::collections::BTreeMap<String, Box<dyn StrategyHandle>>);
+
+impl ByName {
+    /// `None` when a strategy names a plugin we do not link, or refuses its options.
+    fn of(scenario: &hotplug_host::scenario::Scenario) -> Option<ByName> {
+        let g = scenario.machine.geometry;
+        let mut out = std::collections::BTreeMap::new();
+        for s in &scenario.strategies {
+            let (name, plugin, options) = (s.name.as_str(), s.plugin.as_str(), s.options.as_str());
+            let handle: Box<dyn StrategyHandle> = match plugin {
+                "system-ram" => Box::new(StaticStrategy::<system_ram::SystemRam>::new(name, plugin, options, &scenario.machine).ok()?),
+                "memmap-on-memory" => {
+                    Box::new(StaticStrategy::<memmap_on_memory::MemmapOnMemory>::new(name, plugin, options, &scenario.machine).ok()?)
+                }
+                "device-pgmap" => Box::new(StaticStrategy::<device_pgmap::DevicePgmap>::new(name, plugin, options, g).ok()?),
+                _ => return None,
+            };
+            out.insert(name.to_string(), handle);
+        }
+        Some(ByName(out))
+    }
+}
+
+impl StrategyLookup for ByName {
+    fn strategy(&self, name: &str) -> Option<&dyn StrategyHandle> {
+        self.0.get(name).map(|b| b.as_ref())
+    }
+}
+
+/// The files of a capture (`host snapshot`'s layout), in the order [`capture_target`]
+/// splits its input into, with a 0xff byte between them (never in text).
+pub const CAPTURE_FILES: &[&str] = &[
+    "proc/iomem",
+    "proc/zoneinfo",
+    "proc/meminfo",
+    "sys/devices/system/memory/block_size_bytes",
+    "sys/devices/system/memory/auto_online_blocks",
+    "sys/module/memory_hotplug/parameters/online_policy",
+    "sys/module/memory_hotplug/parameters/auto_movable_ratio",
+];
+
+/// Any bytes as a captured machine: split at 0xff into [`CAPTURE_FILES`], then lines of
+/// `ID STATE` for the memory blocks; written to a scratch directory and booted through a
+/// config with `from`, then two steps (an online and an add) run on it.
+pub fn capture_target(data: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut parts = data.split(|&b| b == 0xff);
+    let dir = std::env::temp_dir().join(format!("hotplug-fuzz-capture-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed) % 4));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("capture");
+    for rel in CAPTURE_FILES {
+        let path = root.join(rel);
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&root));
+        let _ = std::fs::write(&path, parts.next().unwrap_or_default());
+    }
+    let blocks = parts.next().unwrap_or_default();
+    for line in String::from_utf8_lossy(blocks).lines().take(512) {
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(state)) = (words.next(), words.next()) else { continue };
+        let Ok(id) = id.parse::<u32>() else { continue };
+        let block = root.join(format!("sys/devices/system/memory/memory{id}"));
+        let _ = std::fs::create_dir_all(&block);
+        let _ = std::fs::write(block.join("state"), format!("{state}\n"));
+        let _ = std::fs::write(block.join("valid_zones"), "Normal\n");
+    }
+    let cfg = dir.join("fuzz.toml");
+    let text = "[machine]\nfrom = \"capture\"\n[[step]]\nop = \"online\"\nstart = \"4GiB\"\nsize = \"128MiB\"\nexpect = \"any\"\n\
+                [[step]]\nop = \"add\"\nstart = \"64GiB\"\nsize = \"1GiB\"\nexpect = \"any\"\n";
+    run_config_text(&cfg, text);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const MIB: u64 = 1 << 20;

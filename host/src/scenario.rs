@@ -164,6 +164,10 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
     Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare })
 }
 
+/// The most NUMA nodes a kernel knows: node ids are below it (x86_64's NODES_SHIFT of
+/// 10 with MAXSMP, Debian's build). Also what keeps a config's node count bounded.
+pub const MAX_NUMNODES: u32 = 1024;
+
 /// `[machine]`'s geometry (the arch preset, then each key given; the block size probed
 /// from the boot memory's end when "auto") and its nodes.
 fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<NodeSpec>), ConfigError> {
@@ -198,6 +202,12 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
     let mut nodes = Vec::new();
     for n in &m.node {
         let nc = n.get_ref();
+        if nc.id >= MAX_NUMNODES {
+            return Err(loaded.error_at(
+                n.span(),
+                format!("node id {} is not below MAX_NUMNODES, {MAX_NUMNODES} on x86_64 (CONFIG_NODES_SHIFT=10)", nc.id),
+            ));
+        }
         let boot = nc.boot.iter().map(|r| phys_range(loaded, r, &format!("node {}: boot range", nc.id))).collect::<Result<_, _>>()?;
         let mut node = NodeSpec::new(nc.id, boot);
         node.free = nc.free.as_ref().map(|f| f.get_ref().0);
@@ -221,15 +231,14 @@ fn geometry_and_nodes(loaded: &Loaded) -> Result<(hotplug_core::Geometry, Vec<No
         None => g.memory_block_size.max(g.section_size),
     };
     if let Err(e) = MachineGeometry::new(g) {
-        let span = [
-            m.memory_block_size.as_ref().map(|v| v.span()),
-            m.section_size.as_ref().map(|v| v.span()),
-            m.page_size.as_ref().map(|v| v.span()),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .unwrap_or(machine_span.clone());
+        // The key the message is about, when the config gives it; else the first given.
+        let keys = [
+            ("memory_block_size", m.memory_block_size.as_ref().map(|v| v.span())),
+            ("section_size", m.section_size.as_ref().map(|v| v.span())),
+            ("page_size", m.page_size.as_ref().map(|v| v.span())),
+        ];
+        let named = keys.iter().find(|(k, span)| e.starts_with(k) && span.is_some()).and_then(|(_, span)| span.clone());
+        let span = named.or_else(|| keys.iter().find_map(|(_, span)| span.clone())).unwrap_or(machine_span.clone());
         return Err(loaded.error_at(span, format!("invalid geometry: {e}")));
     }
     Ok((g, nodes))
@@ -297,9 +306,18 @@ fn machine(loaded: &Loaded, g: hotplug_core::Geometry, nodes: Vec<NodeSpec>) -> 
         }
     }
     // Boot now, so a bad node layout is reported at the config's [machine] table.
-    if let Err(e) = crate::model::Model::boot(&machine) {
-        let span = m.from.as_ref().map(|f| f.span()).or_else(|| m.node.first().map(|n| n.span())).unwrap_or(machine_span.clone());
-        return Err(loaded.error_at(span, format!("invalid machine: {e}")));
+    let span = m.from.as_ref().map(|f| f.span()).or_else(|| m.node.first().map(|n| n.span())).unwrap_or(machine_span.clone());
+    match crate::model::Model::boot(&machine) {
+        Err(e) => return Err(loaded.error_at(span, format!("invalid machine: {e}"))),
+        // A capture is data we did not make: one whose files disagree with each other or
+        // with this config's geometry (a 4 KiB-page capture read with page_size = 64KiB)
+        // boots a machine that breaks the model's invariants. Refused here, once.
+        Ok(model) if m.from.is_some() => {
+            if let Err(e) = model.check_invariants() {
+                return Err(loaded.error_at(span, format!("the capture does not describe a consistent machine with this config: {e}")));
+            }
+        }
+        Ok(_) => {}
     }
     Ok(machine)
 }
@@ -479,12 +497,16 @@ fn step_strategy(
             (None, None) if file.compare.as_ref().is_some_and(|c| !c.get_ref().is_empty()) => {
                 file.compare.as_ref().map(|c| c.get_ref()[0].clone()).unwrap_or_default()
             }
-            (None, None) => match strategies.len() {
+            // Implicit strategies (line 0) are the config's defaults, one per kind: a
+            // memremap after an add gets device-pgmap, not the add's system-ram.
+            (None, None) => match strategies.iter().filter(|x| x.line > 0).count() {
                 0 => {
-                    strategies.push(implicit_strategy(implicit));
+                    if !strategies.iter().any(|x| x.name == implicit) {
+                        strategies.push(implicit_strategy(implicit));
+                    }
                     implicit.to_string()
                 }
-                1 => strategies[0].name.clone(),
+                1 => strategies.iter().find(|x| x.line > 0).map(|x| x.name.clone()).unwrap_or_default(),
                 _ if strategies.iter().any(|s| s.name == implicit) => implicit.to_string(),
                 _ => {
                     return Err(loaded.error_at(
@@ -577,6 +599,18 @@ fn step_range(loaded: &Loaded, i: usize, s: &toml::Spanned<config::StepConfig>) 
         }
         _ => (need(&sc.start, "start")?, need(&sc.size, "size")?, None),
     };
+    // Checked once, here: no range of a step may wrap past 2^64 (the kernel's own limits,
+    // the pluggable range among them, are the model's errnos).
+    let at = sc.size.as_ref().map_or(s.span(), |v| v.span());
+    if start.checked_add(size).is_none() {
+        return Err(loaded.error_at(at, format!("step {}: start {start:#x} + size {size:#x} passes 2^64", i + 1)));
+    }
+    if let Some(region) = &sc.region_size {
+        if start.checked_add(region.get_ref().0).is_none() {
+            return Err(loaded
+                .error_at(region.span(), format!("step {}: start {start:#x} + region_size {:#x} passes 2^64", i + 1, region.get_ref().0)));
+        }
+    }
     Ok((start, size, device))
 }
 

@@ -291,3 +291,132 @@ fn captures_that_lie_are_refused_with_file_and_line() {
     // Restored, the capture boots.
     assert_eq!(boot_capture(&capture).code, 0);
 }
+
+/// The one-line error of a config, or the report of a run that ended by itself.
+fn run_config(test: &str, text: &str, args: &[&str]) -> Run {
+    let cfg = write_config(test, P, text);
+    let mut all = vec!["--config", s(&cfg)];
+    all.extend_from_slice(args);
+    let all: Vec<String> = all.iter().map(|a| a.to_string()).collect();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(&refs, None)
+}
+
+/// The report line of step `n` (`#n ...`).
+fn step_line(run: &Run, n: usize) -> String {
+    let prefix = format!("#{n} ");
+    run.stdout.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no step {n}: {}\n{}", run.stdout, run.stderr)).to_string()
+}
+
+#[test]
+fn ranges_that_wrap_past_2_64_are_located_errors() {
+    // 0xffff_ffff_f000_0000 + 512 MiB = 2^64 + 256 MiB: the end cannot be written.
+    let grow = "[[step]]\nop = \"grow\"\nstart = \"0xfffffffff0000000\"\nsize = \"0x20000000\"\ndevice = \"v\"\n";
+    one_line(
+        &run_config("hostile-wrap-grow", &format!("{VM}{grow}"), &[]),
+        &["scenario.toml:9:8", "start 0xfffffffff0000000 + size 0x20000000 passes 2^64"],
+    );
+    let add = "[[step]]\nop = \"add\"\nstart = \"0xffffffffffffffff\"\nsize = \"2\"\n";
+    one_line(&run_config("hostile-wrap-add", &format!("{VM}{add}"), &[]), &["scenario.toml:9:8", "passes 2^64"]);
+    let region = "[[step]]\nop = \"grow\"\nstart = \"4GiB\"\nsize = \"1GiB\"\ndevice = \"v\"\nregion_size = \"0xffffffffffffffff\"\n";
+    one_line(&run_config("hostile-wrap-region", &format!("{VM}{region}"), &[]), &["scenario.toml:11:15", "region_size"]);
+}
+
+#[test]
+fn grow_units_the_kernel_refuses_are_einval_not_a_division_by_zero() {
+    // memory_group_register_dynamic: a unit of whole memory blocks, a power of two.
+    for unit in ["0", "3", "192MiB", "64MiB"] {
+        let text = format!(
+            "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\nonline_policy = \"auto-movable\"\nauto_online_blocks = \"online\"\n\
+             [[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"1GiB\" }}]\n\
+             [[step]]\nop = \"grow\"\nstart = \"4GiB\"\nsize = \"256MiB\"\ndevice = \"v\"\nunit = \"{unit}\"\nexpect = \"EINVAL\"\n"
+        );
+        let r = run_config("hostile-unit", &text, &[]);
+        assert_eq!(r.code, 0, "unit {unit}: {}\n{}", r.stdout, r.stderr);
+        assert!(step_line(&r, 1).contains("dynamic memory group's unit"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn exabyte_ranges_end_at_once_with_the_kernels_errno() {
+    // A 64-bit physical address space, so every range below is inside the pluggable one.
+    let text = "[machine]\nmax_phys_bits = 64\nplugin_dirs = [\"@PLUGINS@\"]\n\
+                [[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"1GiB\" }]\n\
+                [[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"8EiB\"\nexpect = \"ENOMEM\"\n\
+                [[step]]\nop = \"online\"\nstart = \"0\"\nsize = \"0xffffffff00000000\"\nexpect = \"ENOENT\"\n\
+                [[step]]\nop = \"offline\"\nstart = \"0\"\nsize = \"0xffffffff00000000\"\nexpect = \"ENOENT\"\n\
+                [[step]]\nop = \"remove\"\nstart = \"8GiB\"\nsize = \"0xfffffffd00000000\"\nexpect = \"ENOENT\"\n\
+                [[step]]\nop = \"grow\"\nstart = \"4GiB\"\nsize = \"0xfffffffe00000000\"\ndevice = \"v\"\nexpect = \"partial\"\n\
+                [[step]]\nop = \"memremap\"\nsize = \"8EiB\"\nexpect = \"ERANGE\"\n";
+    let r = run_config("hostile-exabytes", text, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // 8 EiB of System RAM needs 8 EiB / 64 = 128 PiB of memmap; the 1 GiB boot node runs
+    // out at section 481 (as small-vm.toml's first add does: the same zones and watermarks).
+    assert!(step_line(&r, 1).contains("ENOMEM: memmap for section 481 of 68719476736"), "{}", r.stdout);
+    // The memremap's free-region search finds no 8 EiB slot: the virtio-mem region of
+    // step 5 spans 4 GiB up to 16 EiB - 4 GiB.
+    assert!(step_line(&r, 6).contains("ERANGE: no free 8 EiB region"), "{}", r.stdout);
+    // An 8 EiB boot (2^51 pages; its memmap alone is 2^57 bytes) boots in bounded time.
+    let boot = "[machine]\nmax_phys_bits = 64\nmemory_block_size = \"2GiB\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"8EiB\" }]\n";
+    let r = run_config("hostile-8eib-boot", boot, &["--view", "meminfo"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("MemTotal:"), "{}", r.stdout);
+}
+
+#[test]
+fn geometry_and_compound_orders_outside_the_kernels_limits_are_refused() {
+    let tiny = "[machine]\nsection_size = \"4KiB\"\nsubsection_size = \"4KiB\"\nmemory_block_size = \"4KiB\"\n";
+    one_line(&run_config("hostile-4k-sections", tiny, &[]), &["scenario.toml:2:16", "section_size 0x1000 is smaller than a pageblock"]);
+    // A pageblock (512 pages = 2 MiB) is the smallest section the kernel builds.
+    let smallest = "[machine]\nsection_size = \"2MiB\"\nsubsection_size = \"2MiB\"\nmemory_block_size = \"2MiB\"\n";
+    assert_eq!(run_config("hostile-2m-sections", smallest, &[]).code, 0);
+    // vmemmap_shift u32::MAX: 2^(2^32 - 1) pages per compound page passes 2^64 bytes; the
+    // host refuses it before device-pgmap sees it (it once panicked there).
+    let shift =
+        format!("{VM}[[step]]\nop = \"memremap\"\nstart = \"16GiB\"\nsize = \"1GiB\"\nvmemmap_shift = 4294967295\nexpect = \"EINVAL\"\n");
+    let r = run_config("hostile-vmemmap-shift", &shift, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        step_line(&r, 1).contains("EINVAL: vmemmap_shift 4294967295: a compound page of 2^4294967295 pages passes 2^64 bytes"),
+        "{}",
+        r.stdout
+    );
+    // 52 + 12 = 64: the first order too big for 4 KiB pages; 51 is refused by the
+    // plugin's own alignment rule, never by a panic.
+    let shift = shift.replace("4294967295", "52");
+    assert!(step_line(&run_config("hostile-vmemmap-52", &shift, &[]), 1).contains("EINVAL: vmemmap_shift 52"));
+    let shift = shift.replace("= 52", "= 51").replace("\"EINVAL\"", "\"any\"");
+    let line = step_line(&run_config("hostile-vmemmap-51", &shift, &[]), 1);
+    assert!(line.contains("EINVAL") && !line.contains("panicked"), "{line}");
+}
+
+#[test]
+fn more_nodes_than_max_numnodes_are_refused_and_1024_cost_no_square() {
+    let nodes = |n: u32| -> String {
+        (0..n).map(|i| format!("[[machine.node]]\nid = {i}\nboot = [{{ start = \"{i}GiB\", size = \"1GiB\" }}]\n")).collect()
+    };
+    let header = "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\nauto_online_blocks = \"online\"\n";
+    // Node ids go up to MAX_NUMNODES - 1 = 1023; the 1,025th node (id 1024) starts at
+    // line 3 + 3 x 1024 + 1 = 3076.
+    one_line(&run_config("hostile-1025-nodes", &format!("{header}{}", nodes(1025)), &[]), &["scenario.toml:3076:1", "MAX_NUMNODES"]);
+    // 1,024 nodes and a hot-add on node 1000: every zonelist is built once (not once per
+    // node per add), and the add takes its memmap from node 1000 itself.
+    let add = "[[step]]\nop = \"add\"\nstart = \"2000GiB\"\nsize = \"1GiB\"\nnode = 1000\n";
+    let r = run_config("hostile-1024-nodes", &format!("{header}{}{add}", nodes(1024)), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(step_line(&r, 1).contains("memmap 16 MiB from node 1000"), "{}", step_line(&r, 1));
+}
+
+#[test]
+fn a_capture_read_with_another_page_size_is_refused_at_boot() {
+    // Found by the config fuzzer (fuzz/artifacts/config/crash-61219): the real capture's
+    // 4 KiB-page counters read with page_size = 64KiB booted a machine whose blocks lay
+    // outside their zones, and the first add broke the invariants. Now the capture is
+    // checked once at boot and refused at its `from` key.
+    let real = hotplug_tests::workspace_root().join("../shared/data/real-machines/x86_64-vm-6.18-24g");
+    let text = format!("[machine]\nfrom = \"{}\"\npage_size = \"64KiB\"\n", real.display());
+    let r = run_config("hostile-capture-page-size", &text, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let error = r.stderr.lines().last().unwrap_or_default();
+    assert!(error.contains("scenario.toml:2:8: the capture does not describe a consistent machine with this config"), "{}", r.stderr);
+}

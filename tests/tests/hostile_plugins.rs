@@ -182,3 +182,53 @@ fn the_timeout_kills_the_childs_whole_process_group() {
         assert!(run.stderr.contains("--timeout"), "{}", run.stderr);
     }
 }
+
+/// broken-hostile with `behaviour` over `steps` (after a 1 GiB VM's node), text report.
+fn run_steps(test: &str, behaviour: &str, steps: &str) -> Run {
+    let cfg = write_config(
+        test,
+        P,
+        &format!(
+            "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\n[[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"1GiB\" }}]\n\
+             [[strategy]]\nname = \"h\"\nplugin = \"broken-hostile\"\noptions = {{ behaviour = \"{behaviour}\" }}\n{steps}"
+        ),
+    );
+    host(&["--config", cfg.to_str().unwrap(), "--check-invariants"])
+}
+
+fn add(start: &str, expect: &str) -> String {
+    format!("[[step]]\nop = \"add\"\nstart = \"{start}\"\nsize = \"128MiB\"\nexpect = \"{expect}\"\n")
+}
+
+#[test]
+fn a_reservation_is_released_only_by_its_own_add() {
+    // Add 1 reserves its first page; add 2's construct releases add 1's handle: refused
+    // (EINVAL from the validator), add 2 unwound, add 1's reservation intact.
+    let steps = format!("{}{}", add("4GiB", "ok"), add("8GiB", "EINVAL"));
+    let run = run_steps("hostile-release-other", "release-other", &steps);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("release_pages of handle 1, a reservation of pfns 0x100000-0x100001 outside the request's range 0x200000-0x208000"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn device_page_init_over_system_ram_fails_the_step() {
+    let run = run_steps("hostile-device-pages-on-ram", "device-pages-on-ram", &add("4GiB", "EINVAL"));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("init_device_pages on pfns 0x100000+0x1 of a System RAM add"), "{}", run.stdout);
+}
+
+#[test]
+fn restrictions_that_leave_a_range_unremovable_are_refused() {
+    let run = run_steps("hostile-altmap-all", "altmap-all", &add("4GiB", "EINVAL"));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // 128 MiB = 32,768 pages, every one of them asked for the memmap.
+    assert!(run.stdout.contains("altmap reserve 0 + free 32768 covers all 32768 pages added"), "{}", run.stdout);
+    let run = run_steps("hostile-no-blocks", "no-blocks", &add("4GiB", "EINVAL"));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("System RAM without MEMORY_BLOCK_DEVICES"), "{}", run.stdout);
+}

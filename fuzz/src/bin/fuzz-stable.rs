@@ -33,6 +33,27 @@ const TOKENS: &[&str] = &[
     "op = \"grow\"\n",
     "op = \"shrink\"\n",
     "op = \"remove\"\n",
+    "op = \"online\"\n",
+    "op = \"offline\"\n",
+    "op = \"memunmap\"\n",
+    "op = \"set\"\n",
+    "online_type = \"online_movable\"\n",
+    "unmovable = true\n",
+    "unit = \"0\"\n",
+    "unit = \"3\"\n",
+    "unit = \"1GiB\"\n",
+    "region_size = \"2GiB\"\n",
+    "block_size = \"4MiB\"\n",
+    "vmemmap_shift = 4294967295\n",
+    "vmemmap_shift = 9\n",
+    "pgmap_type = \"private\"\n",
+    "resource = \"dax0.0\"\n",
+    "min_free_kbytes = 1\n",
+    "transparent_hugepage = \"never\"\n",
+    "expect = \"any\"\n",
+    "size = \"8EiB\"\n",
+    "start = \"0xfffffffff0000000\"\n",
+    "node = 1\n",
     "start = \"4GiB\"\n",
     "size = \"1GiB\"\n",
     "size = \"0\"\n",
@@ -88,6 +109,25 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     data
 }
 
+/// A capture as capture_target reads its input: the files joined with 0xff, then the
+/// blocks' `ID STATE` lines.
+fn capture_seed(capture: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for rel in hotplug_fuzz::CAPTURE_FILES {
+        out.extend(std::fs::read(capture.join(rel)).unwrap_or_default());
+        out.push(0xff);
+    }
+    let memory = capture.join("sys/devices/system/memory");
+    for entry in std::fs::read_dir(&memory).into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_prefix("memory").filter(|id| id.parse::<u32>().is_ok()) {
+            let state = std::fs::read_to_string(entry.path().join("state")).unwrap_or_default();
+            out.extend(format!("{id} {}\n", state.trim()).bytes());
+        }
+    }
+    out
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let target = args.get(1).cloned().unwrap_or_default();
@@ -98,23 +138,29 @@ fn main() {
     let run: fn(&[u8]) = match target.as_str() {
         "config" => hotplug_fuzz::config_target,
         "steps" => hotplug_fuzz::steps_target,
+        "capture" => hotplug_fuzz::capture_target,
         _ => {
-            eprintln!("usage: fuzz-stable config|steps [--seconds N] [--seed N]");
+            eprintln!("usage: fuzz-stable config|steps|capture [--seconds N] [--seed N]");
             std::process::exit(2);
         }
     };
-    // Seeds: the shipped configs (for `config`), random bytes otherwise.
+    // Seeds: the shipped configs (config), the captured real machine (capture), random
+    // bytes (steps).
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(root.join("configs"))
-        .map(|d| d.filter_map(Result::ok).filter_map(|e| std::fs::read(e.path()).ok()).collect())
-        .unwrap_or_default();
+    let mut seeds: Vec<Vec<u8>> = if target == "capture" {
+        vec![capture_seed(&root.join("../shared/data/real-machines/x86_64-vm-6.18-24g"))]
+    } else {
+        std::fs::read_dir(root.join("configs"))
+            .map(|d| d.filter_map(Result::ok).filter_map(|e| std::fs::read(e.path()).ok()).collect())
+            .unwrap_or_default()
+    };
     seeds.push(b"[machine]\n".to_vec());
     std::panic::set_hook(Box::new(|_| {}));
     let mut rng = Rng(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut execs, mut crashes) = (0u64, 0u64);
     while Instant::now() < deadline {
-        let input = if target == "config" { mutate(&mut rng, &seeds) } else { (0..rng.below(4096)).map(|_| rng.next() as u8).collect() };
+        let input = if target == "steps" { (0..rng.below(4096)).map(|_| rng.next() as u8).collect() } else { mutate(&mut rng, &seeds) };
         execs += 1;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(&input))) {
             crashes += 1;

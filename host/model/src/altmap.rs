@@ -47,7 +47,13 @@ pub fn check_for_add(a: &Altmap, start_pfn: u64, nr_pages: u64) -> Result<(), St
         return Err(format!("altmap base_pfn {:#x} is not the range's first pfn {start_pfn:#x}", a.base_pfn));
     }
     match a.reserve.checked_add(a.free) {
-        Some(used) if used <= nr_pages => Ok(()),
+        Some(used) if used < nr_pages => Ok(()),
+        // Every page held for the memmap: nothing would ever be onlined or mapped, and
+        // what holds only its own memmap can never be offlined and removed.
+        Some(used) if used == nr_pages => Err(format!(
+            "altmap reserve {} + free {} covers all {nr_pages} pages added, leaving none to use (such a range could never be removed)",
+            a.reserve, a.free
+        )),
         _ => Err(format!("altmap reserve {} + free {} exceeds the {nr_pages} pages added", a.reserve, a.free)),
     }
 }
@@ -87,7 +93,9 @@ mod tests {
     #[test]
     fn add_checks() {
         let a = Altmap { base_pfn: 10, end_pfn: 0, reserve: 2, free: 8, align: 0, alloc: 0 };
-        assert!(check_for_add(&a, 10, 10).is_ok());
+        // 2 + 8 = 10 pages held: 11 pages leave one to use; 10 leave none; 9 are too few.
+        assert!(check_for_add(&a, 10, 11).is_ok());
+        assert!(check_for_add(&a, 10, 10).unwrap_err().contains("leaving none to use"));
         assert!(check_for_add(&a, 10, 9).is_err());
         assert!(check_for_add(&a, 11, 100).is_err());
         let huge = Altmap { reserve: u64::MAX, ..a };

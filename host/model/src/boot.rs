@@ -305,6 +305,7 @@ impl Model {
             memmap_splits: JMap::default(),
             counters: JCell::new(Counters::default()),
             distances: spec.distances(),
+            zonelists: Default::default(),
             in_txn: false,
         };
         model.boot_nodes(spec)?;

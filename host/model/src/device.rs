@@ -128,7 +128,7 @@ impl Model {
         }
         let mut addr = (g.physmem_end() - size + 1) / step * step;
         loop {
-            let Some(r) = self.resources.highest_overlapping(addr, addr + size - 1) else { return Ok(addr) };
+            let Some(r) = self.resources.highest_overlapping(addr, addr + (size - 1)) else { return Ok(addr) };
             // The highest slot that ends below the region.
             addr = r.start.checked_sub(size).ok_or_else(none)? / step * step;
         }
@@ -137,6 +137,15 @@ impl Model {
     fn memremap_locked(&mut self, p: &MemremapParams, strategy: &dyn StrategyHandle) -> Result<MemremapOutcome, StepError> {
         if p.ranges.is_empty() {
             return Err(StepError::kernel(errno::EINVAL, "a pgmap needs at least one range"));
+        }
+        // pgmap_vmemmap_nr is 1 << vmemmap_shift pages: an order whose compound page has
+        // more bytes than 2^64 can describe no range (checked before any strategy sees it).
+        let page_shift = self.geometry.page_size().trailing_zeros();
+        if p.vmemmap_shift >= 64 - page_shift {
+            return Err(StepError::kernel(
+                errno::EINVAL,
+                format!("vmemmap_shift {}: a compound page of 2^{} pages passes 2^64 bytes", p.vmemmap_shift, p.vmemmap_shift),
+            ));
         }
         if self.nodes.get(&p.nid).is_none() {
             return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));

@@ -109,6 +109,16 @@ impl MachineGeometry {
                 g.section_size / g.subsection_size
             ));
         }
+        // The buddy allocator's largest order fits in a section and a pageblock in that
+        // (pageblock_order <= MAX_PAGE_ORDER <= SECTION_SIZE_BITS - PAGE_SHIFT, a build
+        // check of the kernel's): a section holds at least one pageblock.
+        let pageblock = g.pageblock_pages.saturating_mul(g.page_size);
+        if g.section_size < pageblock {
+            return Err(format!(
+                "section_size {:#x} is smaller than a pageblock ({} pages of {:#x}): the kernel needs a section to hold its largest buddy order",
+                g.section_size, g.pageblock_pages, g.page_size
+            ));
+        }
         if g.memory_block_size < g.section_size {
             return Err("memory_block_size must be a multiple of section_size".into());
         }

@@ -468,6 +468,14 @@ impl Model {
         if kind == RequestKind::SYSTEM_RAM && r.flags.contains(RestrictionFlags::NO_DIRECT_MAP) {
             return Err(StepError::validator(plugin, "NO_DIRECT_MAP is only for device memory, not System RAM"));
         }
+        // add_memory_resource always creates memory blocks for System RAM: they are how
+        // it is onlined, offlined and removed. Without them the range could never go.
+        if kind == RequestKind::SYSTEM_RAM && !r.flags.contains(RestrictionFlags::MEMORY_BLOCK_DEVICES) {
+            return Err(StepError::validator(
+                plugin,
+                "System RAM without MEMORY_BLOCK_DEVICES: the kernel always creates memory blocks for it (without them it could never be onlined or removed)",
+            ));
+        }
         if let Some(nid) = r.memmap_nid.into_option() {
             if self.nodes.get(&nid).is_none() {
                 return Err(StepError::validator(plugin, format!("memmap_nid {nid} names a node that does not exist")));

@@ -138,6 +138,8 @@ pub struct Model {
     pub memmap_splits: JMap<u64, Vec<memmap_alloc::MemmapPart>>,
     /// The NUMA distance table (fixed at boot).
     pub distances: numa::Distances,
+    /// Every node's zonelist, rebuilt when the nodes with memory change (not state).
+    zonelists: zonelist::ZonelistCache,
     in_txn: bool,
 }
 

@@ -41,6 +41,16 @@ impl Distances {
     }
 
     /// `node_distance(from, to)`, or `None` when either node does not exist.
+    /// The nodes the table is over.
+    pub fn nodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.nodes.iter().copied()
+    }
+
+    /// The distances given, `((from, to), distance)`.
+    pub fn given(&self) -> impl Iterator<Item = ((u32, u32), u32)> + '_ {
+        self.given.iter().map(|(&k, &v)| (k, v))
+    }
+
     pub fn get(&self, from: u32, to: u32) -> Option<u32> {
         if !self.nodes.contains(&from) || !self.nodes.contains(&to) {
             return None;

@@ -138,14 +138,22 @@ pub struct ModelOps<'m> {
     /// The pfns the strategy may touch.
     pub range: PfnRange,
     pub altmap: Option<Altmap>,
+    /// What the request adds: device-page initialisation is for ZONE_DEVICE only.
+    pub kind: RequestKind,
     /// The first rule the strategy broke, if any (fails the step even if the plugin
     /// ignores the error it was given).
     pub violation: Option<String>,
 }
 
 impl<'m> ModelOps<'m> {
-    pub fn new(model: &'m mut Model, range: PfnRange, altmap: Option<Altmap>) -> Self {
-        ModelOps { model, range, altmap, violation: None }
+    pub fn new(model: &'m mut Model, range: PfnRange, altmap: Option<Altmap>, kind: RequestKind) -> Self {
+        ModelOps { model, range, altmap, kind, violation: None }
+    }
+
+    /// Record a broken rule and hand the plugin its error.
+    fn refuse<T>(&mut self, msg: String) -> RResult<T, PluginError> {
+        self.violation.get_or_insert(msg.clone());
+        RResult::RErr(PluginError::msg(msg))
     }
 
     /// `range` as the model's pfns, when it is non-empty and inside the request's range.
@@ -199,6 +207,14 @@ impl MemmapOps for ModelOps<'_> {
     }
 
     fn init_device_pages(&mut self, range: PfnRange, init: DevicePageInit) -> RResult<(), PluginError> {
+        if self.kind != RequestKind::DEVICE {
+            // memmap_init_zone_device runs for ZONE_DEVICE pgmaps only: System RAM pages
+            // are initialised by onlining, into a real zone.
+            return self.refuse(format!(
+                "init_device_pages on pfns {:#x}+{:#x} of a System RAM add (device pages are for ZONE_DEVICE only)",
+                range.start, range.count
+            ));
+        }
         self.check("init_device_pages", range)
             .map(|r| {
                 let state = PageState::Device {
@@ -230,16 +246,24 @@ impl MemmapOps for ModelOps<'_> {
     }
 
     fn release_pages(&mut self, handle: u64) -> RResult<(), PluginError> {
-        match self.model.reservations.remove(&handle) {
-            Some(r) => {
+        match self.model.reservations.get(&handle).copied() {
+            // Only a reservation inside this request's range: another add's is not this
+            // call's to release (its online would count the pages as managed).
+            Some(r) if self.range.contains_range(&r.to_contract()) => {
+                self.model.reservations.remove(&handle);
                 self.model.pages.set(r.start(), r.end(), None);
                 RResult::ROk(())
             }
-            None => {
-                let msg = format!("release_pages of unknown handle {handle}");
-                self.violation.get_or_insert(msg.clone());
-                RResult::RErr(PluginError::msg(msg))
+            Some(r) => {
+                let end = self.range.start.saturating_add(self.range.count);
+                self.refuse(format!(
+                    "release_pages of handle {handle}, a reservation of pfns {:#x}-{:#x} outside the request's range {:#x}-{end:#x}",
+                    r.start(),
+                    r.end(),
+                    self.range.start
+                ))
             }
+            None => self.refuse(format!("release_pages of unknown handle {handle}")),
         }
     }
 
@@ -290,7 +314,7 @@ impl Model {
         altmap: Option<Altmap>,
     ) -> Result<(), super::StepError> {
         let range = PfnRange::new(request.start_pfn, request.nr_pages);
-        let mut ops = ModelOps::new(self, range, altmap);
+        let mut ops = ModelOps::new(self, range, altmap, request.kind);
         let result = request.with(|r| match call {
             OpsCall::Construct => strategy.construct(r, restrictions, &mut ops),
             OpsCall::TearDown => strategy.tear_down(r, restrictions, &mut ops),

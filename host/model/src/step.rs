@@ -384,6 +384,11 @@ impl Model {
             Step::Online { start, size, online_type } => self.online_range(*start, *size, *online_type).map(Outcome::Blocks),
             Step::Offline { start, size, unmovable } => self.offline_range(*start, *size, *unmovable).map(Outcome::Blocks),
             Step::Remove { start, size } => self.remove_memory(*start, *size, strategies).map(Outcome::Removed),
+            // No free region was found (resolve_step kept the step): request_free_mem_region's ERANGE.
+            Step::Memremap { pgmap, find_free: true, .. } => Err(self
+                .find_free_region(pgmap.ranges.first().map_or(0, |r| r.size()))
+                .err()
+                .unwrap_or_else(|| StepError::kernel(errno::ERANGE, "no free region for the pgmap in the physical address space"))),
             Step::Memremap { pgmap, strategy: name, .. } => strategy(name).and_then(|s| self.memremap(pgmap, s).map(Outcome::Mapped)),
             Step::Memunmap { start } => self.memunmap(*start, strategies).map(Outcome::Unmapped),
             Step::Grow { device, start, size, node, unit, region_size, block_size, strategy: name } => strategy(name).and_then(|s| {

@@ -387,6 +387,30 @@ impl StrategyInstance {
     }
 }
 
+/// The erased MemmapOps a plugin call borrows: the model's, or an isolated process's proxy.
+pub type ErasedOps<'a> = MemmapOps_TO<'a, abi_stable::sabi_types::RMut<'a, ()>>;
+
+impl StrategyInstance {
+    fn obj(&self) -> &PluginBox {
+        self.obj.as_ref().expect("an instance has its object until dropped")
+    }
+
+    /// The plugin's set_up, watched.
+    pub fn set_up_raw(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
+        watch::call(&self.info.name, "set_up", || self.obj().set_up(request).into_result())
+    }
+
+    /// The plugin's construct with any MemmapOps (the model's, or a proxy), watched.
+    pub fn construct_raw(&self, request: &Request<'_>, restrictions: &Restrictions, ops: ErasedOps<'_>) -> Result<(), PluginError> {
+        watch::call(&self.info.name, "construct", || self.obj().construct(request, restrictions, ops).into_result())
+    }
+
+    /// The plugin's tear_down with any MemmapOps, watched.
+    pub fn tear_down_raw(&self, request: &Request<'_>, restrictions: &Restrictions, ops: ErasedOps<'_>) -> Result<(), PluginError> {
+        watch::call(&self.info.name, "tear_down", || self.obj().tear_down(request, restrictions, ops).into_result())
+    }
+}
+
 /// Why an instance could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
@@ -410,21 +434,14 @@ impl StrategyHandle for StrategyInstance {
     }
 
     fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
-        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
-        watch::call(&self.info.name, "set_up", || obj.set_up(request).into_result())
+        self.set_up_raw(request)
     }
 
     fn construct(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
-        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
-        watch::call(&self.info.name, "construct", || {
-            obj.construct(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
-        })
+        self.construct_raw(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque))
     }
 
     fn tear_down(&self, request: &Request<'_>, restrictions: &Restrictions, ops: &mut ModelOps<'_>) -> Result<(), PluginError> {
-        let obj = self.obj.as_ref().expect("an instance has its object until dropped");
-        watch::call(&self.info.name, "tear_down", || {
-            obj.tear_down(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque)).into_result()
-        })
+        self.tear_down_raw(request, restrictions, MemmapOps_TO::from_ptr(ops, TD_Opaque))
     }
 }

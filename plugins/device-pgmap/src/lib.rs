@@ -88,7 +88,10 @@ impl Strategy for DevicePgmap {
     fn set_up(&self, request: &Request<'_>) -> Result<Restrictions, PluginError> {
         let (t, shift) = self.pgmap_of(request);
         let g = request.geometry;
-        let compound = (1u64 << shift) * g.page_size;
+        // The host refuses orders past 2^64 bytes; a plugin checks what it is given anyway.
+        let compound = 1u64.checked_shl(shift).and_then(|n| n.checked_mul(g.page_size)).ok_or_else(|| {
+            PluginError::errno(errno::EINVAL, format!("vmemmap_shift {shift}: a compound page of 2^{shift} pages passes 2^64 bytes"))
+        })?;
         let (start, size) = (request.start_pfn * g.page_size, request.nr_pages * g.page_size);
         if shift > 0 && (start % compound != 0 || size % compound != 0) {
             return Err(PluginError::errno(
