@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use criterion::Criterion;
-use hotplug_bench::{config_path, linked, peak_heap_of, prepare, prepare_config, run_config, run_prepared, CountingAlloc};
+use hotplug_bench::{
+    config_path, linked, peak_heap_of, prepare, prepare_config, prepare_isolated, run_config, run_prepared, CountingAlloc,
+};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -56,6 +58,12 @@ fn main() {
     let ((), peak) = peak_heap_of(|| drop(run_prepared(&scenario, &statically)));
     heaps.push(("b6-static", peak));
     c.bench_function("b6-static", |b| b.iter(|| run_prepared(&scenario, &statically)));
+    // B7: the cost of --isolate: B1 (3 strategy calls, one strided mark) and B3 (device
+    // pages: set_up and construct per range) with their plugins in a child process.
+    for (id, file) in [("b7-isolated-b1", "b1-mom-32t-2g.toml"), ("b7-isolated-b3", "b3-device-4t.toml")] {
+        let (scenario, isolated) = prepare_isolated(&config_path(file));
+        c.bench_function(id, |b| b.iter(|| run_prepared(&scenario, &isolated)));
+    }
     c.final_summary();
     summary(&heaps);
 }
@@ -92,4 +100,8 @@ fn summary(heaps: &[(&str, usize)]) {
         dynamic / fixed,
         mib(heap)
     );
+    for (isolated, plain) in [("b7-isolated-b1", "b1-mom-32t-2g"), ("b7-isolated-b3", "b3-device-4t")] {
+        let (i, p) = (median_ms(isolated).unwrap_or(f64::NAN), median_ms(plain).unwrap_or(f64::NAN));
+        println!("{isolated}: {i:.3} ms against {p:.3} ms in-process (+{:.3} ms for the pipe round trips)", i - p);
+    }
 }

@@ -97,6 +97,21 @@ pub fn prepare_config(path: &Path) -> (scenario::Scenario, Strategies) {
     (scenario, strategies)
 }
 
+/// [`prepare_config`] with every strategy isolated (`--isolate`): its plugin in a child
+/// `host plugin-server` of the release build, started here, outside the timing.
+pub fn prepare_isolated(path: &Path) -> (scenario::Scenario, Strategies) {
+    let loaded = config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = scenario::resolve(&loaded, None).unwrap_or_else(|e| panic!("{e}"));
+    let isolation = hotplug_host::loader::isolated::IsolationOptions {
+        exe: root().join("target/release/host"),
+        timeout: Some(std::time::Duration::from_secs(60)),
+        allow_unsafe_path: false,
+    };
+    let strategies =
+        Strategies::load_isolating(&scenario, &mut Loader::new(false), Some((&isolation, true))).unwrap_or_else(|e| panic!("{e}"));
+    (scenario, strategies)
+}
+
 /// The statically linked strategy for a scenario whose one strategy is "mom".
 pub fn linked(scenario: &scenario::Scenario) -> Linked {
     Linked(StaticStrategy::new("mom", "memmap-on-memory", "", scenario.machine.geometry).expect("mom"))

@@ -53,6 +53,10 @@ struct Cli {
     /// such a directory (for every command).
     #[arg(long, global = true)]
     allow_unsafe_plugin_path: bool,
+    /// Run every strategy's plugin in a child process of its own, called over a pipe: a
+    /// crash, exit or hang of the plugin fails that step (EPLUGIN) and the run goes on.
+    #[arg(long)]
+    isolate: bool,
     /// Abandon the run (one line, exit 3) when a single plugin call takes longer than
     /// this many seconds: a hang becomes an error, not a stuck job. 0: wait for ever.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(0..=86_400))]
@@ -119,6 +123,9 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         settle: u64,
     },
+    /// Serve one plugin's calls over stdin/stdout (what --isolate runs per strategy).
+    #[command(hide = true)]
+    PluginServer,
     /// List the shipped scenarios built into this binary, each with the question it answers.
     Configs,
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
@@ -207,13 +214,18 @@ fn main() -> ExitCode {
     // plugin that ends the process or hangs is named in one line (exit 3).
     output::claim_stdout();
     let timeout = (cli.plugin_timeout > 0).then(|| std::time::Duration::from_secs(cli.plugin_timeout));
-    loader::watch::install(timeout);
+    // An isolated plugin's process is watched from outside: its parent reports how it
+    // ended (a signal, an exit code, a timeout) as that step's failure.
+    if !matches!(cli.command, Some(Command::PluginServer)) {
+        loader::watch::install(timeout);
+    }
     let result = match &cli.command {
         Some(Command::Configs) => {
             let list: String = hotplug_host::shipped::CONFIGS.iter().map(|c| format!("{:<24} {}\n", c.name, c.question())).collect();
             output::print(&list).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         Some(Command::NewPlugin { name, dir, core }) => new_plugin(name, dir, core.as_deref()),
+        Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
             list_plugins(&dirs, *verbose, *all, cli.allow_unsafe_plugin_path)
@@ -327,7 +339,13 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     drop(loaded);
     let resolved = started.elapsed();
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
-    let strategies = Strategies::load(&scenario, &mut loader)?;
+    let exe = std::env::current_exe().context("cannot find the host binary to run isolated plugins in")?;
+    let isolation = hotplug_host::loader::isolated::IsolationOptions {
+        exe,
+        timeout: (cli.plugin_timeout > 0).then(|| std::time::Duration::from_secs(cli.plugin_timeout)),
+        allow_unsafe_path: cli.allow_unsafe_plugin_path,
+    };
+    let strategies = Strategies::load_isolating(&scenario, &mut loader, Some((&isolation, cli.isolate)))?;
     if let Some(n) = cli.view_after {
         if n > scenario.steps.len() {
             anyhow::bail!("--view-after {n}: {} has {} step(s) (0 is the boot state)", path.display(), scenario.steps.len());

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::{OnlineType, Op};
-use crate::loader::{InstanceError, LoadError, LoadedLibrary, Loader, StrategyInstance};
+use crate::loader::{InstanceError, LoadError, Loader, StrategyInstance};
 use crate::model::ops::{StrategyHandle, StrategyLookup};
 use crate::model::Model;
 use crate::scenario::{Scenario, Step, StepSpec};
@@ -87,14 +87,39 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
 }
 
+/// A `[[strategy]]` ready to call: in this process, or in a child of its own (`--isolate`).
+pub enum LoadedStrategy {
+    InProcess(StrategyInstance),
+    Isolated(Box<crate::loader::isolated::IsolatedStrategy>),
+}
+
+impl LoadedStrategy {
+    fn handle(&self) -> &dyn StrategyHandle {
+        match self {
+            LoadedStrategy::InProcess(s) => s,
+            LoadedStrategy::Isolated(s) => s.as_ref(),
+        }
+    }
+}
+
 /// The loaded strategy instances of a scenario, by name.
 pub struct Strategies {
-    pub instances: BTreeMap<String, StrategyInstance>,
+    pub instances: BTreeMap<String, LoadedStrategy>,
 }
 
 impl Strategies {
-    /// Load and instantiate every strategy a scenario defines.
+    /// Load and instantiate every strategy a scenario defines, in this process.
     pub fn load(scenario: &Scenario, loader: &mut Loader) -> Result<Strategies, RunError> {
+        Strategies::load_isolating(scenario, loader, None)
+    }
+
+    /// Load every strategy; with `isolation`, those with `isolate` (or all, when
+    /// `isolation.1` says so) run in a child process each, never loaded here.
+    pub fn load_isolating(
+        scenario: &Scenario,
+        loader: &mut Loader,
+        isolation: Option<(&crate::loader::isolated::IsolationOptions, bool)>,
+    ) -> Result<Strategies, RunError> {
         let mut instances = BTreeMap::new();
         for s in &scenario.strategies {
             let located = |error: LoadError| {
@@ -110,35 +135,79 @@ impl Strategies {
                     }
                 }
             };
+            let options_error = |p: hotplug_core::PluginError| RunError::Options {
+                path: scenario.path.display().to_string(),
+                line: s.line,
+                strategy: s.name.clone(),
+                plugin: s.plugin.clone(),
+                message: p.message.to_string(),
+            };
+            let instance_error = |e: InstanceError| match e {
+                InstanceError::Load(l) => located(l),
+                InstanceError::Options(p) => options_error(p),
+            };
             let path = crate::loader::resolve(&s.plugin, &scenario.plugin_dirs).map_err(located)?;
-            let lib = loader.load(&path).map_err(located)?;
-            check_declared_options(scenario, s, &lib)?;
-            let instance = StrategyInstance::new(&s.name, &lib, &s.options, &scenario.machine, &s.needs).map_err(|e| match e {
-                InstanceError::Load(l) => RunError::Load(l),
-                InstanceError::Options(p) => RunError::Options {
-                    path: scenario.path.display().to_string(),
-                    line: s.line,
-                    strategy: s.name.clone(),
-                    plugin: s.plugin.clone(),
-                    message: p.message.to_string(),
-                },
-            })?;
-            log::info!("strategy \"{}\": plugin {} {} from {}", s.name, instance.info.name, instance.info.version, lib.path.display());
-            instances.insert(s.name.clone(), instance);
+            let loaded = match isolation {
+                Some((iso, all)) if all || s.isolate => {
+                    let checked = loader.check(&path).map_err(located)?;
+                    let isolated = crate::loader::isolated::IsolatedStrategy::new(
+                        &s.name,
+                        &checked,
+                        &s.options,
+                        &scenario.machine,
+                        &s.needs,
+                        iso.clone(),
+                        |schema| check_declared_options(scenario, s, schema),
+                    )
+                    .map_err(|e| match e {
+                        crate::loader::isolated::IsolatedError::Options(e) => e,
+                        crate::loader::isolated::IsolatedError::Instance(e) => instance_error(e),
+                    })?;
+                    log::info!(
+                        "strategy \"{}\": plugin {} {} from {} (isolated)",
+                        s.name,
+                        isolated.info.name,
+                        isolated.info.version,
+                        checked.display()
+                    );
+                    LoadedStrategy::Isolated(Box::new(isolated))
+                }
+                _ => {
+                    let lib = loader.load(&path).map_err(located)?;
+                    check_declared_options(scenario, s, lib.options_schema())?;
+                    let instance = StrategyInstance::new(&s.name, &lib, &s.options, &scenario.machine, &s.needs).map_err(|e| match e {
+                        InstanceError::Load(l) => RunError::Load(l),
+                        InstanceError::Options(p) => options_error(p),
+                    })?;
+                    log::info!(
+                        "strategy \"{}\": plugin {} {} from {}",
+                        s.name,
+                        instance.info.name,
+                        instance.info.version,
+                        lib.path.display()
+                    );
+                    LoadedStrategy::InProcess(instance)
+                }
+            };
+            instances.insert(s.name.clone(), loaded);
         }
         Ok(Strategies { instances })
     }
 
     /// The loaded instance named `name`.
     pub fn get(&self, name: &str) -> Option<&dyn StrategyHandle> {
-        self.instances.get(name).map(|s| s as &dyn StrategyHandle)
+        self.instances.get(name).map(LoadedStrategy::handle)
     }
 }
 
 /// Refuse options the plugin does not declare (or of the wrong type) before it is built;
 /// a plugin that declares none takes its options unchecked.
-fn check_declared_options(scenario: &Scenario, s: &crate::scenario::StrategySpec, lib: &LoadedLibrary) -> Result<(), RunError> {
-    let Some(schema) = lib.options_schema() else { return Ok(()) };
+fn check_declared_options(
+    scenario: &Scenario,
+    s: &crate::scenario::StrategySpec,
+    schema: Option<&[hotplug_core::OptionSpec]>,
+) -> Result<(), RunError> {
+    let Some(schema) = schema else { return Ok(()) };
     let entries = s.option_entries.iter().map(|e| (e.key.as_str(), &e.value));
     crate::loader::options::check(&s.plugin, schema, entries).map_err(|p| {
         let entry = &s.option_entries[p.index];

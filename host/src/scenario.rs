@@ -37,6 +37,8 @@ pub struct StrategySpec {
     pub line: usize,
     /// The request kinds its steps need.
     pub needs: Vec<RequestKind>,
+    /// `isolate = true`: its plugin runs in a child process (docs/reliability.md).
+    pub isolate: bool,
 }
 
 /// One `options` entry of a `[[strategy]]`, with where its key and value are (1-based
@@ -358,6 +360,7 @@ fn strategies(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Vec<St
             option_entries,
             line: loaded.line_col(s.span().start).0,
             needs: Vec::new(),
+            isolate: sc.isolate.unwrap_or(false),
         });
     }
     if let Some(o) = strategy_override {
@@ -717,7 +720,15 @@ fn resolve_distances(loaded: &Loaded, nodes: &mut [NodeSpec]) -> Result<(), Conf
 /// The strategy a step uses when the config defines none: the plugin of that name.
 fn implicit_strategy(name: &str) -> StrategySpec {
     let kind = if name == DEFAULT_DEVICE_STRATEGY { RequestKind::DEVICE } else { RequestKind::SYSTEM_RAM };
-    StrategySpec { name: name.into(), plugin: name.into(), options: String::new(), option_entries: Vec::new(), line: 0, needs: vec![kind] }
+    StrategySpec {
+        name: name.into(),
+        plugin: name.into(),
+        options: String::new(),
+        option_entries: Vec::new(),
+        line: 0,
+        needs: vec![kind],
+        isolate: false,
+    }
 }
 
 /// The defined strategy names, for "unknown strategy" messages.

@@ -231,3 +231,89 @@ fn the_current_directory_is_never_searched_and_loads_are_logged() {
     let resolved = plugin_path(P, "system-ram").canonicalize().unwrap();
     assert!(stderr.contains(&format!("loaded plugin {}", resolved.display())), "{stderr}");
 }
+
+#[test]
+fn a_world_writable_directory_makes_a_safe_file_unsafe_and_the_flag_works_everywhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = hotplug_tests::scratch("world_writable_dir").join("open");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The file is 0755 and ours; its directory is 0777 without the sticky bit.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let lib = dir.join("libsystem_ram.so");
+    std::fs::copy(plugin_path(P, "system-ram"), &lib).unwrap();
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = config_with_plugin("world_writable_dir_cfg", lib.to_str().unwrap());
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    assert_one_line_failure(&run, &["world-writable (without the sticky bit)", "--allow-unsafe-plugin-path"]);
+    assert_eq!(run_host(P, &["--config", cfg.to_str().unwrap(), "--allow-unsafe-plugin-path"]).code, 0);
+    // The flag is global: `plugins` and `conformance` take it too.
+    let listed = run_host(P, &["plugins", "--dir", dir.to_str().unwrap()]);
+    assert!(listed.stdout.contains("refusing to load"), "{}", listed.stdout);
+    let listed = run_host(P, &["plugins", "--dir", dir.to_str().unwrap(), "--allow-unsafe-plugin-path"]);
+    assert!(listed.stdout.contains("system-ram"), "{}\n{}", listed.stdout, listed.stderr);
+    let suite = run_host(P, &["conformance", lib.to_str().unwrap(), "--only", "info"]);
+    assert_eq!(suite.code, 2, "{}", suite.stdout);
+    let suite = run_host(P, &["conformance", lib.to_str().unwrap(), "--only", "info", "--allow-unsafe-plugin-path"]);
+    assert_eq!(suite.code, 0, "{}\n{}", suite.stdout, suite.stderr);
+    // A sticky world-writable directory (like /tmp) is fine: others cannot replace our file.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(run_host(P, &["--config", cfg.to_str().unwrap()]).code, 0);
+}
+
+#[test]
+fn a_bare_name_ending_in_so_loads_the_file_checked_not_one_on_ld_library_path() {
+    // `plugin = "libsystem_ram.so"` is the file in the working directory: checked there,
+    // and loaded from there by its absolute path, whatever LD_LIBRARY_PATH holds (here a
+    // world-writable directory with another library of that name, which would be refused).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = hotplug_tests::scratch("bare_so");
+    let evil = dir.join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::copy(plugin_path(P, "broken-panic-set-up"), evil.join("libsystem_ram.so")).unwrap();
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::copy(plugin_path(P, "system-ram"), dir.join("libsystem_ram.so")).unwrap();
+    std::fs::write(dir.join("c.toml"), "[machine]\n[[strategy]]\nname = \"s\"\nplugin = \"libsystem_ram.so\"\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"128MiB\"\n").unwrap();
+    let out = std::process::Command::new(hotplug_tests::host_exe(P))
+        .current_dir(&dir)
+        .env("LD_LIBRARY_PATH", &evil)
+        .env("RUST_LOG", "info")
+        .args(["--config", "c.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[s]  ok"), "the system-ram in . ran, not the panicking one");
+    let resolved = dir.join("libsystem_ram.so").canonicalize().unwrap();
+    assert!(stderr.contains(&format!("loaded plugin {}", resolved.display())), "{stderr}");
+}
+
+#[test]
+fn a_contract_symbol_at_address_zero_or_a_fifo_is_not_a_plugin_and_no_crash() {
+    let dir = hotplug_tests::scratch("symbol_zero");
+    // A library whose HOTPLUG_CONTRACT_VERSION is the absolute symbol 0 (ld --defsym).
+    let src = dir.join("zero.c");
+    std::fs::write(&src, "int unused(void) { return 0; }\n").unwrap();
+    let lib = dir.join("libzero.so");
+    let built = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-Wl,--defsym,HOTPLUG_CONTRACT_VERSION=0")
+        .status()
+        .expect("gcc");
+    assert!(built.success());
+    let cfg = config_with_plugin("symbol_zero_cfg", lib.to_str().unwrap());
+    let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
+    assert_one_line_failure(&run, &["libzero.so: not a hotplug-lab plugin", "HOTPLUG_CONTRACT_VERSION is at address 0x0"]);
+    // A FIFO named like a plugin: refused at once, never opened (dlopen would block).
+    let fifo = dir.join("libfifo.so");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let cfg = config_with_plugin("fifo_plugin_cfg", fifo.to_str().unwrap());
+    assert_one_line_failure(
+        &run_host(P, &["--config", cfg.to_str().unwrap()]),
+        &["libfifo.so: cannot open: is a FIFO, not a regular file"],
+    );
+    let listed = run_host(P, &["plugins", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(listed.code, 0);
+    assert!(listed.stdout.contains("libfifo.so: cannot open: is a FIFO"), "{}", listed.stdout);
+}

@@ -156,12 +156,31 @@ fn main() {
     };
     seeds.push(b"[machine]\n".to_vec());
     std::panic::set_hook(Box::new(|_| {}));
+    // An input that runs for more than SLOW is a finding too (the promise: hostile
+    // inputs end within seconds): the watchdog saves it and ends the run.
+    const SLOW: Duration = Duration::from_secs(10);
+    let current: &'static std::sync::Mutex<(Instant, Vec<u8>)> = Box::leak(Box::new(std::sync::Mutex::new((Instant::now(), Vec::new()))));
+    let slow_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(&target);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let (started, input) = current.lock().map(|c| (c.0, c.1.clone())).unwrap_or((Instant::now(), Vec::new()));
+        if started.elapsed() > SLOW {
+            let _ = std::fs::create_dir_all(&slow_dir);
+            let file = slow_dir.join("slow");
+            let _ = std::fs::write(&file, &input);
+            eprintln!("SLOW (over {} s) saved to {}", SLOW.as_secs(), file.display());
+            std::process::exit(1);
+        }
+    });
     let mut rng = Rng(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut execs, mut crashes) = (0u64, 0u64);
     while Instant::now() < deadline {
         let input = if target == "steps" { (0..rng.below(4096)).map(|_| rng.next() as u8).collect() } else { mutate(&mut rng, &seeds) };
         execs += 1;
+        if let Ok(mut c) = current.lock() {
+            *c = (Instant::now(), input.clone());
+        }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(&input))) {
             crashes += 1;
             let msg = payload

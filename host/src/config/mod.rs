@@ -230,6 +230,8 @@ pub struct StrategyConfig {
     /// The plugin's options; each key and value keeps its span, so an option the plugin
     /// does not declare is reported at its own line.
     pub options: Option<Spanned<OptionsTable>>,
+    /// Run this plugin in a child process of its own (as `--isolate` does for all).
+    pub isolate: Option<bool>,
 }
 
 /// A `[[strategy]]`'s `options`, key by key.

@@ -4,10 +4,13 @@
 //! failures (missing file, not a plugin, built for another contract) each get one short
 //! line; only then does abi_stable check layouts, and its long dump goes to debug logs.
 
+pub mod isolated;
 pub mod options;
+pub mod server;
 mod services;
 mod static_strategy;
 pub mod watch;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +45,9 @@ pub enum LoadError {
     UnhandledKind { path: String, plugin: String, kind: String, handles: String },
     #[error("{path}: refusing to load: {reason} (pass --allow-unsafe-plugin-path to load it anyway)")]
     UnsafePath { path: String, reason: String },
+    /// Loading it in its own process (`--isolate`) failed; `reason` is that process's line.
+    #[error("{reason} (in its isolated process)")]
+    Isolated { path: String, reason: String },
 }
 
 /// The file name a plugin name maps to: `memmap-on-memory` -> `libmemmap_on_memory.so`.
@@ -246,6 +252,20 @@ impl Loader {
         Loader { loaded: HashMap::new(), allow_unsafe_path }
     }
 
+    /// What `load` checks before any of the file's code can run, without loading it (an
+    /// isolated plugin is loaded by its own process): the resolved path of a regular file
+    /// that is safe to load.
+    pub fn check(&self, path: &Path) -> Result<PathBuf, LoadError> {
+        let shown = path.display().to_string();
+        let key = path.canonicalize().map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: crate::config::io_reason(&e) })?;
+        // A FIFO named lib*.so would block dlopen for ever; a device would feed it garbage.
+        crate::files::check_regular(&key).map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: e.to_string() })?;
+        if !self.allow_unsafe_path {
+            check_path_safety(&key)?;
+        }
+        Ok(key)
+    }
+
     /// Load the library at `path` (probe, then abi_stable).
     ///
     /// The file loaded is exactly the one checked: `path` resolved to an absolute path
@@ -257,11 +277,7 @@ impl Loader {
         if let Some(l) = self.loaded.get(&key) {
             return Ok(l.clone());
         }
-        // A FIFO named lib*.so would block dlopen for ever; a device would feed it garbage.
-        crate::files::check_regular(&key).map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: e.to_string() })?;
-        if !self.allow_unsafe_path {
-            check_path_safety(&key)?;
-        }
+        self.check(path)?;
         let contract = probe(&key)?;
         let header = lib_header_from_path(&key).map_err(|e| match e {
             LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: shown.clone(), reason: short_library_error(&e) },
