@@ -172,7 +172,8 @@ fn resize(op: &str, start: Option<&str>, size: &str, extra: &str) -> String {
 /// Device virtio0's plugged sub-blocks of memory block `id`, as indices.
 fn plugged_sub_blocks(m: &hotplug_host::model::Model, id: u64) -> Vec<u64> {
     let dev = m.virtio.get(&"virtio0".to_string()).expect("virtio0 exists");
-    let sbs = dev.blocks.get(&id).expect("the device holds the block");
+    assert!(dev.block_ids(m.geometry.g.memory_block_size).contains(&id), "memory{id} is in virtio0's region");
+    let sbs = m.virtio_blocks.get(&id).expect("the device holds the block");
     (0..64).filter(|&i| sbs.is_plugged(i)).collect()
 }
 

@@ -302,6 +302,7 @@ impl Model {
             pgmaps: JMap::default(),
             groups: JMap::default(),
             virtio: JMap::default(),
+            virtio_blocks: JMap::default(),
             memmap_splits: JMap::default(),
             counters: JCell::new(Counters::default()),
             distances: spec.distances(),

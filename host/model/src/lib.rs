@@ -132,6 +132,9 @@ pub struct Model {
     pub groups: JMap<u64, groups::MemoryGroup>,
     /// virtio-mem devices, by name.
     pub virtio: JMap<String, virtio::VirtioMem>,
+    /// The plugged sub-blocks of every memory block a virtio-mem device added, by block
+    /// id (a device's are the ids of its region): one journal entry per block written.
+    pub virtio_blocks: JMap<u64, virtio::SubBlocks>,
     pub counters: JCell<Counters>,
     /// The zones that paid for each section whose memmap came from more than one zone
     /// (`MemmapHome::Split`), by section number.
@@ -188,6 +191,7 @@ impl Model {
         check("pgmaps", self.pgmaps.same_contents(&other.pgmaps));
         check("memory_groups", self.groups.same_contents(&other.groups));
         check("virtio_mem_devices", self.virtio.same_contents(&other.virtio));
+        check("virtio_mem_blocks", self.virtio_blocks.same_contents(&other.virtio_blocks));
         check("memmap_splits", self.memmap_splits.same_contents(&other.memmap_splits));
         check("min_free_kbytes", self.counters.get().min_free_kbytes == other.counters.get().min_free_kbytes);
         check("max_pfn", self.counters.get().max_pfn == other.counters.get().max_pfn);
@@ -208,6 +212,7 @@ impl Model {
         self.pgmaps.begin();
         self.groups.begin();
         self.virtio.begin();
+        self.virtio_blocks.begin();
         self.memmap_splits.begin();
         self.counters.begin();
     }
@@ -225,6 +230,7 @@ impl Model {
         self.pgmaps.commit();
         self.groups.commit();
         self.virtio.commit();
+        self.virtio_blocks.commit();
         self.memmap_splits.commit();
         self.counters.commit();
     }
@@ -242,6 +248,7 @@ impl Model {
         self.pgmaps.rollback();
         self.groups.rollback();
         self.virtio.rollback();
+        self.virtio_blocks.rollback();
         self.memmap_splits.rollback();
         self.counters.rollback();
     }

@@ -9,8 +9,6 @@
 //! A request may partly succeed, as the driver's does: each block's add or removal is its
 //! own transaction, and the device keeps what it plugged or could not unplug.
 
-use std::collections::BTreeMap;
-
 use hotplug_core::{errno, Driver};
 
 use super::block::BlockRuns;
@@ -45,8 +43,23 @@ pub struct VirtioMem {
     pub group_id: u64,
     /// The device region's resource id.
     pub resource_id: u64,
-    /// The plugged sub-blocks of every memory block the device has added, by block id.
-    pub blocks: BTreeMap<u64, SubBlocks>,
+}
+
+impl VirtioMem {
+    /// The ids of the memory blocks the device's region can hold (its blocks' sub-block
+    /// maps are in `Model::virtio_blocks`, journaled one block at a time).
+    pub fn block_ids(&self, block_size: u64) -> std::ops::Range<u64> {
+        self.start / block_size..(self.start + self.region_size).div_ceil(block_size)
+    }
+}
+
+/// What one grow keeps while it adds block after block: the next block id to try and
+/// the device's added-but-offline bytes (virtio_mem_could_add_memory's `offline_size`),
+/// counted once when the grow starts and then kept up to date, as the kernel's memory
+/// notifier keeps it, instead of being recounted for every block.
+struct GrowCursor {
+    next_id: u64,
+    offline: u64,
 }
 
 /// Which sub-blocks of one memory block are plugged (bit i: sub-block i).
@@ -239,7 +252,6 @@ impl Model {
             plugged: 0,
             group_id,
             resource_id,
-            blocks: BTreeMap::new(),
         };
         self.virtio.insert(name.to_string(), dev.clone());
         Ok(dev)
@@ -288,8 +300,7 @@ impl Model {
         let mut left = sbs_wanted;
         // Partly plugged blocks first, by state, lowest block first.
         for state in [MbState::KernelPartial, MbState::MovablePartial, MbState::OfflinePartial] {
-            let ids: Vec<u64> =
-                self.device(name).blocks.iter().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
+            let ids: Vec<u64> = self.device_blocks(name).filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
             for id in ids {
                 if left == 0 {
                     break;
@@ -298,8 +309,12 @@ impl Model {
             }
         }
         // Then whole blocks: unused ones inside the device's range of blocks first.
+        let bs = self.geometry.g.memory_block_size;
+        let offline_blocks =
+            self.device_blocks(name).filter(|(id, _)| self.blocks.get(id).is_none_or(|b| b.state == BlockState::Offline)).count() as u64;
+        let mut cursor = GrowCursor { next_id: self.device(name).start.div_ceil(bs), offline: offline_blocks * bs };
         while left > 0 {
-            match self.plug_new_block(name, left, strategy, &mut out) {
+            match self.plug_new_block(name, left, strategy, &mut out, &mut cursor) {
                 Ok(plugged) => left -= plugged,
                 Err(e) => {
                     out.stopped = Some(e);
@@ -317,6 +332,12 @@ impl Model {
     /// The device `name` (it exists).
     fn device(&self, name: &str) -> &VirtioMem {
         self.virtio.get(&name.to_string()).expect("the device exists")
+    }
+
+    /// The blocks device `name` has added, lowest first, with their sub-blocks.
+    fn device_blocks(&self, name: &str) -> impl DoubleEndedIterator<Item = (&u64, &SubBlocks)> + '_ {
+        let ids = self.virtio.get(&name.to_string()).map_or(0..0, |d| d.block_ids(self.geometry.g.memory_block_size));
+        self.virtio_blocks.range(ids)
     }
 
     /// A request that plugged nothing leaves no trace: a device it created goes again.
@@ -345,7 +366,7 @@ impl Model {
     fn plug_sub_blocks(&mut self, name: &str, id: u64, max: u64) -> u64 {
         let g = self.geometry;
         let dev = self.device(name).clone();
-        let mut sbs = dev.blocks[&id].clone();
+        let mut sbs = self.virtio_blocks.get(&id).cloned().expect("a block of the device");
         let per_sb = dev.sb_size / g.page_size();
         let block_pfn = g.block_to_pfn(id);
         let mut plugged = 0;
@@ -360,10 +381,8 @@ impl Model {
             plugged += 1;
         }
         self.fake_online(id, (plugged * per_sb) as i64);
-        self.virtio.update(&name.to_string(), |d| {
-            d.blocks.insert(id, sbs);
-            d.plugged += plugged * d.sb_size;
-        });
+        self.virtio_blocks.insert(id, sbs);
+        self.virtio.update(&name.to_string(), |d| d.plugged += plugged * d.sb_size);
         plugged
     }
 
@@ -384,13 +403,20 @@ impl Model {
     /// virtio_mem_sbm_plug_and_add_mb: the next block the device can use, with up to
     /// `max` of its sub-blocks plugged (lowest first), added whole and auto-onlined.
     /// Returns the sub-blocks plugged.
-    fn plug_new_block(&mut self, name: &str, max: u64, strategy: &dyn StrategyHandle, out: &mut ResizeOutcome) -> Result<u64, StepError> {
+    fn plug_new_block(
+        &mut self,
+        name: &str,
+        max: u64,
+        strategy: &dyn StrategyHandle,
+        out: &mut ResizeOutcome,
+        cursor: &mut GrowCursor,
+    ) -> Result<u64, StepError> {
         let g = self.geometry;
         let bs = g.g.memory_block_size;
         let dev = self.device(name).clone();
-        let (first_mb, end_mb) = (dev.start.div_ceil(bs), (dev.start + dev.region_size) / bs);
+        let end_mb = (dev.start + dev.region_size) / bs;
         // virtio_mem_could_add_memory: added but offline memory is capped.
-        let offline = dev.blocks.keys().filter(|id| self.blocks.get(id).is_none_or(|b| b.state == BlockState::Offline)).count() as u64 * bs;
+        let offline = cursor.offline;
         let threshold = (2 * bs).max(1 << 30);
         if offline + bs > threshold {
             return Err(StepError::kernel(
@@ -402,7 +428,12 @@ impl Model {
                 ),
             ));
         }
-        let id = (first_mb..).find(|id| !dev.blocks.contains_key(id)).expect("an unbounded range has a free id");
+        // The lowest unused block: the cursor only moves up within a grow (blocks are only
+        // added), so each id is looked at once per grow.
+        while self.virtio_blocks.get(&cursor.next_id).is_some() {
+            cursor.next_id += 1;
+        }
+        let id = cursor.next_id;
         let sbs_per_mb = bs / dev.sb_size;
         let count = max.min(sbs_per_mb);
         let result = self.transaction(|m| {
@@ -421,14 +452,15 @@ impl Model {
             m.pages.set(block_pfn + count * per_sb, block_pfn + sbs_per_mb * per_sb, Some(PageState::FakeOffline));
             let mut sbs = SubBlocks::new(sbs_per_mb);
             (0..count).for_each(|i| sbs.set(i, true));
-            m.virtio.update(&name.to_string(), |d| {
-                d.blocks.insert(id, sbs);
-                d.plugged += count * d.sb_size;
-            });
+            m.virtio_blocks.insert(id, sbs);
+            m.virtio.update(&name.to_string(), |d| d.plugged += count * d.sb_size);
             Ok(added)
         })?;
         out.memmap_node_pages += result.memmap_node_pages;
         let (onlined, error) = self.auto_online(&result.blocks);
+        if self.blocks.get(&id).is_none_or(|b| b.state == BlockState::Offline) {
+            cursor.offline += bs;
+        }
         for &(s, e, z) in onlined.runs() {
             out.onlined.push(s, e, z);
         }
@@ -496,7 +528,7 @@ impl Model {
             [MbState::OfflinePartial, MbState::Offline, MbState::MovablePartial, MbState::KernelPartial, MbState::Movable, MbState::Kernel];
         for state in states {
             let ids: Vec<u64> =
-                self.device(name).blocks.iter().rev().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
+                self.device_blocks(name).rev().filter(|(&id, s)| self.mb_state(id, s) == state).map(|(&id, _)| id).collect();
             for id in ids {
                 if left == 0 {
                     break;
@@ -514,7 +546,7 @@ impl Model {
             }
         }
         out.plugged = self.device(name).plugged;
-        if out.plugged == 0 && self.device(name).blocks.is_empty() {
+        if out.plugged == 0 && self.device_blocks(name).next().is_none() {
             // Nothing left plugged: the device goes with its region and group, as it came
             // with its first grow (the model's device lives from first plug to last unplug).
             self.drop_device(name);
@@ -548,7 +580,7 @@ impl Model {
     ) -> Result<u64, StepError> {
         let g = self.geometry;
         let dev = self.device(name).clone();
-        let mut sbs = dev.blocks[&id].clone();
+        let mut sbs = self.virtio_blocks.get(&id).cloned().expect("a block of the device");
         let per_sb = dev.sb_size / g.page_size();
         let block_pfn = g.block_to_pfn(id);
         let online = self.blocks.get(&id).is_some_and(|b| b.state == BlockState::Online);
@@ -584,14 +616,12 @@ impl Model {
                 m.pages.set(s, s + per_sb, Some(PageState::FakeOffline));
             }
             m.fake_online(id, -((n * per_sb) as i64));
-            m.virtio.update(&name.to_string(), |d| {
-                d.plugged -= n * d.sb_size;
-                if empty {
-                    d.blocks.remove(&id);
-                } else {
-                    d.blocks.insert(id, sbs.clone());
-                }
-            });
+            m.virtio.update(&name.to_string(), |d| d.plugged -= n * d.sb_size);
+            if empty {
+                m.virtio_blocks.remove(&id);
+            } else {
+                m.virtio_blocks.insert(id, sbs.clone());
+            }
             if !empty {
                 return Ok(None);
             }

@@ -12,7 +12,7 @@
 //! handler only reads memory and calls `write` and `_exit` (both async-signal-safe).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -26,20 +26,21 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const CAP: usize = 480;
 
-/// "plugin NAME" of the call in progress.
+/// The plugin of the call in progress.
 static WHO: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
 static WHO_LEN: AtomicUsize = AtomicUsize::new(0);
-/// " in CALL during step #N" of the call in progress.
-static WHERE: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
-static WHERE_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The call in progress (`set_up`).
+static CALL: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+static CALL_LEN: AtomicUsize = AtomicUsize::new(0);
+/// What the calls are part of (`step #3 (add)`), set once per step.
+static CONTEXT: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+static CONTEXT_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Whether a plugin call is in progress.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// When the call in progress times out, in milliseconds since [`epoch`]; 0: never.
 static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 /// The per-call timeout in milliseconds; 0: none.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64);
-/// What the calls are part of ("step #3", "check set-up-grid"), for the line.
-static CONTEXT: Mutex<String> = Mutex::new(String::new());
 static WATCHDOG: OnceLock<Thread> = OnceLock::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -52,11 +53,13 @@ fn now_ms() -> u64 {
     u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// Keep `text` in `buf` (cut at CAP bytes, control characters as `?`): no allocation,
+/// so watching a call costs a few stores.
 fn store(buf: &[AtomicU8; CAP], len: &AtomicUsize, text: &str) {
     let bytes = text.as_bytes();
     let n = bytes.len().min(CAP);
     for (slot, &b) in buf.iter().zip(&bytes[..n]) {
-        slot.store(b, Ordering::Relaxed);
+        slot.store(if b.is_ascii_control() { b'?' } else { b }, Ordering::Relaxed);
     }
     len.store(n, Ordering::Release);
 }
@@ -73,12 +76,18 @@ fn write_line(event: &[u8]) {
             }
         }
     };
-    push(&mut b"host: error: ".iter().copied());
+    push(&mut b"host: error: plugin ".iter().copied());
     let who = WHO_LEN.load(Ordering::Acquire);
     push(&mut WHO[..who].iter().map(|b| b.load(Ordering::Relaxed)));
     push(&mut event.iter().copied());
-    let at = WHERE_LEN.load(Ordering::Acquire);
-    push(&mut WHERE[..at].iter().map(|b| b.load(Ordering::Relaxed)));
+    push(&mut b" in ".iter().copied());
+    let call = CALL_LEN.load(Ordering::Acquire);
+    push(&mut CALL[..call].iter().map(|b| b.load(Ordering::Relaxed)));
+    let context = CONTEXT_LEN.load(Ordering::Acquire);
+    if context > 0 {
+        push(&mut b" during ".iter().copied());
+        push(&mut CONTEXT[..context].iter().map(|b| b.load(Ordering::Relaxed)));
+    }
     push(&mut b"; the run was abandoned (exit 3)\n".iter().copied());
     #[cfg(unix)]
     // SAFETY: write(2) on a valid buffer; the result is ignored (nothing else to do).
@@ -190,7 +199,7 @@ pub fn install(timeout: Option<Duration>) {
 
 /// What the following plugin calls are part of, for the line (`"step #3"`).
 pub fn set_context(context: &str) {
-    *CONTEXT.lock().unwrap_or_else(|p| p.into_inner()) = context.to_string();
+    store(&CONTEXT, &CONTEXT_LEN, context);
 }
 
 /// Run `f`, a call `call` into plugin `plugin`, watched. Without [`install`] it only runs `f`.
@@ -198,10 +207,8 @@ pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
     if !INSTALLED.load(Ordering::Acquire) || ACTIVE.load(Ordering::Acquire) {
         return f();
     }
-    let context = CONTEXT.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    store(&WHO, &WHO_LEN, &format!("plugin {}", crate::model::text::plugin_text(plugin, 200)));
-    let during = if context.is_empty() { String::new() } else { format!(" during {context}") };
-    store(&WHERE, &WHERE_LEN, &format!(" in {call}{during}"));
+    store(&WHO, &WHO_LEN, plugin);
+    store(&CALL, &CALL_LEN, call);
     ACTIVE.store(true, Ordering::Release);
     let timeout = TIMEOUT_MS.load(Ordering::Acquire);
     if timeout > 0 {
