@@ -58,7 +58,8 @@ struct Cli {
     #[arg(long)]
     isolate: bool,
     /// Abandon the run (one line, exit 3) when a single plugin call takes longer than
-    /// this many seconds: a hang becomes an error, not a stuck job. 0: wait for ever.
+    /// this many seconds: a hang becomes an error, not a stuck job (with --isolate, only
+    /// that step fails). 0: wait for ever.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     plugin_timeout: u64,
     #[command(subcommand)]
