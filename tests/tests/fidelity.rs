@@ -413,3 +413,18 @@ fn device_memory_on_a_node_without_ram_takes_its_memmap_from_the_nearest_node_wi
     assert_eq!((m["memmap_node_pages"].as_u64(), m["memmap_nid"].as_u64()), (Some(4_096), Some(0)));
     assert_eq!(memmap_taken(&v), [(0, 4_096), (1, 0)]);
 }
+
+#[test]
+fn a_grows_onlined_blocks_are_counted_by_zone() {
+    // configs/virtio-mem.toml: 16 GiB in 128 MiB blocks = 128 blocks under auto-movable
+    // on a 4 GiB VM. The first 96 fit the 301 % ratio (96 x 128 MiB = 12 GiB = 3 x 4 GiB
+    // of boot memory, just under 301 %) and go Movable; from then on each kernel block
+    // the group gets allows three more Movable ones: the other 32 are 8 Normal and 24
+    // Movable. So 120 Movable and 8 Normal, said as counts, not one name per run.
+    let cfg = hotplug_tests::workspace_root().join("configs/virtio-mem.toml");
+    let dir = hotplug_tests::artifacts(hotplug_tests::Profile::Debug).display().to_string();
+    let run = hotplug_tests::run_host(hotplug_tests::Profile::Debug, &["--config", cfg.to_str().unwrap(), "--plugin-dir", &dir]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let grow = run.stdout.lines().find(|l| l.starts_with("#1 ")).unwrap();
+    assert!(grow.ends_with("; onlined 128: 120 Movable, 8 Normal"), "{grow}");
+}

@@ -215,6 +215,23 @@ fn range_text(start: u64, size: u64) -> String {
     format!("{start:#x}-{:#x}", start.saturating_add(size - 1))
 }
 
+/// "onlined 128: 120 Movable, 8 Normal": how many blocks went to each zone, zones in the
+/// order they first took one, instead of one name per run (a virtio-mem grow whose
+/// blocks alternate zones would list thousands).
+fn onlined_text(onlined: &crate::model::block::BlockRuns<crate::model::ZoneType>) -> String {
+    let mut counts: Vec<(crate::model::ZoneType, u64)> = Vec::new();
+    for &(first, end, zone) in onlined.runs() {
+        match counts.iter_mut().find(|(z, _)| *z == zone) {
+            Some((_, n)) => *n += end - first,
+            None => counts.push((zone, end - first)),
+        }
+    }
+    // Plain counts, as the rest of the step line prints them (one number style for the
+    // whole report is the answers issue's).
+    let by_zone: Vec<String> = counts.iter().map(|(z, n)| format!("{n} {}", z.name())).collect();
+    format!("onlined {}: {}", onlined.len(), by_zone.join(", "))
+}
+
 fn thousands(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
@@ -325,9 +342,7 @@ fn added_text(model_page: u64, a: &crate::model::hotplug::AddOutcome) -> String 
         let _ = write!(d, "; memmap {} inside the range", format_size(a.memmap_altmap_pages * model_page));
     }
     if !a.onlined.is_empty() {
-        let mut zones: Vec<&str> = a.onlined.runs().iter().map(|(_, _, z)| z.name()).collect();
-        zones.dedup();
-        let _ = write!(d, "; onlined {} ({})", a.onlined.len(), zones.join(", "));
+        let _ = write!(d, "; {}", onlined_text(&a.onlined));
     }
     if let Some(e) = &a.online_error {
         let _ = write!(d, "; auto-online stopped: {e}");
@@ -383,9 +398,7 @@ fn resized_text(model_page: u64, r: &crate::model::virtio::ResizeOutcome) -> Str
         let _ = write!(text, "; memmap {} from node memory", format_size(r.memmap_node_pages * model_page));
     }
     if !r.onlined.is_empty() {
-        let mut zones: Vec<&str> = r.onlined.runs().iter().map(|(_, _, z)| z.name()).collect();
-        zones.dedup();
-        let _ = write!(text, "; onlined {} ({})", r.onlined.len(), zones.join(", "));
+        let _ = write!(text, "; {}", onlined_text(&r.onlined));
     }
     if let Some(e) = &r.online_error {
         let _ = write!(text, "; auto-online stopped: {e}");
