@@ -2,6 +2,7 @@
 //! views behind the `host` binary, around the model crate (`hotplug-model`, re-exported
 //! as [`model`]). See ARCHITECTURE.md for the map.
 
+pub mod child;
 pub mod config;
 pub mod conformance;
 pub mod files;

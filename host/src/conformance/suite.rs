@@ -137,17 +137,6 @@ fn nonce() -> String {
 /// The descriptor the child writes its verdict to (its fd 3: after stdin, stdout, stderr).
 pub const VERDICT_FD: i32 = 3;
 
-/// Kill every process of the child's group (the child and anything it forked).
-fn kill_group(child: &std::process::Child) {
-    #[cfg(unix)]
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) on the negative pid of the group the child leads.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-}
-
 /// Run one check in a child; `Err` says how the child died (exit status, last stderr lines).
 ///
 /// The verdict comes back on its own pipe (the child's fd 3), prefixed with a nonce the
@@ -198,19 +187,19 @@ fn spawn(host_exe: &Path, check: &str, plugin: &str, options: &SuiteOptions) -> 
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                kill_group(&child);
+                crate::child::kill_group(&child);
                 let _ = child.wait();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {
-                kill_group(&child);
+                crate::child::kill_group(&child);
                 return Err(format!("waiting for the check's process failed: {e}"));
             }
         }
     };
     // Whatever the child left running goes with it.
-    kill_group(&child);
+    crate::child::kill_group(&child);
     let collect = |rx: std::sync::mpsc::Receiver<String>| rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
     let verdict = collect(verdict);
     let _ = collect(stdout);
@@ -230,20 +219,8 @@ fn spawn(host_exe: &Path, check: &str, plugin: &str, options: &SuiteOptions) -> 
 
 /// "exited with code 1" or "killed by signal 6 (SIGABRT)".
 fn describe(status: std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        if let Some(sig) = status.signal() {
-            let name = match sig {
-                6 => " (SIGABRT)",
-                9 => " (SIGKILL)",
-                11 => " (SIGSEGV)",
-                4 => " (SIGILL)",
-                7 => " (SIGBUS)",
-                _ => "",
-            };
-            return format!("killed by signal {sig}{name}");
-        }
+    if let Some((sig, name)) = crate::child::signal(status) {
+        return format!("killed by signal {sig}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
     }
     match status.code() {
         Some(c) => format!("exited with code {c}"),

@@ -40,7 +40,7 @@ struct Server {
 
 impl Server {
     fn kill(&mut self) {
-        kill_group(&self.child);
+        crate::child::kill_group(&self.child);
         self.gone = true;
     }
 }
@@ -48,18 +48,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Closing stdin ends a healthy child; the group kill ends anything it left.
-        kill_group(&self.child);
+        crate::child::kill_group(&self.child);
         let _ = self.child.wait();
-    }
-}
-
-fn kill_group(child: &Child) {
-    #[cfg(unix)]
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) on the group the child leads (process_group(0) at spawn).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
     }
 }
 
@@ -83,21 +73,8 @@ fn lost(call: &str, what: String) -> PluginError {
 
 /// "crashed (SIGABRT)", "exited with code 3".
 fn describe(status: std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        if let Some(sig) = status.signal() {
-            let name = match sig {
-                libc::SIGABRT => "SIGABRT",
-                libc::SIGSEGV => "SIGSEGV",
-                libc::SIGBUS => "SIGBUS",
-                libc::SIGILL => "SIGILL",
-                libc::SIGFPE => "SIGFPE",
-                libc::SIGKILL => "SIGKILL",
-                _ => "a signal",
-            };
-            return format!("crashed ({name})");
-        }
+    if let Some((_, name)) = crate::child::signal(status) {
+        return format!("crashed ({})", name.unwrap_or("a signal"));
     }
     match status.code() {
         Some(c) => format!("exited with code {c}"),
@@ -304,7 +281,7 @@ impl IsolatedStrategy {
                 call,
                 request: WRequest::from(request),
                 restrictions: WRestrictions::from(restrictions),
-                altmap: ops.altmap.map(|a| [a.base_pfn, a.end_pfn, a.reserve, a.free, a.align, a.alloc]),
+                altmap: ops.altmap.as_ref().map(super::wire::altmap_to_wire),
             };
             send(server, &message).map_err(|e| lost(name, e))?;
             loop {

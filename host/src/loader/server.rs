@@ -138,10 +138,7 @@ pub fn serve() -> Result<(), String> {
             ToChild::WithOps { call, request, restrictions, altmap } => {
                 let data: RequestData = request.into();
                 let restrictions = restrictions.into();
-                let mut proxy = ProxyOps {
-                    input: &mut input,
-                    altmap: altmap.map(|a| Altmap { base_pfn: a[0], end_pfn: a[1], reserve: a[2], free: a[3], align: a[4], alloc: a[5] }),
-                };
+                let mut proxy = ProxyOps { input: &mut input, altmap: altmap.map(super::wire::altmap_from_wire) };
                 let result = data.with(|r| {
                     let ops = MemmapOps_TO::from_ptr(&mut proxy, TD_Opaque);
                     match call {

@@ -173,11 +173,13 @@ impl From<WRequest> for RequestData {
     }
 }
 
-fn altmap_to_wire(a: &Altmap) -> [u64; 6] {
+/// An altmap as the wire carries it.
+pub fn altmap_to_wire(a: &Altmap) -> [u64; 6] {
     [a.base_pfn, a.end_pfn, a.reserve, a.free, a.align, a.alloc]
 }
 
-fn altmap_from_wire(a: [u64; 6]) -> Altmap {
+/// An altmap from the wire.
+pub fn altmap_from_wire(a: [u64; 6]) -> Altmap {
     Altmap { base_pfn: a[0], end_pfn: a[1], reserve: a[2], free: a[3], align: a[4], alloc: a[5] }
 }
 
