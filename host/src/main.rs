@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use std::io::Read as _;
-
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotplug_host::loader::{self, Loader};
@@ -284,7 +282,7 @@ fn main() -> ExitCode {
 
 /// A conformance child's nonce: one line of standard input, at most 128 bytes.
 fn read_nonce() -> String {
-    let bytes = hotplug_host::files::read_limited(std::io::stdin().lock().take(129), 128).unwrap_or_default();
+    let bytes = hotplug_host::files::read_limited(std::io::stdin().lock(), 128).unwrap_or_default();
     String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().trim().to_string()
 }
 

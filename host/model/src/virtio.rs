@@ -310,8 +310,7 @@ impl Model {
         }
         // Then whole blocks: unused ones inside the device's range of blocks first.
         let bs = self.geometry.g.memory_block_size;
-        let offline_blocks =
-            self.device_blocks(name).filter(|(id, _)| self.blocks.get(id).is_none_or(|b| b.state == BlockState::Offline)).count() as u64;
+        let offline_blocks = self.device_blocks(name).filter(|(&id, _)| self.added_offline(id)).count() as u64;
         let mut cursor = GrowCursor { next_id: self.device(name).start.div_ceil(bs), offline: offline_blocks * bs };
         while left > 0 {
             match self.plug_new_block(name, left, strategy, &mut out, &mut cursor) {
@@ -327,6 +326,12 @@ impl Model {
             Some(e) if out.plugged == out.plugged_before => Err(self.undo_new_device(name, existed, e.clone())),
             _ => Ok(out),
         }
+    }
+
+    /// Whether device block `id` counts in virtio_mem_could_add_memory's offline size:
+    /// it is not online (or has no memory-block device).
+    fn added_offline(&self, id: u64) -> bool {
+        self.blocks.get(&id).is_none_or(|b| b.state == BlockState::Offline)
     }
 
     /// The device `name` (it exists).
@@ -458,7 +463,7 @@ impl Model {
         })?;
         out.memmap_node_pages += result.memmap_node_pages;
         let (onlined, error) = self.auto_online(&result.blocks);
-        if self.blocks.get(&id).is_none_or(|b| b.state == BlockState::Offline) {
+        if self.added_offline(id) {
             cursor.offline += bs;
         }
         for &(s, e, z) in onlined.runs() {

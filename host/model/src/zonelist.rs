@@ -8,6 +8,11 @@ use super::Model;
 /// find_next_best_node's penalty for a node with CPUs (PENALTY_FOR_NODE_WITH_CPUS).
 const PENALTY_FOR_NODE_WITH_CPUS: u32 = 1;
 
+/// N_MEMORY: some zone of the node has present pages.
+fn node_has_memory(n: &super::Node) -> bool {
+    n.zones.iter().any(|z| z.present > 0)
+}
+
 /// The zonelists __build_all_zonelists gives every node, kept while the nodes with
 /// memory stay the same (the kernel rebuilds them when that set changes, too). Building
 /// them is O(N^2 log N) for N nodes; a hot-add then reads its node's in O(N). A cache
@@ -31,7 +36,7 @@ impl Clone for ZonelistCache {
 impl Model {
     /// Whether node `nid` has memory (N_MEMORY): some zone has present pages.
     fn has_memory(&self, nid: u32) -> bool {
-        self.nodes.get(&nid).is_some_and(|n| n.zones.iter().any(|z| z.present > 0))
+        self.nodes.get(&nid).is_some_and(node_has_memory)
     }
 
     /// The nodes of `local`'s fallback zonelist, nearest first: the node itself when it
@@ -46,7 +51,7 @@ impl Model {
         if fresh {
             return self.build_node_order(local, &mut std::collections::BTreeMap::new());
         }
-        let with_memory: Vec<u32> = self.nodes.values().filter(|n| n.zones.iter().any(|z| z.present > 0)).map(|n| n.id).collect();
+        let with_memory: Vec<u32> = self.nodes.values().filter(|n| node_has_memory(n)).map(|n| n.id).collect();
         let mut cache = self.zonelists.0.lock().unwrap_or_else(|p| p.into_inner());
         if cache.as_ref().is_none_or(|c| c.with_memory != with_memory) {
             let mut load = std::collections::BTreeMap::<u32, u32>::new();
@@ -76,7 +81,7 @@ impl Model {
         let mut others: Vec<(u32, u32, u32)> = self
             .nodes
             .values()
-            .filter(|n| n.id != local && n.zones.iter().any(|z| z.present > 0))
+            .filter(|n| n.id != local && node_has_memory(n))
             .map(|n| {
                 let penalty = if n.facts.has_cpus { PENALTY_FOR_NODE_WITH_CPUS } else { 0 };
                 let rank = self.distance(local, n.id) + u32::from(n.id < local) + penalty;

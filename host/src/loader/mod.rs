@@ -256,14 +256,19 @@ impl Loader {
     /// isolated plugin is loaded by its own process): the resolved path of a regular file
     /// that is safe to load.
     pub fn check(&self, path: &Path) -> Result<PathBuf, LoadError> {
-        let shown = path.display().to_string();
-        let key = path.canonicalize().map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: crate::config::io_reason(&e) })?;
-        // A FIFO named lib*.so would block dlopen for ever; a device would feed it garbage.
-        crate::files::check_regular(&key).map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: e.to_string() })?;
-        if !self.allow_unsafe_path {
-            check_path_safety(&key)?;
-        }
+        let key = resolved(path)?;
+        self.check_resolved(path, &key)?;
         Ok(key)
+    }
+
+    /// [`Loader::check`] of `key`, `path` already resolved (errors name `path`).
+    fn check_resolved(&self, path: &Path, key: &Path) -> Result<(), LoadError> {
+        // A FIFO named lib*.so would block dlopen for ever; a device would feed it garbage.
+        crate::files::check_regular(key).map_err(|e| LoadError::CannotOpen { path: path.display().to_string(), reason: e.to_string() })?;
+        if !self.allow_unsafe_path {
+            check_path_safety(key)?;
+        }
+        Ok(())
     }
 
     /// Load the library at `path` (probe, then abi_stable).
@@ -273,11 +278,11 @@ impl Loader {
     /// looked up in LD_LIBRARY_PATH and the system directories, not in `.`).
     pub fn load(&mut self, path: &Path) -> Result<LoadedLibrary, LoadError> {
         let shown = path.display().to_string();
-        let key = path.canonicalize().map_err(|e| LoadError::CannotOpen { path: shown.clone(), reason: crate::config::io_reason(&e) })?;
+        let key = resolved(path)?;
         if let Some(l) = self.loaded.get(&key) {
             return Ok(l.clone());
         }
-        self.check(path)?;
+        self.check_resolved(path, &key)?;
         let contract = probe(&key)?;
         let header = lib_header_from_path(&key).map_err(|e| match e {
             LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: shown.clone(), reason: short_library_error(&e) },
@@ -307,6 +312,11 @@ impl Loader {
         self.loaded.insert(key, lib.clone());
         Ok(lib)
     }
+}
+
+/// `path` absolute, without symlinks: what is checked and what is loaded.
+fn resolved(path: &Path) -> Result<PathBuf, LoadError> {
+    path.canonicalize().map_err(|e| LoadError::CannotOpen { path: path.display().to_string(), reason: crate::config::io_reason(&e) })
 }
 
 /// Refuse a plugin file others could have replaced: the file world-writable or owned by
