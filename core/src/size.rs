@@ -43,9 +43,60 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     value.checked_mul(1u64 << shift).ok_or_else(|| format!("size \"{text}\" does not fit in 64 bits"))
 }
 
+/// A size as reports and notes print it: the largest binary unit that divides `bytes`
+/// exactly, digits grouped by thousands (`"128 MiB"`, `"15,260 MiB"`, `"4,097 B"`). Exact
+/// rather than rounded, because a kernel person compares these against what the kernel
+/// prints; one function so a plugin's note reads like the host's report.
+pub fn format_size(bytes: u64) -> String {
+    for (name, shift) in [("EiB", 60u32), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        let unit = 1u64 << shift;
+        if bytes >= unit && bytes % unit == 0 {
+            return format!("{} {name}", thousands(bytes / unit));
+        }
+    }
+    format!("{} B", thousands(bytes))
+}
+
+/// `4194304` as `"4,194,304"`: every count in a report, so long numbers read at a glance.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `"16 GiB (4,194,304 pages)"`: a size where the page count matters too (memmap,
+/// device pages), in one style. The size saturates at 2^64 - 1 bytes.
+pub fn format_pages(pages: u64, page_size: u64) -> String {
+    let noun = if pages == 1 { "page" } else { "pages" };
+    format!("{} ({} {noun})", format_size(pages.saturating_mul(page_size)), thousands(pages))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prints_sizes_in_one_style() {
+        // Exact units, grouped digits: 3 << 29 is 1,536 MiB, not 1.5 GiB.
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(4097), "4,097 B");
+        assert_eq!(format_size(128 << 20), "128 MiB");
+        assert_eq!(format_size(3 << 29), "1,536 MiB");
+        assert_eq!(format_size(u64::MAX), "18,446,744,073,709,551,615 B");
+        assert_eq!(format_size(1 << 63), "8 EiB");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(4_194_304), "4,194,304");
+        // 16 GiB of 4 KiB pages is 2^34 / 2^12 = 4,194,304 pages.
+        assert_eq!(format_pages(4_194_304, 4096), "16 GiB (4,194,304 pages)");
+        assert_eq!(format_pages(1, 4096), "4 KiB (1 page)");
+    }
 
     #[test]
     fn parses_units_hex_and_plain() {

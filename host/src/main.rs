@@ -372,12 +372,13 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         match cli.format {
             Format::Json => output::println(&report::json(&shown, &runs))?,
             Format::Text => {
+                let paint = report::Paint { colour: output::colour() };
                 let mut text = String::new();
                 for (i, run) in runs.iter().enumerate() {
                     if i > 0 {
                         text.push('\n');
                     }
-                    text.push_str(&report::text(&shown, run));
+                    text.push_str(&report::text_painted(&shown, run, paint));
                 }
                 if runs.len() > 1 {
                     text.push('\n');
@@ -386,6 +387,11 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
                 output::print(&text)?;
             }
         }
+    }
+    if cli.check_invariants {
+        // Said once, on stderr, so the report stays what it is without the flag.
+        let steps: usize = runs.iter().map(|r| r.steps.len()).sum();
+        eprintln!("host: invariants held after every step ({steps} checked in {})", plural(runs.len(), "run"));
     }
     if cli.timings {
         eprint!("{}", hotplug_host::timings::text(prepared, &runs, hotplug_host::timings::peak_rss_bytes()));
@@ -533,4 +539,13 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "1 run", "3 runs".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -73,6 +73,19 @@ pub fn print(text: &str) -> Result<(), OutputError> {
     Ok(())
 }
 
+/// Whether the report may be coloured: the real standard output is a terminal and
+/// `NO_COLOR` (no-color.org) is unset or empty. Pipes and files always get plain text.
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    match REAL_STDOUT.get() {
+        Some(file) => file.lock().map(|f| f.is_terminal()).unwrap_or(false),
+        None => std::io::stdout().is_terminal(),
+    }
+}
+
 /// [`print`] with a newline after `text`.
 pub fn println(text: &str) -> Result<(), OutputError> {
     print(&format!("{text}\n"))

@@ -9,8 +9,9 @@ fn the_model_crate_depends_on_the_contract_and_no_serialisation_or_cli() {
     let deps = manifest["dependencies"].as_table().expect("[dependencies]");
     let mut names: Vec<&str> = deps.keys().map(String::as_str).collect();
     names.sort_unstable();
-    // abi_stable for the contract's FFI types; thiserror for StepError's Display.
-    assert_eq!(names, ["abi_stable", "hotplug-core", "thiserror"], "the model's dependencies changed");
+    // abi_stable for the contract's FFI types; thiserror for StepError's Display; log,
+    // the facade only, for RUST_LOG=debug's kernel-like sub-steps.
+    assert_eq!(names, ["abi_stable", "hotplug-core", "log", "thiserror"], "the model's dependencies changed");
     assert_eq!(
         deps["hotplug-core"].get("default-features").and_then(toml::Value::as_bool),
         Some(false),

@@ -79,10 +79,10 @@ fn assert_same_machine(a: &str, b: &str) {
 // 128 x 512 = 65,536 pages = 256 MiB. From node memory, online gives all 16 GiB =
 // 4,194,304 pages to the buddy; inside the blocks (memmap on memory), 4,194,304 - 65,536
 // = 4,128,768.
-const NODE_MEMMAP: &str = "ok: 128 block(s); memmap 256 MiB from node 0";
-const INSIDE_MEMMAP: &str = "ok: 128 block(s); memmap 256 MiB inside the range";
-const ONLINE_ALL: &str = "present +4194304, managed +4194304 pages";
-const ONLINE_MINUS_MEMMAP: &str = "present +4194304, managed +4128768 pages";
+const NODE_MEMMAP: &str = "ok: 128 blocks; memmap 256 MiB (65,536 pages) from node 0";
+const INSIDE_MEMMAP: &str = "ok: 128 blocks; memmap 256 MiB (65,536 pages) inside the range";
+const ONLINE_ALL: &str = "present +4,194,304, managed +4,194,304 pages";
+const ONLINE_MINUS_MEMMAP: &str = "present +4,194,304, managed +4,128,768 pages";
 
 #[test]
 fn frozen_1_0_fixture_runs_with_the_numbers_of_the_current_plugins() {

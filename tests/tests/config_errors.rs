@@ -17,7 +17,7 @@ fn machine_only_config_boots_and_reports() {
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Default machine: node 0 with 1 GiB at 0 -> DMA spans pfns 0..4096.
-    assert!(run.stdout.contains("0 step(s)"), "{}", run.stdout);
+    assert!(run.stdout.contains("0 steps"), "{}", run.stdout);
     assert!(run.stdout.lines().any(|l| l.starts_with("0     DMA ")), "{}", run.stdout);
 }
 

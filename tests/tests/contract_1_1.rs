@@ -310,7 +310,7 @@ fn system_ram_puts_a_cxl_nodes_memmap_on_the_nearest_node_with_cpus() {
         let cfg = cxl_config(&format!("cxl_{d0}_{d1}"), d0, d1);
         let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-        assert!(run.stdout.contains(&format!("ok: 128 block(s); memmap 256 MiB from node {payer}")), "{}", run.stdout);
+        assert!(run.stdout.contains(&format!("ok: 128 blocks; memmap 256 MiB (65,536 pages) from node {payer}")), "{}", run.stdout);
     }
 }
 

@@ -48,7 +48,7 @@ fn fsdax_16_gib_map_dev_keeps_its_memmap_in_the_namespace() {
     let m = mapped(&r, 0);
     assert_eq!((m.memmap_device_pages, m.memmap_node_pages), (65_536, 0));
     assert_eq!((m.device_pages, m.pages_initialised), (4_128_256, 4_128_256));
-    assert!(m.note.contains("data offset 264192 KiB"), "{}", m.note);
+    assert!(m.note.contains("data offset 258 MiB"), "{}", m.note);
     let pg = r.model.pgmaps.get(&m.pgmap_id).unwrap();
     let a = pg.ranges[0].restrictions.altmap.into_option().unwrap();
     assert_eq!((a.base_pfn, a.reserve, a.free, a.align, a.alloc), (0x400000, 2, 66_046, 510, 65_536));
@@ -282,7 +282,7 @@ fn device_memmap_that_does_not_fit_fails_at_its_section_with_the_numbers_as_fiel
     // The one wording of a memmap ENOMEM, shared with System RAM.
     assert!(
         reason(&r, 0).starts_with(
-            "memmap for section 3984 of 8192 (pfn 0x8078000) needs 512 pages (2 MiB), and no zone of the zonelist (nodes 0) has that"
+            "memmap for section 3,984 of 8,192 (pfn 0x8078000) needs 2 MiB (512 pages), and no zone of the zonelist (nodes 0) has that"
         ),
         "{}",
         reason(&r, 0)

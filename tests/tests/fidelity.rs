@@ -126,7 +126,7 @@ fn memmap_falls_back_to_the_next_node_once_the_own_node_reaches_its_low_watermar
     // The text report names both payers, in the order they paid.
     let cfg = write_config("fallback_node_text", P, &two_nodes("boot = [{ start = \"4GiB\", size = \"512MiB\" }]", steps));
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
-    assert!(run.stdout.contains("memmap 1 GiB from nodes 1 (494 MiB), 0 (530 MiB)"), "{}", run.stdout);
+    assert!(run.stdout.contains("memmap 1 GiB (262,144 pages) from nodes 1 (494 MiB), 0 (530 MiB)"), "{}", run.stdout);
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn panics_whose_payload_or_strategy_destructor_panics_stay_contained() {
     let cfg = config("hostile-drop-panics", "drop-panics", "ok");
     let run = host(&["--config", cfg.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("1 step(s), 1 as expected"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 step, 1 as expected"), "{}", run.stdout);
 }
 
 /// `host conformance broken-hostile` with `behaviour`, only `set-up-grid`.

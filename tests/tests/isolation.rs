@@ -33,11 +33,11 @@ fn config(test: &str, behaviour: &str) -> std::path::PathBuf {
 /// 1's line says `what`.
 fn contained(run: &Run, what: &str) {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("2 step(s), 2 as expected"), "{}", run.stdout);
+    assert!(run.stdout.contains("2 steps, 2 as expected"), "{}", run.stdout);
     let line = run.stdout.lines().find(|l| l.starts_with("#1 ")).unwrap();
     assert!(line.contains(&format!("EPLUGIN: plugin broken-hostile {what}")), "{line}");
     // The same range then adds cleanly: the failed step left nothing behind.
-    assert!(run.stdout.lines().any(|l| l.starts_with("#2 ") && l.contains("ok: 1 block(s)")), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.starts_with("#2 ") && l.contains("ok: 1 block;")), "{}", run.stdout);
 }
 
 #[test]

@@ -84,8 +84,8 @@ fn cxl_expander_config_puts_the_memmap_where_its_comment_says() {
     // The text report says the same, per paying node.
     let run = run_host(P, &["--config", config.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("ok: 2048 block(s); memmap 4 GiB from node 0; memmap for far node 2"), "{}", run.stdout);
-    assert!(run.stdout.contains("memmap 4 GiB from nodes 1 (4026 MiB), 0 (70 MiB)"), "{}", run.stdout);
+    assert!(run.stdout.contains("ok: 2,048 blocks; memmap 4 GiB (1,048,576 pages) from node 0; memmap for far node 2"), "{}", run.stdout);
+    assert!(run.stdout.contains("memmap 4 GiB (1,048,576 pages) from nodes 1 (4,026 MiB), 0 (70 MiB)"), "{}", run.stdout);
 }
 
 /// The cxl-expander machine with a third socket: node 3 has CPUs but tier-22 memory and

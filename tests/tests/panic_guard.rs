@@ -42,7 +42,7 @@ strategy = "base"
         run.stdout
     );
     // The failed step left nothing behind: the same range is added by the next step.
-    assert!(run.stdout.contains("[base]  ok: 1 block(s)"), "{}", run.stdout);
+    assert!(run.stdout.contains("[base]  ok: 1 block;"), "{}", run.stdout);
     assert!(!run.stderr.contains("panicked at"), "the guard reports the panic once, as the step's error: {}", run.stderr);
 }
 

@@ -69,12 +69,12 @@ fn a_scaffolded_plugin_builds_conforms_runs_and_catches_a_broken_edit() {
     let scenario = dir.join("scenario.toml");
     let run = hotplug_tests::run_host(P, &["--config", scenario.to_str().unwrap(), "--plugin-dir", plugins.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("[mine]  ok: 8 block(s); memmap 16 MiB from node 0"), "{}", run.stdout);
-    assert!(run.stdout.contains("[mine-mom]  ok: 8 block(s); memmap 16 MiB inside the range"), "{}", run.stdout);
+    assert!(run.stdout.contains("[mine]  ok: 8 blocks; memmap 16 MiB (4,096 pages) from node 0"), "{}", run.stdout);
+    assert!(run.stdout.contains("[mine-mom]  ok: 8 blocks; memmap 16 MiB (4,096 pages) inside the range"), "{}", run.stdout);
     // Online: all 262,144 pages are present; with memmap on memory 8 x 512 = 4,096 of them
     // hold the memmap and never reach the buddy, so 258,048 are managed.
-    assert!(run.stdout.contains("present +262144, managed +262144 pages"), "{}", run.stdout);
-    assert!(run.stdout.contains("present +262144, managed +258048 pages"), "{}", run.stdout);
+    assert!(run.stdout.contains("present +262,144, managed +262,144 pages"), "{}", run.stdout);
+    assert!(run.stdout.contains("present +262,144, managed +258,048 pages"), "{}", run.stdout);
 
     // Break the source: flags the contract does not define. `cargo test` alone must see it
     // (the kit rebuilds the cdylib), and say which check and why.

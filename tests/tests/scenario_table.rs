@@ -124,9 +124,9 @@ fn row04_small_vm_shipped_config_fails_where_the_rule_predicts() {
     let text = std::fs::read_to_string(hotplug_tests::workspace_root().join("configs/small-vm-grow.toml")).unwrap();
     let r = run_in_process("small-vm-grow", &text);
     assert!(reason(&r, 0).contains("section 481 of 512"), "{}", reason(&r, 0));
-    assert!(reason(&r, 0).contains("node 0 DMA free 1170 (min 178, low 222, reserve 992)"), "{}", reason(&r, 0));
-    assert!(reason(&r, 0).contains("node 0 DMA32 free 11085 (min 11085, low 13856, reserve 0)"), "{}", reason(&r, 0));
-    assert!(reason(&r, 1).contains("section 481 of 2048"), "{}", reason(&r, 1));
+    assert!(reason(&r, 0).contains("node 0 DMA free 1,170 (min 178, low 222, reserve 992)"), "{}", reason(&r, 0));
+    assert!(reason(&r, 0).contains("node 0 DMA32 free 11,085 (min 11,085, low 13,856, reserve 0)"), "{}", reason(&r, 0));
+    assert!(reason(&r, 1).contains("section 481 of 2,048"), "{}", reason(&r, 1));
     // The same numbers as fields: the add starts at 4 GiB (section 32), so its 481st
     // section is number 512 at pfn 512 x 32,768 = 0x1000000.
     let Outcome::Failed(e) = &r.steps[0].outcome else { panic!("step 1 did not fail") };

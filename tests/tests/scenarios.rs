@@ -52,8 +52,8 @@ fn small_vm_runs_out_of_memmap_at_the_predicted_section() {
     assert_eq!(s["outcome"]["code"], "ENOMEM");
     let reason = s["outcome"]["reason"].as_str().unwrap();
     assert!(reason.contains("section 481 of 512"), "{reason}");
-    assert!(reason.contains("node 0 DMA32 free 11085 (min 11085, low 13856, reserve 0)"), "{reason}");
-    assert!(reason.contains("480 sections' memmap (983044 KiB) fit"), "{reason}");
+    assert!(reason.contains("node 0 DMA32 free 11,085 (min 11,085, low 13,856, reserve 0)"), "{reason}");
+    assert!(reason.contains("480 sections' memmap (983,044 KiB) fit"), "{reason}");
     // The failed add left nothing behind: memmap freed, no blocks, DMA32 as at boot.
     assert_eq!(v["runs"][0]["state"]["memmap"]["node_pages"], 0);
     assert_eq!(v["runs"][0]["state"]["memory_blocks"], 8);
@@ -255,18 +255,18 @@ fn device_toml_reports_the_hand_worked_numbers() {
     let line = |n: &str| run.stdout.lines().find(|l| l.starts_with(n)).unwrap_or_else(|| panic!("no step {n}: {}", run.stdout)).to_string();
     let one = line("#1 ");
     for want in [
-        "4,128,256 device pages",
+        "16,126 MiB (4,128,256 pages) of device memory",
         "memmap 0 B in RAM",
-        "256 MiB in the device",
+        "256 MiB (65,536 pages) in the device",
         "4,128,256 struct pages initialised",
-        "data offset 264192 KiB",
+        "data offset 258 MiB",
     ] {
         assert!(one.contains(want), "{want}: {one}");
     }
     let two = line("#2 ");
     for want in [
-        "16,777,216 device pages in order-9 compounds",
-        "memmap 258 MiB in RAM",
+        "64 GiB (16,777,216 pages) of device memory in order-9 compounds",
+        "memmap 258 MiB (66,048 pages) in RAM",
         "766 MiB saved by compound pages",
         "4,194,304 struct pages initialised",
     ] {

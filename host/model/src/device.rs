@@ -229,6 +229,14 @@ impl Model {
         // sparse_add_section per section: EEXIST on an active subsection, whole
         // sections' memmap from the altmap now.
         let mut charges = self.add_subsections(pfns, p.nid, alt.as_mut())?;
+        log::debug!(
+            "  pagemap_range {}: set_up ({}) altmap {}; sparse_add_section over {} pages, memmap in the device {} pages",
+            at.index,
+            strategy.instance_name(),
+            alt.map_or("none".to_string(), |a| format!("reserve {} free {}", a.reserve, a.free)),
+            pfns.count(),
+            charges.iter().map(|c| c.altmap_pages * c.count).sum::<u64>()
+        );
         self.nodes.update(&p.nid, |n| {
             n.zone_mut(ZoneType::Device).grow_span(pfns.start(), pfns.end());
             n.online = true;
@@ -239,7 +247,15 @@ impl Model {
         self.call_with_ops(strategy, OpsCall::Construct, &request, &given, alt)?;
         let first_device = pfns.start() + alt.map_or(0, |a| altmap::offset(&a));
         let order = self.validate_device_pages(plugin, at.pgmap_id, p.nid, pfns.start(), first_device, pfns.end())?;
+        log::debug!(
+            "  memmap_init_zone_device (construct, {}): device pages from pfn {first_device:#x}, compound order {order}",
+            strategy.instance_name()
+        );
         let paid = self.charge_node_memmap(&mut charges, pfns, p.nid, order, alt.is_some())?;
+        log::debug!(
+            "  vmemmap_populate_compound_pages: memmap in RAM {:?} (node, zone, pages)",
+            paid.iter().map(|m| (m.nid, m.zone.name(), m.pages)).collect::<Vec<_>>()
+        );
         self.count_mapped(out, pfns, first_device, order, alt.is_some(), &charges);
         for part in &paid {
             match out.memmap_by_node.iter_mut().find(|(n, _)| *n == part.nid) {

@@ -143,9 +143,10 @@ impl MemmapShortage {
 impl std::fmt::Display for MemmapShortage {
     /// The one wording of a memmap ENOMEM.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let size = |pages: u64| crate::units::format_size(pages.saturating_mul(self.page_size));
-        let (section, total, pfn, need) = (self.index, self.sections, self.pfn, self.pages_needed);
-        let needed = format!("{need} pages ({})", size(need));
+        use crate::units::{format_pages, format_size, thousands};
+        let size = |pages: u64| format_size(pages.saturating_mul(self.page_size));
+        let (section, total, pfn, need) = (thousands(self.index), thousands(self.sections), self.pfn, self.pages_needed);
+        let needed = format_pages(need, self.page_size);
         let done = self.index - 1;
         let fit = size(self.pages_done);
         match &self.source {
@@ -157,10 +158,10 @@ impl std::fmt::Display for MemmapShortage {
                             "node {} {} free {} (min {}, low {}, reserve {})",
                             r.nid,
                             r.zone.name(),
-                            r.free,
-                            r.watermark.min,
-                            r.watermark.low,
-                            r.reserve
+                            thousands(r.free),
+                            thousands(r.watermark.min),
+                            thousands(r.watermark.low),
+                            thousands(r.reserve)
                         )
                     })
                     .collect();
@@ -169,15 +170,19 @@ impl std::fmt::Display for MemmapShortage {
                 write!(
                     f,
                     "memmap for section {section} of {total} (pfn {pfn:#x}) needs {needed}, and no zone of {whose} (nodes {}) \
-                     has that above its watermark: {}; {done} sections' memmap ({fit}) fit",
+                     has that above its watermark: {}; {} sections' memmap ({fit}) fit",
                     nodes.join(", "),
                     if rooms.is_empty() { "no node has memory".to_string() } else { rooms.join("; ") },
+                    thousands(done),
                 )
             }
             MemmapSource::Altmap { total: altmap_total } => write!(
                 f,
-                "altmap exhausted at section {:#x}: {} of {altmap_total} pages free, a PMD of memmap needs {need}",
-                self.section, self.pages_available,
+                "altmap exhausted at section {:#x}: {} of {} pages free, a PMD of memmap needs {}",
+                self.section,
+                thousands(self.pages_available),
+                thousands(*altmap_total),
+                thousands(need),
             ),
         }
     }

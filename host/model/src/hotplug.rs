@@ -197,6 +197,7 @@ impl Model {
     /// arch_add_memory (sections and their memmap), create the memory blocks, construct.
     pub(super) fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
         let resource_id = self.register_memory_resource(p)?;
+        log::debug!("  register_memory_resource: \"System RAM\" {:#x}-{:#x} requested in iomem", p.start, p.start + (p.size - 1));
         self.check_hotplug_memory_range(p)?;
         if self.nodes.get(&p.nid).is_none() {
             return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
@@ -210,7 +211,22 @@ impl Model {
         let request = RequestData::system_ram(self, pfns, p.nid, p.driver, group_id);
         let restrictions = self.call_set_up(strategy, &request)?;
         self.validate_restrictions(RequestKind::SYSTEM_RAM, &restrictions, start_pfn, nr_pages, strategy.plugin_name())?;
+        log::debug!(
+            "  set_up ({}): flags {:#x}, altmap {}, memmap_nid {:?}",
+            strategy.instance_name(),
+            restrictions.flags.0,
+            restrictions.altmap.into_option().map_or("none".to_string(), |a| format!("reserve {} free {}", a.reserve, a.free)),
+            restrictions.memmap_nid.into_option()
+        );
         let placed = self.arch_add_memory(pfns, p.nid, &restrictions, strategy.plugin_name())?;
+        log::debug!(
+            "  arch_add_memory -> __add_pages -> sparse_add_section: {} sections on node {}; memmap {} pages from node memory {:?}, {} pages through altmaps",
+            nr_pages / self.geometry.pages_per_section(),
+            p.nid,
+            placed.node_pages,
+            placed.by_node,
+            placed.altmap_pages
+        );
 
         let add_id = {
             let c = self.counters.get_mut();
@@ -222,6 +238,11 @@ impl Model {
         } else {
             BlockRuns::default()
         };
+        log::debug!(
+            "  create_memory_block_devices: {} memory blocks from memory{}",
+            blocks.len(),
+            start_pfn / self.geometry.pages_per_block()
+        );
         self.nodes.update(&p.nid, |n| n.online = true);
         let counters = self.counters.get_mut();
         counters.max_pfn = counters.max_pfn.max(start_pfn + nr_pages);
@@ -232,6 +253,7 @@ impl Model {
         given.altmap = first_altmap.into();
         self.call_with_ops(strategy, OpsCall::Construct, &request, &given, first_altmap)?;
         self.validate_vmemmap_marks(pfns, &placed.altmaps, strategy.plugin_name())?;
+        log::debug!("  construct ({}): marks checked", strategy.instance_name());
 
         let record = AddRecord {
             id: add_id,
@@ -649,6 +671,10 @@ impl Model {
             }
             self.try_offline_node(add.nid);
         }
+        log::debug!(
+            "  try_remove_memory -> arch_remove_memory -> sparse_remove_section: {} blocks; memmap freed {freed_node} node pages, {freed_alt} altmap pages; release_mem_region_adjustable",
+            removed_blocks.len()
+        );
         Ok(RemoveOutcome { blocks: removed_blocks, memmap_freed_node_pages: freed_node, memmap_freed_altmap_pages: freed_alt })
     }
 

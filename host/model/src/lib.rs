@@ -9,6 +9,7 @@
 //! Every mutable piece of state sits in a journaled container, so a step is a
 //! transaction: [`Model::begin`], then [`Model::commit`] or [`Model::rollback`].
 
+pub mod account;
 pub mod altmap;
 pub mod block;
 pub mod boot;

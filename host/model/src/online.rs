@@ -131,6 +131,11 @@ impl Model {
         let zone = self.zone_for_range(info.nid, info.group_id, g.block_to_pfn(first), g.pages_per_block(), t);
         let k = self.alike_online_count(&info, first, run_end, t, zone);
         self.online_block_run(first, first + k, &info, zone);
+        log::debug!(
+            "  memory_block_online -> online_pages: memory{first}-{} ({t:?}) -> zone_for_pfn_range {}, move_pfn_range_to_zone",
+            first + k - 1,
+            zone.name()
+        );
         Ok((zone, k))
     }
 
@@ -262,6 +267,7 @@ impl Model {
         });
         self.account_group(info.group_id, zone, -(pages as i64));
         self.shrink_zone_span(info.nid, zone, start, stop);
+        log::debug!("  memory_block_offline -> offline_pages: memory{first}-{} out of {}, zone span shrunk", end - 1, zone.name());
         Ok(end - first)
     }
 

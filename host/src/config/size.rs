@@ -12,8 +12,8 @@ mod tests {
     #[test]
     fn formats_exact_units() {
         assert_eq!(format_size(128 << 20), "128 MiB");
-        assert_eq!(format_size(3 << 29), "1536 MiB");
-        assert_eq!(format_size(4097), "4097 B");
+        assert_eq!(format_size(3 << 29), "1,536 MiB");
+        assert_eq!(format_size(4097), "4,097 B");
         assert_eq!(format_size(0), "0 B");
     }
 

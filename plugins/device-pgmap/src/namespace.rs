@@ -94,20 +94,23 @@ pub fn layout(start: u64, size: u64, align: u64, map: Map, page: u64) -> Result<
     Ok(Layout { data_offset: offset, end_trunc, usable_pages: (size - offset - end_trunc) / page, altmap_pages })
 }
 
+use hotplug_core::size::{format_pages, format_size, thousands};
+
 impl Layout {
     /// One line for the report.
     pub fn describe(&self, t: hotplug_core::PgmapType, size: u64, page: u64) -> String {
         let pct = self.data_offset as f64 * 100.0 / size as f64;
         let place = match self.altmap_pages {
-            Some((reserve, free)) => format!("memmap in the namespace (altmap reserve {reserve}, free {free} pages)"),
+            Some((reserve, free)) => {
+                format!("memmap in the namespace (altmap reserve {}, free {} pages)", thousands(reserve), thousands(free))
+            }
             None => "memmap in RAM".to_string(),
         };
         format!(
-            "{} namespace: data offset {} KiB ({pct:.3} %), {place}, {} usable pages ({} MiB)",
+            "{} namespace: data offset {} ({pct:.3} %), {place}, {} usable",
             t.name(),
-            self.data_offset >> 10,
-            self.usable_pages,
-            (self.usable_pages * page) >> 20
+            format_size(self.data_offset),
+            format_pages(self.usable_pages, page)
         )
     }
 }

@@ -36,13 +36,12 @@ impl Plan {
     pub fn describe(&self, page_size: u64) -> String {
         let pct = self.vmemmap_pages as f64 * 100.0 / self.block_pages as f64;
         let mut s = format!(
-            "memmap on memory: {} of each block's {} pages ({} KiB, {pct:.4} %) hold its memmap",
-            self.vmemmap_pages,
-            self.block_pages,
-            self.vmemmap_pages * page_size / 1024
+            "memmap on memory: {} of each block's {} pages ({pct:.4} %) hold its memmap",
+            hotplug_core::size::format_pages(self.vmemmap_pages, page_size),
+            hotplug_core::size::thousands(self.block_pages),
         );
         if self.waste_pages() > 0 {
-            s += &format!(", of which {} are force mode's pageblock rounding (wasted)", self.waste_pages());
+            s += &format!(", of which {} are force mode's pageblock rounding (wasted)", hotplug_core::size::thousands(self.waste_pages()));
         }
         s
     }
