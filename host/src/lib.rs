@@ -9,6 +9,7 @@ pub mod files;
 pub mod loader;
 pub mod new_plugin;
 pub mod output;
+pub mod plan;
 pub use hotplug_model as model;
 pub mod report;
 pub mod runner;

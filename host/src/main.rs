@@ -127,6 +127,31 @@ enum Command {
     PluginServer,
     /// List the shipped scenarios built into this binary, each with the question it answers.
     Configs,
+    /// For the machine a config describes (after its own steps): the largest single
+    /// hot-add that succeeds with each strategy, and a sequence of hot-adds, onlined one
+    /// by one, that reaches the target, or why none can (docs/plan.md).
+    Plan {
+        /// The config (a path, or a shipped config's name).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The size to reach (default: the config's `[plan] target`).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        target: Option<u64>,
+        /// Where the adds start (default: `[plan] start`, else above all memory).
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_size_arg)]
+        start: Option<u64>,
+        /// Plan with this strategy only (repeatable; default: `[plan] strategies`, else
+        /// every strategy that can take System RAM).
+        #[arg(long = "strategy", value_name = "NAME")]
+        strategies: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the config with the first planned strategy's sequence appended as steps:
+        /// a scenario that runs the plan (put it beside the config so relative paths hold).
+        #[arg(long, value_name = "FILE")]
+        write_scenario: Option<PathBuf>,
+    },
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
     /// and `host --config scenario.toml`; an existing directory is never touched.
     NewPlugin {
@@ -224,6 +249,10 @@ fn main() -> ExitCode {
             output::print(&list).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         Some(Command::NewPlugin { name, dir, core }) => new_plugin(name, dir, core.as_deref()),
+        Some(Command::Plan { config, target, start, strategies, format, write_scenario }) => {
+            let args = PlanArgs { target: *target, start: *start, strategies, format: *format, write_scenario: write_scenario.as_deref() };
+            run_plan(&cli, config, &args)
+        }
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
@@ -548,4 +577,72 @@ fn plural(n: usize, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
+}
+
+/// A size on the command line, in the config's syntax (`12GiB`, `0x100000000`).
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    config::parse_size(text)
+}
+
+/// `host plan`'s options.
+struct PlanArgs<'a> {
+    target: Option<u64>,
+    start: Option<u64>,
+    strategies: &'a [String],
+    format: Format,
+    write_scenario: Option<&'a Path>,
+}
+
+fn run_plan(cli: &Cli, path: &Path, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let (path, loaded) = load_config(path)?;
+    let mut scenario = scenario::resolve(&loaded, None)?;
+    scenario.plugin_dirs.splice(0..0, loader::plugin_path(&cli.plugin_dirs));
+    if !args.strategies.is_empty() {
+        for name in args.strategies {
+            anyhow::ensure!(
+                scenario.strategies.iter().any(|s| &s.name == name),
+                "--strategy {name}: {} defines no such [[strategy]]",
+                path.display()
+            );
+        }
+        scenario.plan.strategies = args.strategies.to_vec();
+        for st in scenario.strategies.iter_mut().filter(|s| args.strategies.contains(&s.name)) {
+            if !st.needs.contains(&hotplug_core::RequestKind::SYSTEM_RAM) {
+                st.needs.push(hotplug_core::RequestKind::SYSTEM_RAM);
+            }
+        }
+    }
+    scenario::default_plan_strategies(&mut scenario);
+    let target = args
+        .target
+        .or(scenario.plan.target)
+        .ok_or_else(|| anyhow::anyhow!("host plan: no target: give --target SIZE, or `target` in the config's [plan]"))?;
+    let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
+    let strategies = Strategies::load_isolating(&scenario, &mut loader, None)?;
+    let start = match args.start.or(scenario.plan.start) {
+        Some(s) => s,
+        None => {
+            let options = RunOptions { check_invariants: false, keep_history: false, stop_after: None };
+            hotplug_host::plan::default_start(&runner::run(&scenario, &strategies, None, &options)?.model)
+        }
+    };
+    let request = hotplug_host::plan::PlanRequest { target, start, node: scenario.plan.node, strategies: scenario.plan.strategies.clone() };
+    let plan = hotplug_host::plan::plan(&scenario, &strategies, &request)?;
+    let shown = path.display().to_string();
+    match args.format {
+        Format::Text => output::print(&report::plan::text(&shown, &plan))?,
+        Format::Json => output::println(&report::plan_json(&shown, &plan))?,
+    }
+    if let Some(file) = args.write_scenario {
+        let first = plan.strategies.first().context("no strategy to plan with")?;
+        let mut text = loaded.text.clone();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("\n# The plan of `host plan` for strategy {}:\n", first.strategy));
+        text.push_str(&hotplug_host::plan::steps_toml(first, plan.node));
+        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let reached = plan.strategies.iter().any(|s| s.stuck.is_none());
+    Ok(if reached { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -148,6 +148,18 @@ pub struct Scenario {
     pub strategies: Vec<StrategySpec>,
     pub steps: Vec<StepSpec>,
     pub compare: Option<Vec<String>>,
+    /// `[plan]`, checked: what `host plan` plans.
+    pub plan: PlanSpec,
+}
+
+/// `[plan]`, resolved: each field `None` when the config leaves it to `host plan`.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSpec {
+    pub target: Option<u64>,
+    pub start: Option<u64>,
+    pub node: u32,
+    /// Strategy instance names, each defined and given System RAM.
+    pub strategies: Vec<String>,
 }
 
 /// Check `loaded` and resolve it. `strategy_override` (the CLI's `--strategy`) replaces
@@ -163,7 +175,8 @@ pub fn resolve(loaded: &Loaded, strategy_override: Option<&str>) -> Result<Scena
         steps.push(step(loaded, i, s, strategy_override, &mut strategies)?);
     }
     let compare = compare(loaded, &mut strategies)?;
-    Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare })
+    let plan = plan(loaded, &machine, &mut strategies)?;
+    Ok(Scenario { path: loaded.path.clone(), machine, plugin_dirs, strategies, steps, compare, plan })
 }
 
 /// The most NUMA nodes a kernel knows: node ids are below it (x86_64's NODES_SHIFT of
@@ -684,6 +697,81 @@ fn compare(loaded: &Loaded, strategies: &mut [StrategySpec]) -> Result<Option<Ve
     };
 
     Ok(compare)
+}
+
+/// `[plan]`: a node that exists, a block-aligned start, strategies that are defined
+/// (which then need System RAM, as compared ones do). Without `strategies`, every
+/// defined strategy that can take System RAM is planned with.
+fn plan(loaded: &Loaded, machine: &MachineSpec, strategies: &mut [StrategySpec]) -> Result<PlanSpec, ConfigError> {
+    let Some(p) = &loaded.file.plan else {
+        return Ok(PlanSpec::default());
+    };
+    let (cfg, span) = (p.get_ref(), p.span());
+    let node = cfg.node.unwrap_or(0);
+    if !machine.nodes.iter().any(|n| n.id == node) {
+        return Err(loaded.error_at(span, format!("[plan] node {node} is not a [[machine.node]]")));
+    }
+    let block = machine.geometry.memory_block_size;
+    let start = match &cfg.start {
+        Some(s) if s.get_ref().0 % block != 0 => {
+            return Err(loaded.error_at(
+                s.span(),
+                format!("[plan] start {:#x} is not aligned to the memory block size {}", s.get_ref().0, config::format_size(block)),
+            ))
+        }
+        Some(s) => Some(s.get_ref().0),
+        None => None,
+    };
+    let target = match &cfg.target {
+        Some(t) if t.get_ref().0 == 0 || t.get_ref().0 % block != 0 => {
+            return Err(loaded.error_at(
+                t.span(),
+                format!("[plan] target must be a positive multiple of the memory block size {}", config::format_size(block)),
+            ))
+        }
+        Some(t) => Some(t.get_ref().0),
+        None => None,
+    };
+    let mut names = Vec::new();
+    if let Some(list) = &cfg.strategies {
+        for name in list.get_ref() {
+            if !strategies.iter().any(|s| &s.name == name) {
+                return Err(loaded.error_at(list.span(), format!("[plan] strategies names unknown strategy \"{name}\"")));
+            }
+            if names.contains(name) {
+                return Err(loaded.error_at(list.span(), format!("[plan] strategies names \"{name}\" twice")));
+            }
+            names.push(name.clone());
+        }
+        for st in strategies.iter_mut().filter(|s| names.contains(&s.name)) {
+            if !st.needs.contains(&RequestKind::SYSTEM_RAM) {
+                st.needs.push(RequestKind::SYSTEM_RAM);
+            }
+        }
+    }
+    Ok(PlanSpec { target, start, node, strategies: names })
+}
+
+/// The strategies `host plan` uses when `[plan] strategies` names none: every defined
+/// strategy not given to device memory only (each then needs System RAM), or the
+/// default system-ram when the config defines none. Called by the plan command only, so
+/// a normal run loads what it always did.
+pub fn default_plan_strategies(scenario: &mut Scenario) {
+    if !scenario.plan.strategies.is_empty() {
+        return;
+    }
+    let strategies = &mut scenario.strategies;
+    if strategies.is_empty() {
+        strategies.push(implicit_default());
+    }
+    let names: Vec<String> =
+        strategies.iter().filter(|s| s.needs.is_empty() || s.needs.contains(&RequestKind::SYSTEM_RAM)).map(|s| s.name.clone()).collect();
+    for st in strategies.iter_mut().filter(|s| names.contains(&s.name)) {
+        if !st.needs.contains(&RequestKind::SYSTEM_RAM) {
+            st.needs.push(RequestKind::SYSTEM_RAM);
+        }
+    }
+    scenario.plan.strategies = names;
 }
 
 fn implicit_default() -> StrategySpec {

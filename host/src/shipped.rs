@@ -27,6 +27,7 @@ pub const CONFIGS: &[ShippedConfig] = shipped![
     "device.toml",
     "memmap-on-memory.toml",
     "small-vm-grow.toml",
+    "small-vm-plan.toml",
     "small-vm.toml",
     "system-ram.toml",
     "virtio-mem.toml",
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn near_misses_are_suggested() {
         assert_eq!(closest("devce.toml"), ["device.toml"]);
-        assert_eq!(closest("small-vm"), ["small-vm.toml", "small-vm-grow.toml"]);
+        assert_eq!(closest("small-vm"), ["small-vm.toml", "small-vm-grow.toml", "small-vm-plan.toml"]);
         assert!(closest("zzzzzzzz").is_empty());
         assert_eq!(find("device").map(|c| c.name), Some("device.toml"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);

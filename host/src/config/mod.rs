@@ -102,6 +102,24 @@ pub struct ConfigFile {
     /// Run the System RAM steps once per named strategy and show the results side by side.
     #[serde(default)]
     pub compare: Option<Spanned<Vec<String>>>,
+    /// What `host plan` plans for this machine.
+    #[serde(default)]
+    pub plan: Option<Spanned<PlanConfig>>,
+}
+
+/// `[plan]`: the hot-add `host plan` works out (docs/plan.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// The size to reach (`--target` overrides it).
+    pub target: Option<Spanned<Size>>,
+    /// Where the hot-adds start (default: the first block-aligned address above every
+    /// boot range and device, and not below 4 GiB on x86_64).
+    pub start: Option<Spanned<Size>>,
+    /// The node they go to (default 0).
+    pub node: Option<u32>,
+    /// The strategies to plan with (default: every [[strategy]], else system-ram).
+    pub strategies: Option<Spanned<Vec<String>>>,
 }
 
 /// `memory_block_size`: a size, or the kernel's x86_64 boot probe.

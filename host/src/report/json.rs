@@ -70,6 +70,11 @@ impl<'a> From<&'a StepError> for Error<'a> {
     }
 }
 
+/// An optional failure (`null`, or its code, origin and reason).
+pub fn serialize_opt_error<S: Serializer>(e: &Option<StepError>, s: S) -> Result<S::Ok, S::Error> {
+    e.as_ref().map(Error::from).serialize(s)
+}
+
 #[derive(Serialize)]
 struct Added<'a> {
     add_id: u64,

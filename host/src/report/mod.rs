@@ -2,6 +2,7 @@
 //! (`"schema_version": 1`, fields in docs/report-json.md).
 
 pub mod json;
+pub mod plan;
 pub mod table;
 pub mod text;
 
@@ -211,4 +212,16 @@ pub fn json(config: &str, runs: &[RunReport]) -> String {
         all_matched: runs.iter().all(RunReport::all_matched),
     };
     serde_json::to_string_pretty(&report).expect("report serialises")
+}
+
+/// `host plan --format json`: the plan in the report's schema (`"kind": "plan"`).
+pub fn plan_json(config: &str, plan: &crate::plan::Plan) -> String {
+    #[derive(Serialize)]
+    struct PlanReport<'a> {
+        schema_version: u32,
+        kind: &'static str,
+        config: &'a str,
+        plan: &'a crate::plan::Plan,
+    }
+    serde_json::to_string_pretty(&PlanReport { schema_version: SCHEMA_VERSION, kind: "plan", config, plan }).expect("plan serialises")
 }
