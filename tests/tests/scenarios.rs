@@ -46,7 +46,7 @@ fn small_vm_runs_out_of_memmap_at_the_predicted_section() {
     let config = format!("{ONE_GIB_VM}\n[[step]]\nop = \"add\"\nstart = \"4GiB\"\nsize = \"64GiB\"\nexpect = \"ENOMEM\"\n");
     let (code, v) = run_json("small_vm", &config);
     assert_eq!(code, 0);
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     let s = step(&v, 0);
     assert_eq!(s["outcome"]["result"], "failed");
     assert_eq!(s["outcome"]["code"], "ENOMEM");

@@ -178,7 +178,7 @@ impl Model {
         };
         for (index, &range) in p.ranges.iter().enumerate() {
             let at = RangeAt { index, count: p.ranges.len(), pgmap_id: id };
-            let mapped = self.pagemap_range(p, strategy, at, range, &mut out)?;
+            let mapped = self.pagemap_range(p, strategy, at, range, &mut out).map_err(|e| e.or_check("pagemap_range"))?;
             if index == 0 {
                 pgmap.compound_order = mapped.order;
             } else if mapped.order != pgmap.compound_order {

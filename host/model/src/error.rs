@@ -65,17 +65,38 @@ pub struct StepError {
     pub reason: String,
     /// Set for ENOMEM from a memmap allocation; `reason` is its words.
     pub shortage: Option<Box<MemmapShortage>>,
+    /// The kernel function whose check failed (`check_hotplug_memory_range`,
+    /// `offline_pages`), for programs that branch on it; `None` where no single one is.
+    pub check: Option<&'static str>,
 }
 
 impl StepError {
     /// A kernel-rule failure with errno `e`.
     pub fn kernel(e: i32, reason: impl Into<String>) -> Self {
-        StepError { code: ErrorCode::Errno(e), origin: FailureSource::Kernel, reason: reason.into(), shortage: None }
+        StepError { code: ErrorCode::Errno(e), origin: FailureSource::Kernel, reason: reason.into(), shortage: None, check: None }
+    }
+
+    /// The same error, naming `check` unless a deeper function already named its own.
+    pub fn or_check(self, check: &'static str) -> Self {
+        if self.check.is_some() || self.origin != FailureSource::Kernel {
+            return self;
+        }
+        self.in_check(check)
+    }
+
+    /// The same error, naming the kernel function whose check it is.
+    pub fn in_check(mut self, check: &'static str) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// ENOMEM for a section's memmap that did not fit, worded from its numbers.
     pub fn memmap_enomem(shortage: MemmapShortage) -> Self {
-        StepError { shortage: Some(Box::new(shortage.clone())), ..StepError::kernel(errno::ENOMEM, shortage.to_string()) }
+        let check = match shortage.source {
+            MemmapSource::Zones { .. } => "sparse_add_section",
+            MemmapSource::Altmap { .. } => "altmap_alloc_block_buf",
+        };
+        StepError { shortage: Some(Box::new(shortage.clone())), ..StepError::kernel(errno::ENOMEM, shortage.to_string()).in_check(check) }
     }
 
     /// The validator refused the plugin's output (the kernel would return EINVAL).
@@ -85,6 +106,7 @@ impl StepError {
             origin: FailureSource::Validator,
             reason: format!("plugin {plugin}: {}", rule.into()),
             shortage: None,
+            check: None,
         }
     }
 
@@ -92,7 +114,7 @@ impl StepError {
     pub fn plugin(plugin: &str, call: &str, err: &hotplug_core::PluginError) -> Self {
         let code = if err.errno == 0 { ErrorCode::Plugin } else { ErrorCode::Errno(err.errno) };
         let message = crate::text::plugin_text(err.message.as_str(), crate::text::MAX_PLUGIN_TEXT);
-        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {message}"), shortage: None }
+        StepError { code, origin: FailureSource::Plugin, reason: format!("plugin {plugin} {call}: {message}"), shortage: None, check: None }
     }
 }
 

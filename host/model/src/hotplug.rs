@@ -196,11 +196,11 @@ impl Model {
     /// check the range (EINVAL) and the node, join the memory group, ask the strategy,
     /// arch_add_memory (sections and their memmap), create the memory blocks, construct.
     pub(super) fn add_memory_resource(&mut self, p: &AddParams, strategy: &dyn StrategyHandle) -> Result<AddOutcome, StepError> {
-        let resource_id = self.register_memory_resource(p)?;
+        let resource_id = self.register_memory_resource(p).map_err(|e| e.or_check("register_memory_resource"))?;
         log::debug!("  register_memory_resource: \"System RAM\" {:#x}-{:#x} requested in iomem", p.start, p.start + (p.size - 1));
-        self.check_hotplug_memory_range(p)?;
+        self.check_hotplug_memory_range(p).map_err(|e| e.or_check("check_hotplug_memory_range"))?;
         if self.nodes.get(&p.nid).is_none() {
-            return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)));
+            return Err(StepError::kernel(errno::EINVAL, format!("node {} does not exist", p.nid)).in_check("add_memory_resource"));
         }
         let page = self.geometry.page_size();
         let pfns = PfnRange::new(p.start / page, p.size / page).expect("register_memory_resource checked the end");
@@ -218,7 +218,7 @@ impl Model {
             restrictions.altmap.into_option().map_or("none".to_string(), |a| format!("reserve {} free {}", a.reserve, a.free)),
             restrictions.memmap_nid.into_option()
         );
-        let placed = self.arch_add_memory(pfns, p.nid, &restrictions, strategy.plugin_name())?;
+        let placed = self.arch_add_memory(pfns, p.nid, &restrictions, strategy.plugin_name()).map_err(|e| e.or_check("arch_add_memory"))?;
         log::debug!(
             "  arch_add_memory -> __add_pages -> sparse_add_section: {} sections on node {}; memmap {} pages from node memory {:?}, {} pages through altmaps",
             nr_pages / self.geometry.pages_per_section(),
@@ -600,7 +600,7 @@ impl Model {
                 ),
             ));
         }
-        self.transaction(|m| m.remove_memory_locked(start, size, lookup))
+        self.transaction(|m| m.remove_memory_locked(start, size, lookup)).map_err(|e| e.or_check("try_remove_memory"))
     }
 
     pub(super) fn remove_memory_locked(&mut self, start: u64, size: u64, lookup: &dyn StrategyLookup) -> Result<RemoveOutcome, StepError> {

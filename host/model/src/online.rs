@@ -56,11 +56,13 @@ impl Model {
     /// Online every block of the range (one transaction: all or none).
     pub fn online_range(&mut self, start: u64, size: u64, t: OnlineType) -> Result<BlocksOutcome, StepError> {
         self.each_run_in(start, size, |m, id, end| m.online_blocks(id, end, t).map(|(zone, k)| (Some(zone), k)))
+            .map_err(|e| e.or_check("memory_block_online"))
     }
 
     /// Offline every block of the range (one transaction).
     pub fn offline_range(&mut self, start: u64, size: u64, unmovable: bool) -> Result<BlocksOutcome, StepError> {
         self.each_run_in(start, size, |m, id, end| m.offline_blocks(id, end, unmovable).map(|k| (None, k)))
+            .map_err(|e| e.or_check("offline_pages"))
     }
 
     /// Apply `op` from the range's first block on, `op` doing as many blocks as it can at

@@ -52,21 +52,72 @@ pub fn serialize_online_type<S: Serializer>(t: &Option<OnlineType>, s: S) -> Res
     t.map(OnlineType::as_str).serialize(s)
 }
 
+/// A failure as programs read it: the code and its errno number, who produced it, the
+/// kernel check that failed, and for a memmap allocation that ran short its numbers as
+/// fields (schema 2); `reason` is the same in words.
 #[derive(Serialize)]
 struct Error<'a> {
     code: String,
+    /// The errno as a positive number (12 for ENOMEM); null for EPLUGIN.
+    errno: Option<i32>,
     origin: &'static str,
+    /// The kernel function whose check failed, when one is known.
+    check: Option<&'static str>,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memmap: Option<Shortage>,
+}
+
+/// A memmap allocation that did not fit (MemmapShortage).
+#[derive(Serialize)]
+struct Shortage {
+    /// The section's number, its first pfn, and its place (1-based) among the range's.
+    section: u64,
+    pfn: u64,
+    section_index: u64,
+    sections: u64,
+    pages_needed: u64,
+    pages_available: u64,
+    /// Memmap pages the range's earlier sections took.
+    pages_done: u64,
+    /// "zones" (the page allocator) or "altmap".
+    source: &'static str,
+    /// The node that had to pay, when one alone was tried; every node tried, in order.
+    node: Option<u32>,
+    nodes_tried: Vec<u32>,
 }
 
 impl<'a> From<&'a StepError> for Error<'a> {
     fn from(e: &'a StepError) -> Self {
+        use crate::model::error::{ErrorCode, MemmapSource};
         let origin = match e.origin {
             FailureSource::Kernel => "kernel",
             FailureSource::Plugin => "plugin",
             FailureSource::Validator => "validator",
         };
-        Error { code: e.code.name(), origin, reason: &e.reason }
+        let errno = match e.code {
+            ErrorCode::Errno(n) => Some(n),
+            ErrorCode::Plugin => None,
+        };
+        let memmap = e.shortage.as_deref().map(|s| Shortage {
+            section: s.section,
+            pfn: s.pfn,
+            section_index: s.index,
+            sections: s.sections,
+            pages_needed: s.pages_needed,
+            pages_available: s.pages_available,
+            pages_done: s.pages_done,
+            source: match s.source {
+                MemmapSource::Zones { .. } => "zones",
+                MemmapSource::Altmap { .. } => "altmap",
+            },
+            node: s.nid(),
+            nodes_tried: match &s.source {
+                MemmapSource::Zones { nodes, .. } => nodes.clone(),
+                MemmapSource::Altmap { .. } => Vec::new(),
+            },
+        });
+        Error { code: e.code.name(), errno, origin, check: e.check, reason: &e.reason, memmap }
     }
 }
 
@@ -294,6 +345,39 @@ pub fn serialize_groups<S: Serializer>(groups: &[MemoryGroup], s: S) -> Result<S
             present_kernel_pages: g.present_kernel_pages,
             present_movable_pages: g.present_movable_pages,
             device: &g.device,
+        })?;
+    }
+    seq.end()
+}
+
+#[derive(Serialize)]
+struct NodeMemmapRow<'a> {
+    node: u32,
+    boot_memmap_pages: u64,
+    added_pages: u64,
+    online_by_zone: Vec<(Zone, u64)>,
+    device_pages: u64,
+    /// `[node whose RAM holds it, pages]`.
+    memmap_in_ram: &'a [(u32, u64)],
+    memmap_inside_pages: u64,
+    memmap_in_device_pages: u64,
+    set_aside_unused_pages: u64,
+}
+
+/// The state's per-node memmap account (the text report's summary table).
+pub fn serialize_memmap_account<S: Serializer>(rows: &[crate::model::account::NodeMemmap], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(rows.len()))?;
+    for n in rows {
+        seq.serialize_element(&NodeMemmapRow {
+            node: n.nid,
+            boot_memmap_pages: n.boot_memmap,
+            added_pages: n.added,
+            online_by_zone: n.online_by_zone.iter().map(|&(z, p)| (Zone(z), p)).collect(),
+            device_pages: n.device,
+            memmap_in_ram: &n.memmap_in_ram,
+            memmap_inside_pages: n.memmap_inside,
+            memmap_in_device_pages: n.memmap_in_device,
+            set_aside_unused_pages: n.set_aside_unused,
         })?;
     }
     seq.end()

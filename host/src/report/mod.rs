@@ -14,8 +14,9 @@ use crate::model::sections::MemmapHome;
 use crate::model::{Model, ZoneType};
 use crate::runner::{RunReport, StepResult};
 
-/// The JSON schema version; bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The JSON schema version (docs/report.schema.json); bump on any change of shape.
+/// 2: failures carry `errno`, `check` and a memmap shortage's numbers; `host plan`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One zone's counters.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub struct StateReport {
     pub online_blocks: usize,
     pub block_runs: Vec<BlockRun>,
     /// Per node: hot-added and device memory, where its memmap lives, what alignment lost.
-    #[serde(skip)]
+    #[serde(serialize_with = "json::serialize_memmap_account")]
     pub memmap_by_node: Vec<crate::model::account::NodeMemmap>,
     /// Memory groups with their present kernel and Movable pages.
     #[serde(serialize_with = "json::serialize_groups")]
