@@ -175,6 +175,9 @@ enum Command {
         /// Also list this repository's test fixtures (broken-*, plugin-contract-*).
         #[arg(long)]
         all: bool,
+        /// Output format (json: one object per library, with its options; docs/cli.md).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -254,9 +257,9 @@ fn main() -> ExitCode {
             run_plan(&cli, config, &args)
         }
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
-        Some(Command::Plugins { dirs, verbose, all }) => {
+        Some(Command::Plugins { dirs, verbose, all, format }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
-            list_plugins(&dirs, *verbose, *all, cli.allow_unsafe_plugin_path)
+            list_plugins(&dirs, *verbose, *all, *format, cli.allow_unsafe_plugin_path)
         }
         Some(Command::Snapshot { root, out, settle }) => {
             hotplug_host::snapshot::take(root, out, std::time::Duration::from_secs(*settle)).map_err(anyhow::Error::msg).map(|taken| {
@@ -523,7 +526,8 @@ fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) -> anyhow::Result<ExitCode> {
+fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, format: Format, allow_unsafe: bool) -> anyhow::Result<ExitCode> {
+    let mut json = Vec::new();
     let dirs: Vec<PathBuf> = if dirs.is_empty() { loader::exe_dir().into_iter().collect() } else { dirs.to_vec() };
     let mut loader = Loader::new(allow_unsafe);
     let geometry = hotplug_host::model::geometry::preset(hotplug_core::Arch::X86_64);
@@ -541,6 +545,10 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) 
             .collect();
         files.sort();
         for file in files {
+            if format == Format::Json {
+                json.push(plugin_json(&mut loader, &file, geometry));
+                continue;
+            }
             let line = match loader.load(&file) {
                 Ok(lib) => {
                     let mut text = match lib.instantiate("", geometry) {
@@ -567,7 +575,51 @@ fn list_plugins(dirs: &[PathBuf], verbose: bool, all: bool, allow_unsafe: bool) 
             output::println(&line)?;
         }
     }
+    if format == Format::Json {
+        let list = serde_json::json!({ "schema_version": 1, "kind": "plugins", "plugins": json });
+        output::println(&serde_json::to_string_pretty(&list).context("the plugin list does not serialise")?)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One library as `host plugins --format json` shows it: what it is, or why it does not
+/// load; its declared options (plugin text, escaped as everywhere).
+fn plugin_json(loader: &mut Loader, file: &Path, geometry: hotplug_core::Geometry) -> serde_json::Value {
+    use hotplug_host::model::text::{plugin_text, MAX_PLUGIN_TEXT};
+    let text = |s: &str| plugin_text(s, MAX_PLUGIN_TEXT);
+    let path = file.display().to_string();
+    let lib = match loader.load(file) {
+        Ok(lib) => lib,
+        Err(e) => return serde_json::json!({ "path": path, "loads": false, "error": e.to_string() }),
+    };
+    let options = lib.options_schema().map(|schema| {
+        schema
+            .iter()
+            .map(|o| {
+                let ty = if o.ty == hotplug_core::OptionType::CHOICE { "choice" } else { o.ty.name() };
+                let choices: Vec<String> = o.choice_list().map(text).collect();
+                serde_json::json!({ "name": text(o.name.as_str()), "type": ty, "choices": choices,
+                    "default": text(o.default.as_str()), "help": text(o.help.as_str()) })
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut entry = serde_json::json!({ "path": path, "loads": true, "layout": lib.layout(), "options": options });
+    match lib.instantiate("", geometry) {
+        Ok(obj) => {
+            let info = obj.info();
+            let kinds: Vec<&str> = [hotplug_core::RequestKind::SYSTEM_RAM, hotplug_core::RequestKind::DEVICE]
+                .into_iter()
+                .filter(|k| info.kinds.contains(*k))
+                .map(hotplug_core::RequestKind::name)
+                .collect();
+            entry["name"] = text(info.name.as_str()).into();
+            entry["version"] = text(info.version.as_str()).into();
+            entry["contract"] = info.contract.to_string().into();
+            entry["handles"] = kinds.into();
+        }
+        Err(e) => entry["error"] = format!("constructor failed with empty options: {}", text(e.message.as_str())).into(),
+    }
+    entry
 }
 
 /// "1 run", "3 runs".

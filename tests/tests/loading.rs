@@ -317,3 +317,29 @@ fn a_contract_symbol_at_address_zero_or_a_fifo_is_not_a_plugin_and_no_crash() {
     assert_eq!(listed.code, 0);
     assert!(listed.stdout.contains("libfifo.so: cannot open: is a FIFO"), "{}", listed.stdout);
 }
+
+#[test]
+fn plugins_list_as_json_for_programs() {
+    let dir = hotplug_tests::artifacts(hotplug_tests::Profile::Debug).display().to_string();
+    let r = hotplug_tests::run_host(hotplug_tests::Profile::Debug, &["plugins", "--dir", &dir, "--all", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(v["kind"], "plugins");
+    let list = v["plugins"].as_array().unwrap();
+    let by_file = |f: &str| list.iter().find(|p| p["path"].as_str().unwrap().ends_with(f)).unwrap_or_else(|| panic!("{f}: {v}"));
+    // The baseline: contract 1.1.0 (this tree's), System RAM only.
+    let base = by_file("libsystem_ram.so");
+    assert_eq!(
+        (base["loads"].as_bool(), base["name"].as_str(), base["contract"].as_str()),
+        (Some(true), Some("system-ram"), Some("1.1.0"))
+    );
+    assert_eq!(base["handles"], serde_json::json!(["system-ram"]));
+    // device-pgmap declares `map`, a choice of mem or dev.
+    let dev = by_file("libdevice_pgmap.so");
+    let map = dev["options"].as_array().unwrap().iter().find(|o| o["name"] == "map").expect("map option");
+    assert_eq!((map["type"].as_str(), map["choices"].clone()), (Some("choice"), serde_json::json!(["mem", "dev"])));
+    // A library built for contract 2 does not load, and says why.
+    let two = by_file("libbroken_contract_2.so");
+    assert_eq!(two["loads"], false);
+    assert!(two["error"].as_str().unwrap().contains("built for contract 2.0.0"), "{two}");
+}
