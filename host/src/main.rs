@@ -127,6 +127,14 @@ enum Command {
     PluginServer,
     /// List the shipped scenarios built into this binary, each with the question it answers.
     Configs,
+    /// Validate a config without running its steps: its keys and values, the geometry
+    /// and machine (it boots), every plugin found and loaded with its options checked
+    /// against the plugin's schema. Exit 0 when all holds, 2 with the first problem.
+    Check {
+        /// The config (a path, or a shipped config's name).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// For the machine a config describes (after its own steps): the largest single
     /// hot-add that succeeds with each strategy, and a sequence of hot-adds, onlined one
     /// by one, that reaches the target, or why none can (docs/plan.md).
@@ -252,6 +260,7 @@ fn main() -> ExitCode {
             output::print(&list).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         Some(Command::NewPlugin { name, dir, core }) => new_plugin(name, dir, core.as_deref()),
+        Some(Command::Check { config }) => check_config(&cli, config),
         Some(Command::Plan { config, target, start, strategies, format, write_scenario }) => {
             let args = PlanArgs { target: *target, start: *start, strategies, format: *format, write_scenario: write_scenario.as_deref() };
             run_plan(&cli, config, &args)
@@ -697,4 +706,28 @@ fn run_plan(cli: &Cli, path: &Path, args: &PlanArgs) -> anyhow::Result<ExitCode>
     }
     let reached = plan.strategies.iter().any(|s| s.stuck.is_none());
     Ok(if reached { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `host check`: everything a run needs, short of running a step.
+fn check_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
+    let (path, loaded) = load_config(path)?;
+    let mut scenario = scenario::resolve(&loaded, None)?;
+    scenario.plugin_dirs.splice(0..0, loader::plugin_path(&cli.plugin_dirs));
+    hotplug_host::model::Model::boot(&scenario.machine)
+        .map_err(|e| anyhow::anyhow!("{}: the machine does not boot: {e}", path.display()))?;
+    let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
+    Strategies::load_isolating(&scenario, &mut loader, None)?;
+    let strategies: Vec<&str> = scenario.strategies.iter().map(|s| s.name.as_str()).collect();
+    let strategies = match strategies.as_slice() {
+        [] => "no strategy".to_string(),
+        [one] => format!("1 strategy ({one})"),
+        many => format!("{} strategies ({})", many.len(), many.join(", ")),
+    };
+    output::println(&format!(
+        "{}: ok: {}, {strategies}, {}; the machine boots",
+        path.display(),
+        plural(scenario.steps.len(), "step"),
+        plural(scenario.machine.nodes.len(), "node")
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }

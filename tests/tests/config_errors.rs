@@ -112,3 +112,28 @@ fn invalid_geometry_is_explained() {
     let run = run_host(P, &["--config", cfg.to_str().unwrap()]);
     one_line_exit_2(&run, "scenario.toml:2:21: invalid geometry: memory_block_size must be a multiple of section_size");
 }
+
+#[test]
+fn host_check_validates_without_running() {
+    // A shipped config: two device strategies, two steps, one node; nothing runs.
+    let ok = run_host(P, &["check", "--config", "device.toml"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.ends_with("device.toml: ok: 2 steps, 2 strategies (pmem, devdax), 1 node; the machine boots\n"), "{}", ok.stdout);
+    // A plugin option outside its schema's choices is found by loading the plugin, with
+    // the config's line and column.
+    let bad = write_config(
+        "check_bad_option",
+        P,
+        "[machine]\n[[strategy]]\nname = \"x\"\nplugin = \"device-pgmap\"\noptions = { map = \"disk\" }\n",
+    );
+    let r = run_host(P, &["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("scenario.toml:5:") && r.stderr.contains("takes one of \"mem\", \"dev\", not \"disk\""), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // A machine that cannot boot: one 4 KiB page cannot hold its own struct page plus the
+    // rest of its section's memmap (32,768 x 64 B = 2 MiB), found before any step.
+    let boot = write_config("check_bad_boot", P, "[machine]\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4KiB\" }]\n");
+    let r = run_host(P, &["check", "--config", boot.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("boot memory is too small for its own memmap"), "{}", r.stderr);
+}
