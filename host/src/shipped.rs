@@ -30,6 +30,7 @@ pub const CONFIGS: &[ShippedConfig] = shipped![
     "small-vm-plan.toml",
     "small-vm.toml",
     "system-ram.toml",
+    "two-socket-cxl.toml",
     "virtio-mem.toml",
 ];
 

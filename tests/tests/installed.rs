@@ -29,7 +29,7 @@ fn host_configs_lists_every_built_in_scenario_with_its_question() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Every file in configs/ but the captured machine (it needs the capture's files).
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 12, "{}", run.stdout);
+    assert_eq!(lines.len(), 13, "{}", run.stdout);
     let device = lines.iter().find(|l| l.starts_with("device.toml ")).expect("device.toml listed");
     assert!(device.contains("how much memmap does ZONE_DEVICE memory cost"), "{device}");
     assert!(!run.stdout.contains("captured-vm"), "{}", run.stdout);

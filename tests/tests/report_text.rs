@@ -114,3 +114,20 @@ fn check_invariants_says_once_what_it_checked() {
     assert_eq!(lines, ["host: invariants held after every step (4 checked in 2 runs)"], "{}", r.stderr);
     assert!(!r.stdout.contains("invariants"), "the report itself is unchanged: {}", r.stdout);
 }
+
+#[test]
+fn two_socket_server_with_2_gib_blocks_puts_a_cxl_memmap_on_the_nearer_socket() {
+    let near = run_host(P, &["--config", "two-socket-cxl.toml", "--strategy", "near"]);
+    assert_eq!(near.code, 0, "{}", near.stderr);
+    // 2 TiB / 2 GiB = 1,024 blocks; memmap 2 TiB / 4 KiB x 64 B = 32 GiB = 8,388,608
+    // pages, all from node 1 (SLIT 20 beats node 0's 32), which has 256 GiB: one eighth.
+    assert!(near.stdout.contains("ok: 1,024 blocks; memmap 32 GiB (8,388,608 pages) from node 1"), "{}", near.stdout);
+    assert_eq!(summary_row(&near.stdout, "2")[5], "32 GiB on node 1");
+    // Memmap on memory: 2 GiB / 4 KiB = 524,288 pages per block, 8,192 of them (32 MiB)
+    // its memmap; online, each block manages 524,288 - 8,192: 1,024 x 516,096 = 528,482,304.
+    let mom = run_host(P, &["--config", "two-socket-cxl.toml", "--strategy", "mom"]);
+    assert_eq!(mom.code, 0, "{}", mom.stderr);
+    assert!(mom.stdout.contains("32 MiB (8,192 pages) of each block's 524,288 pages (1.5625 %)"), "{}", mom.stdout);
+    assert!(mom.stdout.contains("present +536,870,912, managed +528,482,304 pages"), "{}", mom.stdout);
+    assert_eq!(summary_row(&mom.stdout, "2")[6], "32 GiB");
+}
