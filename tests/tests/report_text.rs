@@ -131,3 +131,22 @@ fn two_socket_server_with_2_gib_blocks_puts_a_cxl_memmap_on_the_nearer_socket() 
     assert!(mom.stdout.contains("present +536,870,912, managed +528,482,304 pages"), "{}", mom.stdout);
     assert_eq!(summary_row(&mom.stdout, "2")[6], "32 GiB");
 }
+
+#[test]
+fn the_readme_excerpt_is_real_output() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let marker = "<!-- excerpt of: host --config device.toml";
+    let after = &readme[readme.find(marker).expect("the README's excerpt marker")..];
+    let block = after.split("```text\n").nth(1).and_then(|b| b.split("```").next()).expect("a text block after the marker");
+    let run = run_host(P, &["--config", "device.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    for line in block.lines().filter(|l| *l != "...") {
+        // The report shows the config's full path; the excerpt its name.
+        assert!(
+            lines.iter().any(|l| *l == line || l.ends_with(&format!("/{line}"))),
+            "README line not in the report: {line:?}\n{}",
+            run.stdout
+        );
+    }
+}
