@@ -100,11 +100,16 @@ impl RequestKinds {
         RequestKinds(self.0 | other.0)
     }
 
+    /// The names of the kinds this contract defines that are in the mask, in order
+    /// (`["system-ram", "device"]`), for programs.
+    pub fn list(self) -> Vec<&'static str> {
+        [RequestKind::SYSTEM_RAM, RequestKind::DEVICE].into_iter().filter(|k| self.contains(*k)).map(RequestKind::name).collect()
+    }
+
     /// The kinds this contract defines that are in the mask, for messages:
     /// `"system-ram, device"`, or `"nothing"`.
     pub fn names(self) -> String {
-        let names: Vec<&str> =
-            [RequestKind::SYSTEM_RAM, RequestKind::DEVICE].into_iter().filter(|k| self.contains(*k)).map(RequestKind::name).collect();
+        let names = self.list();
         if names.is_empty() {
             "nothing".to_string()
         } else {

@@ -616,15 +616,10 @@ fn plugin_json(loader: &mut Loader, file: &Path, geometry: hotplug_core::Geometr
     match lib.instantiate("", geometry) {
         Ok(obj) => {
             let info = obj.info();
-            let kinds: Vec<&str> = [hotplug_core::RequestKind::SYSTEM_RAM, hotplug_core::RequestKind::DEVICE]
-                .into_iter()
-                .filter(|k| info.kinds.contains(*k))
-                .map(hotplug_core::RequestKind::name)
-                .collect();
             entry["name"] = text(info.name.as_str()).into();
             entry["version"] = text(info.version.as_str()).into();
             entry["contract"] = info.contract.to_string().into();
-            entry["handles"] = kinds.into();
+            entry["handles"] = info.kinds.list().into();
         }
         Err(e) => entry["error"] = format!("constructor failed with empty options: {}", text(e.message.as_str())).into(),
     }
@@ -680,14 +675,12 @@ fn run_plan(cli: &Cli, path: &Path, args: &PlanArgs) -> anyhow::Result<ExitCode>
         .ok_or_else(|| anyhow::anyhow!("host plan: no target: give --target SIZE, or `target` in the config's [plan]"))?;
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
     let strategies = Strategies::load_isolating(&scenario, &mut loader, None)?;
-    let start = match args.start.or(scenario.plan.start) {
-        Some(s) => s,
-        None => {
-            let options = RunOptions { check_invariants: false, keep_history: false, stop_after: None };
-            hotplug_host::plan::default_start(&runner::run(&scenario, &strategies, None, &options)?.model)
-        }
+    let request = hotplug_host::plan::PlanRequest {
+        target,
+        start: args.start.or(scenario.plan.start),
+        node: scenario.plan.node,
+        strategies: scenario.plan.strategies.clone(),
     };
-    let request = hotplug_host::plan::PlanRequest { target, start, node: scenario.plan.node, strategies: scenario.plan.strategies.clone() };
     let plan = hotplug_host::plan::plan(&scenario, &strategies, &request)?;
     let shown = path.display().to_string();
     match args.format {

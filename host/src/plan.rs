@@ -26,7 +26,8 @@ pub const MAX_SEQUENCE: usize = 64;
 #[derive(Debug, Clone)]
 pub struct PlanRequest {
     pub target: u64,
-    pub start: u64,
+    /// `None`: [`default_start`] on the machine after the config's steps.
+    pub start: Option<u64>,
     pub node: u32,
     pub strategies: Vec<String>,
 }
@@ -137,8 +138,9 @@ pub fn plan(scenario: &Scenario, strategies: &dyn StrategyLookup, request: &Plan
         )));
     }
     let space_end = if g.g.max_phys_bits >= 64 { u64::MAX } else { 1u64 << g.g.max_phys_bits };
-    if request.start % block != 0 || request.start >= space_end {
-        return Err(PlanError::Invalid(format!("the start {:#x} is not a block-aligned address of this machine", request.start)));
+    let start = request.start.unwrap_or_else(|| default_start(&base));
+    if start % block != 0 || start >= space_end {
+        return Err(PlanError::Invalid(format!("the start {start:#x} is not a block-aligned address of this machine")));
     }
     let node = base.nodes.get(&request.node).ok_or_else(|| PlanError::Invalid(format!("node {} does not exist", request.node)))?;
     let numbers = Numbers {
@@ -148,16 +150,8 @@ pub fn plan(scenario: &Scenario, strategies: &dyn StrategyLookup, request: &Plan
         memmap_pages_per_gib: ((1u64 << 30) / page).saturating_mul(g.g.struct_page_size).div_ceil(page),
     };
     let planner = Planner { strategies, node: request.node, block, space_end };
-    let answers = request.strategies.iter().map(|name| planner.for_strategy(&base, name, request.start, request.target)).collect();
-    Ok(Plan {
-        target: request.target,
-        start: request.start,
-        node: request.node,
-        block_size: block,
-        page_size: page,
-        numbers,
-        strategies: answers,
-    })
+    let answers = request.strategies.iter().map(|name| planner.for_strategy(&base, name, start, request.target)).collect();
+    Ok(Plan { target: request.target, start, node: request.node, block_size: block, page_size: page, numbers, strategies: answers })
 }
 
 struct Planner<'a> {
@@ -225,26 +219,24 @@ impl Planner<'_> {
 
     fn for_strategy(&self, base: &Model, strategy: &str, start: u64, target: u64) -> StrategyPlan {
         let room = self.space_end.saturating_sub(start);
-        let single_target = if target > room {
-            Some(StepError::kernel(hotplug_core::errno::E2BIG, "the target does not fit below the top of the physical address space"))
+        let single = if target > room {
+            Err(StepError::kernel(hotplug_core::errno::E2BIG, "the target does not fit below the top of the physical address space"))
         } else {
-            self.try_add(&mut base.clone(), strategy, start, target).err()
+            self.try_add(&mut base.clone(), strategy, start, target)
         };
         let (largest_single, _) = self.largest(base, strategy, start, room);
         let limited_by_address_space = largest_single > 0 && largest_single == room / self.block * self.block;
         let mut out = StrategyPlan {
             strategy: strategy.to_string(),
-            single_target,
+            single_target: single.as_ref().err().cloned(),
             largest_single,
             limited_by_address_space,
             sequence: Vec::new(),
             reached: 0,
             stuck: None,
         };
-        if out.single_target.is_none() {
-            if let Ok(add) = self.try_add(&mut base.clone(), strategy, start, target) {
-                out.sequence.push(add);
-            }
+        if let Ok(add) = single {
+            out.sequence.push(add);
             out.reached = target;
             return out;
         }

@@ -33,6 +33,25 @@ pub struct NodeMemmap {
 }
 
 impl NodeMemmap {
+    /// Add `other`'s pages to these (a machine-wide row): zones stay in `ZoneType::ALL`
+    /// order, paying nodes by id, as `memmap_account` lists them.
+    pub fn absorb(&mut self, other: &NodeMemmap) {
+        self.boot_memmap += other.boot_memmap;
+        self.added += other.added;
+        self.device += other.device;
+        self.memmap_inside += other.memmap_inside;
+        self.memmap_in_device += other.memmap_in_device;
+        self.set_aside_unused += other.set_aside_unused;
+        for &(zone, pages) in &other.online_by_zone {
+            add_pages(&mut self.online_by_zone, zone, pages);
+        }
+        self.online_by_zone.sort_by_key(|&(z, _)| z.index());
+        for &(payer, pages) in &other.memmap_in_ram {
+            add_pages(&mut self.memmap_in_ram, payer, pages);
+        }
+        self.memmap_in_ram.sort_unstable();
+    }
+
     /// Memmap of this node's hot-added and device memory, wherever it lives.
     pub fn memmap_of_added(&self) -> u64 {
         self.memmap_in_ram.iter().map(|&(_, p)| p).sum::<u64>() + self.memmap_inside + self.memmap_in_device
@@ -83,10 +102,8 @@ impl Model {
 
         let mut inside: BTreeMap<u32, u64> = BTreeMap::new();
         for (first, end, s) in self.sections.runs() {
-            if s.early {
-                if let MemmapHome::Boot { pages, .. } = s.memmap {
-                    nodes.entry(s.nid).or_default().boot_memmap += pages * (end - first);
-                }
+            if let MemmapHome::Boot { pages, .. } = s.memmap {
+                nodes.entry(s.nid).or_default().boot_memmap += pages * (end - first);
                 continue;
             }
             for (lo, hi) in outside(first, end, &device_sections) {
@@ -101,7 +118,7 @@ impl Model {
                         }
                     }
                     MemmapHome::Altmap { pages } => *inside.entry(s.nid).or_default() += pages * count,
-                    MemmapHome::Boot { pages, .. } => nodes.entry(s.nid).or_default().boot_memmap += pages * count,
+                    MemmapHome::Boot { .. } => {} // counted above
                 }
             }
         }
@@ -114,6 +131,14 @@ impl Model {
             n.online_by_zone = ZoneType::ALL.iter().filter_map(|&z| online.get(&(*nid, z)).map(|&p| (z, p))).collect();
         }
         nodes.into_values().collect()
+    }
+}
+
+/// `pages` more for `key` in a short list of (key, pages).
+fn add_pages<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, pages: u64) {
+    match list.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, p)) => *p += pages,
+        None => list.push((key, pages)),
     }
 }
 

@@ -10,7 +10,6 @@ pub use text::{comparison, step_line, text, text_painted, Paint};
 
 use serde::Serialize;
 
-use crate::model::sections::MemmapHome;
 use crate::model::{Model, ZoneType};
 use crate::runner::{RunReport, StepResult};
 
@@ -176,14 +175,13 @@ pub fn state(model: &Model) -> StateReport {
             min_free_share: model.min_free_share(n.id),
         });
     }
+    // The machine-wide memmap is the per-node account summed: one walk of the sections.
+    let memmap_by_node = model.memmap_account();
     let mut memmap = MemmapSummary::default();
-    for (first, end, s) in model.sections.runs() {
-        let sections = end - first;
-        match s.memmap {
-            MemmapHome::Boot { pages, .. } => memmap.boot_pages += pages * sections,
-            MemmapHome::Node { pages, .. } | MemmapHome::Split { pages, .. } => memmap.node_pages += pages * sections,
-            MemmapHome::Altmap { pages } => memmap.altmap_pages += pages * sections,
-        }
+    for n in &memmap_by_node {
+        memmap.boot_pages += n.boot_memmap;
+        memmap.node_pages += n.memmap_in_ram.iter().map(|&(_, pages)| pages).sum::<u64>();
+        memmap.altmap_pages += n.memmap_inside + n.memmap_in_device;
     }
     StateReport {
         zones,
@@ -199,7 +197,7 @@ pub fn state(model: &Model) -> StateReport {
             .map(|(s, e, _)| (e - s) as usize)
             .sum(),
         block_runs: block_runs(model),
-        memmap_by_node: model.memmap_account(),
+        memmap_by_node,
         groups: model.groups.values().cloned().collect(),
     }
 }

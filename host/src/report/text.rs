@@ -161,6 +161,17 @@ pub(super) fn set_text(o: &crate::model::step::SetOutcome) -> String {
     parts.join(", ")
 }
 
+/// The clauses an add and a grow share: the blocks auto-online took, by zone, and why
+/// it stopped early.
+fn online_clauses(out: &mut String, onlined: &crate::model::block::BlockRuns<ZoneType>, error: Option<&crate::model::StepError>) {
+    if !onlined.is_empty() {
+        let _ = write!(out, "; {}", onlined_text(onlined));
+    }
+    if let Some(e) = error {
+        let _ = write!(out, "; auto-online stopped: {e}");
+    }
+}
+
 /// What an add did, in one clause list.
 fn added_text(page: u64, a: &crate::model::hotplug::AddOutcome) -> String {
     let mut d = format!("ok: {}", count_of(a.blocks.len(), "block"));
@@ -170,12 +181,7 @@ fn added_text(page: u64, a: &crate::model::hotplug::AddOutcome) -> String {
     if a.memmap_altmap_pages > 0 {
         let _ = write!(d, "; memmap {} inside the range", format_pages(a.memmap_altmap_pages, page));
     }
-    if !a.onlined.is_empty() {
-        let _ = write!(d, "; {}", onlined_text(&a.onlined));
-    }
-    if let Some(e) = &a.online_error {
-        let _ = write!(d, "; auto-online stopped: {e}");
-    }
+    online_clauses(&mut d, &a.onlined, a.online_error.as_ref());
     if !a.note.is_empty() {
         let _ = write!(d, "; {}", a.note);
     }
@@ -226,12 +232,7 @@ fn resized_text(page: u64, r: &crate::model::virtio::ResizeOutcome) -> String {
     if r.memmap_node_pages > 0 {
         let _ = write!(text, "; memmap {} from node memory", format_pages(r.memmap_node_pages, page));
     }
-    if !r.onlined.is_empty() {
-        let _ = write!(text, "; {}", onlined_text(&r.onlined));
-    }
-    if let Some(e) = &r.online_error {
-        let _ = write!(text, "; auto-online stopped: {e}");
-    }
+    online_clauses(&mut text, &r.onlined, r.online_error.as_ref());
     if let Some(e) = &r.stopped {
         let _ = write!(text, "; stopped: {e}");
     }
@@ -396,6 +397,22 @@ fn online_text(page: u64, n: &NodeMemmap) -> String {
     parts.join(", ")
 }
 
+/// One row of the per-node summary.
+fn summary_cells(label: String, n: &NodeMemmap, page: u64) -> Vec<String> {
+    vec![
+        label,
+        format_size(n.boot_memmap * page),
+        format_size(n.added * page),
+        online_text(page, n),
+        format_size(n.device * page),
+        in_ram_text(page, &n.memmap_in_ram),
+        format_size(n.memmap_inside * page),
+        format_size(n.memmap_in_device * page),
+        share_text(n.memmap_of_added(), n.added + n.device),
+        format_size(n.set_aside_unused * page),
+    ]
+}
+
 /// The per-node summary: what was hot-added and onlined where, where its memmap lives
 /// and what share of the added memory that is, what alignment lost; then each node's
 /// free-memory account (the rule a memmap allocation must pass).
@@ -415,52 +432,11 @@ fn nodes_table(st: &StateReport, page: u64) -> String {
     ]);
     let mut all = NodeMemmap::default();
     for n in &st.memmap_by_node {
-        t.row(vec![
-            n.nid.to_string(),
-            format_size(n.boot_memmap * page),
-            format_size(n.added * page),
-            online_text(page, n),
-            format_size(n.device * page),
-            in_ram_text(page, &n.memmap_in_ram),
-            format_size(n.memmap_inside * page),
-            format_size(n.memmap_in_device * page),
-            share_text(n.memmap_of_added(), n.added + n.device),
-            format_size(n.set_aside_unused * page),
-        ]);
-        all.boot_memmap += n.boot_memmap;
-        all.added += n.added;
-        all.device += n.device;
-        all.memmap_inside += n.memmap_inside;
-        all.memmap_in_device += n.memmap_in_device;
-        all.set_aside_unused += n.set_aside_unused;
-        for &(z, p) in &n.online_by_zone {
-            match all.online_by_zone.iter_mut().find(|(zz, _)| *zz == z) {
-                Some((_, q)) => *q += p,
-                None => all.online_by_zone.push((z, p)),
-            }
-        }
-        for &(payer, p) in &n.memmap_in_ram {
-            match all.memmap_in_ram.iter_mut().find(|(q, _)| *q == payer) {
-                Some((_, q)) => *q += p,
-                None => all.memmap_in_ram.push((payer, p)),
-            }
-        }
+        t.row(summary_cells(n.nid.to_string(), n, page));
+        all.absorb(n);
     }
     if st.memmap_by_node.len() > 1 {
-        all.online_by_zone.sort_by_key(|&(z, _)| ZoneType::ALL.iter().position(|&a| a == z));
-        all.memmap_in_ram.sort_unstable();
-        t.row(vec![
-            "all".to_string(),
-            format_size(all.boot_memmap * page),
-            format_size(all.added * page),
-            online_text(page, &all),
-            format_size(all.device * page),
-            in_ram_text(page, &all.memmap_in_ram),
-            format_size(all.memmap_inside * page),
-            format_size(all.memmap_in_device * page),
-            share_text(all.memmap_of_added(), all.added + all.device),
-            format_size(all.set_aside_unused * page),
-        ]);
+        t.row(summary_cells("all".to_string(), &all, page));
     }
     let mut out = t.render();
     out.push('\n');
