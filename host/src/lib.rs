@@ -16,5 +16,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shipped;
 pub mod snapshot;
+pub mod svg;
+pub mod sweep;
 pub mod timings;
 pub mod views;

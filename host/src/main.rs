@@ -40,6 +40,14 @@ struct Cli {
     /// links, and proc/{iomem,zoneinfo,meminfo} (for `lsmem --sysroot DIR`).
     #[arg(long, value_name = "DIR")]
     sysroot_out: Option<PathBuf>,
+    /// Draw the memory map after the last step (or --view-after N) as an SVG picture in
+    /// FILE: ranges by owner, the memmap inside them, hex and human labels (docs/report.md).
+    /// A compare config writes one per run, FILE-<strategy>.svg.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// With --svg: one map per step instead, FILE-stepN.svg (step 0: right after boot).
+    #[arg(long, requires = "svg")]
+    svg_each: bool,
     /// Print the time each step took and the peak memory on standard error.
     #[arg(long)]
     timings: bool,
@@ -160,6 +168,40 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         write_scenario: Option<PathBuf>,
     },
+    /// Run a config over a grid of values, each point with each strategy, in parallel: a
+    /// table of what every run ended with (hot-added, online, memmap and where it lives,
+    /// the first failed step), --csv and --chart for plotting (docs/sweep.md).
+    Sweep {
+        /// The config (a path, or a shipped config's name).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A config value to vary (repeatable; the grid is every combination): a dotted
+        /// path (a [[step]] by its number, a [[strategy]] by its name) and its values as a
+        /// list or a range: step.2.size=1GiB..1TiB:x2, machine.memory_block_size=128MiB,2GiB,
+        /// machine.auto_movable_ratio=100..400:+100.
+        #[arg(long = "vary", value_name = "KEY=VALUES", required = true, value_parser = parse_vary_arg)]
+        varies: Vec<hotplug_host::sweep::Vary>,
+        /// Run every point with this [[strategy]] forced on its add steps (repeatable;
+        /// default: the config's compare list, else its steps as written).
+        #[arg(long = "strategy", value_name = "NAME")]
+        strategies: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also write one CSV line per run to FILE (exact bytes and pages, the errno of the first failed step).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also draw --chart-metric against the first --vary's values, one line per
+        /// strategy, as an SVG line chart in FILE.
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+        /// What --chart plots.
+        #[arg(long, value_enum, value_name = "METRIC", default_value_t = ChartArg::Share)]
+        chart_metric: ChartArg,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        jobs: Option<u16>,
+    },
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
     /// and `host --config scenario.toml`; an existing directory is never touched.
     NewPlugin {
@@ -187,6 +229,41 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+/// What `host sweep --chart` plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ChartArg {
+    /// Memmap over the hot-added and device memory, per cent.
+    Share,
+    /// Memmap of the hot-added and device memory.
+    Memmap,
+    /// The part of that memmap held in RAM.
+    MemmapInRam,
+    /// Hot-added memory present at the end: where larger adds stop succeeding.
+    Added,
+    /// Hot-added memory online at the end.
+    Online,
+    /// Free pages at the end.
+    Free,
+}
+
+impl ChartArg {
+    fn metric(self) -> hotplug_host::svg::chart::ChartMetric {
+        use hotplug_host::svg::chart::ChartMetric as M;
+        match self {
+            ChartArg::Share => M::Share,
+            ChartArg::Memmap => M::Memmap,
+            ChartArg::MemmapInRam => M::MemmapInRam,
+            ChartArg::Added => M::Added,
+            ChartArg::Online => M::Online,
+            ChartArg::Free => M::Free,
+        }
+    }
+}
+
+fn parse_vary_arg(text: &str) -> Result<hotplug_host::sweep::Vary, String> {
+    hotplug_host::sweep::Vary::parse(text)
 }
 
 /// The kernel files `--view` can print.
@@ -264,6 +341,18 @@ fn main() -> ExitCode {
         Some(Command::Plan { config, target, start, strategies, format, write_scenario }) => {
             let args = PlanArgs { target: *target, start: *start, strategies, format: *format, write_scenario: write_scenario.as_deref() };
             run_plan(&cli, config, &args)
+        }
+        Some(Command::Sweep { config, varies, strategies, format, csv, chart, chart_metric, jobs }) => {
+            let args = SweepArgs {
+                varies,
+                strategies,
+                format: *format,
+                csv: csv.as_deref(),
+                chart: chart.as_deref(),
+                metric: *chart_metric,
+                jobs: *jobs,
+            };
+            run_sweep(&cli, config, &args)
         }
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all, format }) => {
@@ -391,7 +480,7 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--view-after {n}: {} has {} step(s) (0 is the boot state)", path.display(), scenario.steps.len());
         }
     }
-    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: cli.view_after };
+    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: cli.svg_each, stop_after: cli.view_after };
     let names: Vec<Option<String>> = match (&scenario.compare, &cli.strategy) {
         (Some(list), None) => list.iter().cloned().map(Some).collect(),
         (_, s) => vec![s.clone()],
@@ -440,6 +529,9 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     // The trees after the report: a tree that cannot be written (a file in the way, a
     // full disk) is one error line after a report that was printed whole, and leaves no
     // half-written directory (files::write_tree).
+    if let Some(file) = &cli.svg {
+        write_maps(file, cli.svg_each, &shown, &runs)?;
+    }
     if let Some(dir) = &cli.sysfs_out {
         // One tree: the first run's (a compare config's runs share the machine).
         let n = hotplug_host::views::sysfs::write(&runs[0].model, dir).map_err(anyhow::Error::msg)?;
@@ -450,6 +542,44 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         log::info!("wrote {n} files and links under {}", dir.display());
     }
     Ok(if runs.iter().all(runner::RunReport::all_matched) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--svg FILE`: each run's memory map after its last step, or after every step with
+/// `--svg-each`; one line on stderr says where they went.
+fn write_maps(file: &Path, each: bool, config: &str, runs: &[runner::RunReport]) -> anyhow::Result<()> {
+    use hotplug_host::svg::map::{file_name, memory_map, MapHeading};
+    let mut written = Vec::new();
+    for run in runs {
+        let strategy = run.strategy.as_deref();
+        let named = (runs.len() > 1).then_some(strategy).flatten();
+        let mut maps = Vec::new();
+        if each {
+            for (i, model) in run.history.iter().enumerate() {
+                let moment = match i.checked_sub(1).and_then(|k| run.steps.get(k)) {
+                    None => "after boot".to_string(),
+                    Some(s) => format!("after step {} ({})", s.index, s.op.as_str()),
+                };
+                maps.push((file_name(file, named, Some(i)), model, moment));
+            }
+        } else {
+            let moment = match run.steps.last() {
+                None => "after boot".to_string(),
+                Some(s) => format!("after step {} ({})", s.index, s.op.as_str()),
+            };
+            maps.push((file_name(file, named, None), &run.model, moment));
+        }
+        for (path, model, moment) in maps {
+            let text = memory_map(model, &MapHeading { config, strategy, moment });
+            std::fs::write(&path, text).with_context(|| format!("cannot write the memory map to {}", path.display()))?;
+            written.push(path);
+        }
+    }
+    match written.as_slice() {
+        [one] => eprintln!("host: memory map written to {}", one.display()),
+        [first, .., last] => eprintln!("host: {} memory maps written: {} ... {}", written.len(), first.display(), last.display()),
+        [] => {}
+    }
+    Ok(())
 }
 
 /// The asked-for views of each run; `==> NAME <==` headers (as `head` prints them) when
@@ -722,5 +852,62 @@ fn check_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
         plural(scenario.steps.len(), "step"),
         plural(scenario.machine.nodes.len(), "node")
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `host sweep`'s arguments.
+struct SweepArgs<'a> {
+    varies: &'a [hotplug_host::sweep::Vary],
+    strategies: &'a [String],
+    format: Format,
+    csv: Option<&'a Path>,
+    chart: Option<&'a Path>,
+    metric: ChartArg,
+    jobs: Option<u16>,
+}
+
+/// `host sweep`: every point of the grid run, then the table (or JSON) on stdout and the
+/// CSV and chart files. Failed steps are answers (exit 0); a grid that cannot run is exit 2.
+fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let (path, loaded) = load_config(path)?;
+    let request = hotplug_host::sweep::SweepRequest {
+        varies: args.varies.to_vec(),
+        strategies: args.strategies.to_vec(),
+        plugin_dirs: loader::plugin_path(&cli.plugin_dirs),
+    };
+    let points = hotplug_host::sweep::vary::grid(args.varies).map_err(anyhow::Error::msg)?.len();
+    // A bar only for a person watching: none in pipes, files and CI logs.
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(points as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} points, {elapsed} ({eta} left)") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let loader = Loader::new(cli.allow_unsafe_plugin_path);
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = args.jobs {
+        pool = pool.num_threads(usize::from(n));
+    }
+    let pool = pool.build().context("cannot start the sweep's worker threads")?;
+    let swept = pool.install(|| hotplug_host::sweep::sweep(&path, &loaded.text, &request, &loader, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    let swept = swept?;
+    let shown = path.display().to_string();
+    match args.format {
+        Format::Json => output::println(&report::sweep::json(&shown, &swept))?,
+        Format::Text => output::print(&report::sweep::text(&shown, &swept))?,
+    }
+    if let Some(file) = args.csv {
+        let text = report::sweep::csv(&swept).context("cannot write the CSV")?;
+        std::fs::write(file, text).with_context(|| format!("cannot write the CSV to {}", file.display()))?;
+    }
+    if let Some(file) = args.chart {
+        let text = hotplug_host::svg::chart::line_chart(&shown, &swept, args.metric.metric());
+        std::fs::write(file, text).with_context(|| format!("cannot write the chart to {}", file.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! Every shipped config's JSON report, and `host plan`'s, validate against the schema
+//! Every shipped config's JSON report, `host plan`'s and a sweep's validate against the schema
 //! file users get (docs/report.schema.json); and the schema is strict enough to refuse
 //! a report that lost a field or changed a type.
 
@@ -23,7 +23,7 @@ fn json_of(args: &[&str]) -> serde_json::Value {
 }
 
 #[test]
-fn every_shipped_report_and_the_plan_validate_against_the_schema() {
+fn every_shipped_report_the_plan_and_a_sweep_validate_against_the_schema() {
     let (schemas, index) = schema();
     let mut checked = 0;
     for c in hotplug_host::shipped::CONFIGS {
@@ -37,6 +37,11 @@ fn every_shipped_report_and_the_plan_validate_against_the_schema() {
     assert_eq!(checked, hotplug_host::shipped::CONFIGS.len());
     let plan = json_of(&["plan", "--config", "small-vm-plan.toml", "--format", "json"]);
     schemas.validate(&plan, index).unwrap_or_else(|e| panic!("plan: {e:#}"));
+    // A sweep with failed and successful runs (the baseline's ENOMEM at 1 GiB).
+    let sweep = json_of(&["sweep", "--config", "small-vm.toml", "--vary", "step.1.size=1GiB,8GiB", "--format", "json"]);
+    assert_eq!(sweep["kind"], "sweep");
+    assert_eq!(sweep["sweep"]["rows"][0]["error"]["code"], "ENOMEM");
+    schemas.validate(&sweep, index).unwrap_or_else(|e| panic!("sweep: {e:#}"));
 }
 
 #[test]

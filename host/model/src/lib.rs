@@ -10,6 +10,7 @@
 //! transaction: [`Model::begin`], then [`Model::commit`] or [`Model::rollback`].
 
 pub mod account;
+pub mod address_map;
 pub mod altmap;
 pub mod block;
 pub mod boot;

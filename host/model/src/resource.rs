@@ -188,6 +188,17 @@ impl ResourceTree {
         self.overlapping_child(Self::ROOT, start, end)
     }
 
+    /// The regions directly under the root (the first column of /proc/iomem), by start.
+    pub fn top_level(&self) -> impl Iterator<Item = &Resource> + '_ {
+        self.children.range((Self::ROOT, 0)..=(Self::ROOT, u64::MAX)).map(|(_, r)| r)
+    }
+
+    /// The name of the top-level region holding `addr`, if any.
+    pub fn top_level_at(&self, addr: u64) -> Option<&str> {
+        let (_, r) = self.children.range((Self::ROOT, 0)..=(Self::ROOT, addr)).next_back()?;
+        (r.end >= addr).then_some(r.name.as_str())
+    }
+
     /// Every region with its depth, in /proc/iomem order.
     pub fn walk(&self) -> Vec<(usize, &Resource)> {
         let mut out = Vec::new();

@@ -240,7 +240,7 @@ impl LoadedLibrary {
 
 /// Loads each library once per path (abi_stable's own per-type cache would return the
 /// first plugin for every path; see ABI-NOTES pitfall 3).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Loader {
     loaded: HashMap<PathBuf, LoadedLibrary>,
     /// Load files that are world-writable or owned by another user.

@@ -42,6 +42,12 @@ static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 /// The per-call timeout in milliseconds; 0: none.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64);
 static WATCHDOG: OnceLock<Thread> = OnceLock::new();
+/// Held for the length of a watched call (see [`call`]).
+static ONE_CALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+thread_local! {
+    /// This thread is inside a watched call (a nested call is part of it).
+    static IN_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn epoch() -> Instant {
@@ -204,9 +210,14 @@ pub fn set_context(context: &str) {
 
 /// Run `f`, a call `call` into plugin `plugin`, watched. Without [`install`] it only runs `f`.
 pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
-    if !INSTALLED.load(Ordering::Acquire) || ACTIVE.load(Ordering::Acquire) {
+    if !INSTALLED.load(Ordering::Acquire) || IN_CALL.get() {
         return f();
     }
+    // Threads (host sweep's workers) take turns at plugin calls, so the one record
+    // above always names the call in progress and its deadline is that call's. Plugin
+    // calls take microseconds; the model's work between them runs in parallel.
+    let _turn = ONE_CALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    IN_CALL.set(true);
     store(&WHO, &WHO_LEN, plugin);
     store(&CALL, &CALL_LEN, call);
     ACTIVE.store(true, Ordering::Release);
@@ -222,6 +233,7 @@ pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
         fn drop(&mut self) {
             DEADLINE_MS.store(0, Ordering::Release);
             ACTIVE.store(false, Ordering::Release);
+            IN_CALL.set(false);
         }
     }
     let _done = Done;

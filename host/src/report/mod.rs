@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod plan;
+pub mod sweep;
 pub mod table;
 pub mod text;
 

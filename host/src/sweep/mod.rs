@@ -1,0 +1,195 @@
+//! `host sweep`: one scenario over a grid of config values (`--vary`), each point run
+//! with each strategy, in parallel; what every run ended with, as numbers a table, a CSV
+//! file, a chart or a program reads. Every point is a real run of the model, never a
+//! formula: the answers are the ones `host --config` gives for that config.
+
+pub mod vary;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::loader::Loader;
+use crate::model::error::StepError;
+use crate::model::Model;
+use crate::runner::{self, Outcome, RunOptions, Strategies};
+pub use vary::Vary;
+
+/// What to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepRequest {
+    pub varies: Vec<Vary>,
+    /// Run each point with each of these strategies forced on its add steps (empty: the
+    /// config's `compare` list, else its steps as written).
+    pub strategies: Vec<String>,
+    /// Searched for plugins before the config's own `plugin_dirs` (`--plugin-dir`).
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+/// What one run ended with, machine-wide, in bytes and pages.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Metrics {
+    /// Hot-added memory present at the end (online or not).
+    pub added_bytes: u64,
+    pub online_bytes: u64,
+    pub device_bytes: u64,
+    /// Memmap of the hot-added and device memory, wherever it lives.
+    pub memmap_bytes: u64,
+    /// ... of it in some node's RAM.
+    pub memmap_in_ram_bytes: u64,
+    /// ... of it inside the hot-added ranges and the device memory (altmaps).
+    pub memmap_inside_bytes: u64,
+    /// `memmap_bytes` over `added_bytes + device_bytes`, in per cent (`None`: nothing added).
+    pub memmap_share_percent: Option<f64>,
+    /// Free pages over all nodes at the end.
+    pub free_pages: u64,
+}
+
+impl Metrics {
+    fn of(model: &Model) -> Metrics {
+        let page = model.geometry.page_size();
+        let mut all = crate::model::account::NodeMemmap::default();
+        for n in model.memmap_account() {
+            all.absorb(&n);
+        }
+        let bytes = |pages: u64| pages.saturating_mul(page);
+        let (added, device, memmap) = (bytes(all.added), bytes(all.device), bytes(all.memmap_of_added()));
+        Metrics {
+            added_bytes: added,
+            online_bytes: bytes(all.online_by_zone.iter().map(|&(_, p)| p).sum()),
+            device_bytes: device,
+            memmap_bytes: memmap,
+            memmap_in_ram_bytes: bytes(all.memmap_in_ram.iter().map(|&(_, p)| p).sum()),
+            memmap_inside_bytes: bytes(all.memmap_inside + all.memmap_in_device),
+            memmap_share_percent: (added + device > 0).then(|| memmap as f64 * 100.0 / (added + device) as f64),
+            free_pages: model.nodes.values().map(crate::model::Node::free_pages).sum(),
+        }
+    }
+}
+
+/// One run of one point.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRow {
+    /// The varied values, in `--vary` order, as the config was given them.
+    pub values: Vec<String>,
+    /// The strategy forced on the add steps, or `None` for the steps as written.
+    pub strategy: Option<String>,
+    /// Steps that ended `ok`, of `steps`.
+    pub steps_ok: usize,
+    pub steps: usize,
+    /// The first step that failed, and why (`None`: every step succeeded).
+    pub failed_step: Option<usize>,
+    #[serde(serialize_with = "crate::report::json::serialize_opt_error")]
+    pub error: Option<StepError>,
+    pub metrics: Metrics,
+}
+
+/// A whole sweep, rows in grid order (the first vary slowest), strategies in turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sweep {
+    pub varies: Vec<VaryReport>,
+    pub strategies: Vec<Option<String>>,
+    pub rows: Vec<SweepRow>,
+}
+
+/// A vary as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VaryReport {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// Why a sweep could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("{0}")]
+    Vary(String),
+    #[error("the config is not TOML: {0}")]
+    Toml(String),
+    /// A point's config or run failed before its steps could answer.
+    #[error("at {point}: {message}")]
+    Point { point: String, message: String },
+}
+
+/// Run the config `text` (read from `path`) at every point of the grid, each point
+/// with each strategy, `progress` called once per point done (from any thread).
+pub fn sweep(path: &Path, text: &str, request: &SweepRequest, loader: &Loader, progress: &(dyn Fn() + Sync)) -> Result<Sweep, SweepError> {
+    let doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| SweepError::Toml(e.message().trim().replace('\n', " ")))?;
+    let points = vary::grid(&request.varies).map_err(SweepError::Vary)?;
+    // Every vary's path must hold in the config before any run starts.
+    for v in &request.varies {
+        v.apply(&mut doc.clone(), &v.values[0]).map_err(SweepError::Vary)?;
+    }
+    let results: Vec<Result<PointRuns, SweepError>> = points
+        .par_iter()
+        .map(|values| {
+            let out = run_point(path, &doc, values, request, loader);
+            progress();
+            out
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut strategies = Vec::new();
+    for r in results {
+        let point = r?;
+        if strategies.is_empty() {
+            strategies = point.strategies;
+        }
+        rows.extend(point.rows);
+    }
+    let varies = request.varies.iter().map(|v| VaryReport { key: v.key.clone(), values: v.values.clone() }).collect();
+    Ok(Sweep { varies, strategies, rows })
+}
+
+/// One point's runs, and the strategies they were run with.
+struct PointRuns {
+    rows: Vec<SweepRow>,
+    strategies: Vec<Option<String>>,
+}
+
+/// One point: its config, loaded and run with each strategy.
+fn run_point(
+    path: &Path,
+    doc: &toml_edit::DocumentMut,
+    values: &[String],
+    request: &SweepRequest,
+    loader: &Loader,
+) -> Result<PointRuns, SweepError> {
+    let point = request.varies.iter().zip(values).map(|(v, x)| format!("{}={x}", v.key)).collect::<Vec<_>>().join(" ");
+    let fail = |message: String| SweepError::Point { point: point.clone(), message };
+    let mut doc = doc.clone();
+    for (v, x) in request.varies.iter().zip(values) {
+        v.apply(&mut doc, x).map_err(&fail)?;
+    }
+    let loaded = crate::config::parse(path, doc.to_string()).map_err(|e| fail(e.to_string()))?;
+    let mut scenario = crate::scenario::resolve(&loaded, None).map_err(|e| fail(e.to_string()))?;
+    scenario.plugin_dirs.splice(0..0, request.plugin_dirs.iter().cloned());
+    let mut loader = loader.clone();
+    let strategies = Strategies::load(&scenario, &mut loader).map_err(|e| fail(e.to_string()))?;
+    let names: Vec<Option<String>> = match (&scenario.compare, request.strategies.as_slice()) {
+        (_, [_, ..]) => request.strategies.iter().cloned().map(Some).collect(),
+        (Some(list), []) => list.iter().cloned().map(Some).collect(),
+        (None, []) => vec![None],
+    };
+    let options = RunOptions::default();
+    let mut rows = Vec::new();
+    for name in &names {
+        let run = runner::run(&scenario, &strategies, name.as_deref(), &options).map_err(|e| fail(e.to_string()))?;
+        let failed = run.steps.iter().find_map(|s| match &s.outcome {
+            Outcome::Failed(e) => Some((s.index, e.clone())),
+            _ => None,
+        });
+        rows.push(SweepRow {
+            values: values.to_vec(),
+            strategy: name.clone(),
+            steps_ok: run.steps.iter().filter(|s| !matches!(s.outcome, Outcome::Failed(_))).count(),
+            steps: run.steps.len(),
+            failed_step: failed.as_ref().map(|(i, _)| *i),
+            error: failed.map(|(_, e)| e),
+            metrics: Metrics::of(&run.model),
+        });
+    }
+    Ok(PointRuns { rows, strategies: names })
+}
