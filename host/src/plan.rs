@@ -79,6 +79,35 @@ pub struct StrategyPlan {
     pub stuck: Option<StepError>,
 }
 
+/// A virtio-mem device's answer: the largest `requested-size` step (one grow) that it
+/// plugs in full, and what a step of the target does.
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtioPlan {
+    pub device: String,
+    pub node: u32,
+    pub region_start: u64,
+    pub region_size: u64,
+    /// The region was left to the model: it grows with the requests.
+    pub region_grows: bool,
+    /// Plugged before the step, and the sub-block size every step is a multiple of.
+    pub plugged: u64,
+    pub sb_size: u64,
+    /// The grow asked for: the target, cut to what the region has left (bytes).
+    pub target_step: u64,
+    /// What that grow plugs (all of `target_step` unless it stopped short).
+    pub target_plugged: u64,
+    /// Why that grow stopped short or failed (`None`: it plugged all it asked for).
+    #[serde(serialize_with = "crate::report::json::serialize_opt_error")]
+    pub target_stopped: Option<StepError>,
+    /// The largest grow up to the target that plugs in full, with every block it adds
+    /// online (bytes).
+    pub largest_step: u64,
+    /// Why one sub-block more does not (`None`: the largest step is the whole target, or
+    /// all the region has left).
+    #[serde(serialize_with = "crate::report::json::serialize_opt_error")]
+    pub next_stops: Option<StepError>,
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -89,6 +118,8 @@ pub struct Plan {
     pub page_size: u64,
     pub numbers: Numbers,
     pub strategies: Vec<StrategyPlan>,
+    /// Every virtio-mem device the config's steps left, in name order.
+    pub virtio: Vec<VirtioPlan>,
 }
 
 /// Why a plan could not be made at all.
@@ -101,7 +132,7 @@ pub enum PlanError {
 }
 
 /// The default start: the first memory-block-aligned address above all memory the
-/// machine has (boot RAM, hot-added, device), and on x86_64 not below 4 GiB (the PCI
+/// machine has (boot RAM, hot-added, device) and every iomem region, and on x86_64 not below 4 GiB (the PCI
 /// hole under it is where a VM's hot-pluggable area never starts).
 pub fn default_start(model: &Model) -> u64 {
     let g = model.geometry;
@@ -116,7 +147,10 @@ pub fn default_start(model: &Model) -> u64 {
         }
     }
     let block = g.g.memory_block_size;
-    let end = end_pfn.saturating_mul(page);
+    // Above every iomem region too: a virtio-mem device's region or a namespace holds
+    // no memory yet but is not the place for a DIMM.
+    let regions_end = model.resources.top_level().map(|r| r.end.saturating_add(1)).max().unwrap_or(0);
+    let end = end_pfn.saturating_mul(page).max(regions_end);
     let aligned = end.div_ceil(block).saturating_mul(block);
     if g.g.arch == hotplug_core::Arch::X86_64 {
         aligned.max(4 << 30)
@@ -151,7 +185,8 @@ pub fn plan(scenario: &Scenario, strategies: &dyn StrategyLookup, request: &Plan
     };
     let planner = Planner { strategies, node: request.node, block, space_end };
     let answers = request.strategies.iter().map(|name| planner.for_strategy(&base, name, start, request.target)).collect();
-    Ok(Plan { target: request.target, start, node: request.node, block_size: block, page_size: page, numbers, strategies: answers })
+    let virtio = base.virtio.values().map(|d| planner.for_virtio(&base, scenario, d, request.target)).collect();
+    Ok(Plan { target: request.target, start, node: request.node, block_size: block, page_size: page, numbers, strategies: answers, virtio })
 }
 
 struct Planner<'a> {
@@ -215,6 +250,98 @@ impl Planner<'_> {
             }
         }
         (lo * self.block, works(hi).err())
+    }
+
+    /// Grow virtio-mem device `d` by `size` on `model`: what it plugged, and why it
+    /// stopped short (a grow that plugs part of its request stands, as the driver's does;
+    /// a block left offline counts as stopping short: its memory is not usable).
+    fn try_grow(&self, model: &mut Model, d: &crate::model::virtio::VirtioMem, strategy: &str, size: u64) -> (u64, Option<StepError>) {
+        let step = Step::Grow {
+            device: d.name.clone(),
+            start: d.start,
+            size,
+            node: d.nid,
+            unit: None,
+            region_size: None,
+            block_size: None,
+            strategy: strategy.to_string(),
+        };
+        match model.apply(&step, self.strategies) {
+            Outcome::Resized(out) | Outcome::Partial(out) => {
+                let plugged = out.plugged - out.plugged_before;
+                let offline = out.blocks.len() > out.onlined.len();
+                let why = out.stopped.or(out.online_error).or_else(|| {
+                    offline.then(|| StepError::kernel(hotplug_core::errno::EBUSY, "blocks it added stay offline (auto_online_blocks)"))
+                });
+                (plugged, why)
+            }
+            Outcome::Failed(e) => (0, Some(e)),
+            other => (0, Some(StepError::kernel(hotplug_core::errno::EINVAL, format!("unexpected outcome {}", other.code())))),
+        }
+    }
+
+    /// A virtio-mem device's largest full `requested-size` step (a binary search over
+    /// sub-blocks, each try on a copy), and what a step of the target does.
+    fn for_virtio(&self, base: &Model, scenario: &Scenario, d: &crate::model::virtio::VirtioMem, target: u64) -> VirtioPlan {
+        // The strategy its own grows named (a grow's blocks are added through it).
+        let strategy = scenario
+            .steps
+            .iter()
+            .find_map(|s| match &s.step {
+                Step::Grow { device, strategy, .. } if *device == d.name => Some(strategy.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        // What the region has left; a region the model sizes grows to the top of the
+        // pluggable range. The search goes no higher than the target: each try plugs
+        // block by block, as the driver does.
+        let region_left = if d.region_grows {
+            (base.geometry.physmem_end() + 1).saturating_sub(d.start).saturating_sub(d.plugged)
+        } else {
+            d.region_size.saturating_sub(d.plugged)
+        };
+        let left = region_left.min(target) / d.sb_size * d.sb_size;
+        let target_step = left;
+        let (target_plugged, target_stopped) = if target_step == 0 {
+            (0, Some(StepError::kernel(hotplug_core::errno::ENOSPC, "the device's region has no unplugged sub-block left")))
+        } else {
+            self.try_grow(&mut base.clone(), d, &strategy, target_step)
+        };
+        let full = |sbs: u64| {
+            let (plugged, why) = self.try_grow(&mut base.clone(), d, &strategy, sbs * d.sb_size);
+            (why.is_none() && plugged == sbs * d.sb_size, why)
+        };
+        let max = left / d.sb_size;
+        let (largest, next_stops) = if max == 0 {
+            (0, None)
+        } else if full(max).0 {
+            (max, None)
+        } else {
+            let (mut lo, mut hi) = (0u64, max); // lo plugs in full (or is 0), hi does not
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if full(mid).0 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            (lo, full(hi).1)
+        };
+        VirtioPlan {
+            device: d.name.clone(),
+            node: d.nid,
+            region_start: d.start,
+            region_size: d.region_size,
+            region_grows: d.region_grows,
+            plugged: d.plugged,
+            sb_size: d.sb_size,
+            target_step,
+            target_plugged,
+            target_stopped,
+            largest_step: largest * d.sb_size,
+            next_stops,
+        }
     }
 
     fn for_strategy(&self, base: &Model, strategy: &str, start: u64, target: u64) -> StrategyPlan {

@@ -93,3 +93,64 @@ fn a_plan_needs_a_target_in_whole_blocks() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--strategy nope"), "{}", r.stderr);
 }
+
+/// A 256 MiB guest with a 64 GiB virtio-mem region whose memory is onlined Movable.
+const VIRTIO_GUEST: &str = r#"
+[machine]
+auto_online_blocks = "online_movable"
+plugin_dirs = ["@PLUGINS@"]
+[[machine.node]]
+id = 0
+boot = [{ start = "0", size = "256MiB" }]
+[[step]]
+op = "grow"
+device = "virtio0"
+start = "4GiB"
+size = "128MiB"
+region_size = "64GiB"
+"#;
+
+#[test]
+fn virtio_mem_gets_its_largest_requested_size_step_and_why_not_more() {
+    let config = hotplug_tests::write_config("plan_virtio", P, VIRTIO_GUEST);
+    let r = run_host(P, &["plan", "--config", config.to_str().unwrap(), "--target", "32GiB", "--format", "json"]);
+    // Exit 1: no DIMM sequence reaches 32 GiB either (the same memmap room runs out).
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let p = &v["plan"];
+    let d = &p["virtio"][0];
+    assert_eq!(d["device"], "virtio0");
+    assert_eq!((d["plugged"].as_u64(), d["sb_size"].as_u64()), (Some(128 << 20), Some(2 << 20)));
+    // The adds of the plan start above the device's region (4 GiB + 64 GiB), not inside it.
+    assert_eq!(p["start"], 68u64 << 30);
+    // 32 GiB is less than the 64 GiB - 128 MiB the region has left: asked for whole.
+    assert_eq!(d["target_step"], 32u64 << 30);
+    // Every block the device adds is onlined Movable, and Movable memory never holds
+    // memmap: each 128 MiB block's 2 MiB (512 pages) of memmap comes from the guest's
+    // own memory above its watermarks. So the largest step plugged in full is as many
+    // blocks as that room holds 512 pages of, and one sub-block more needs a block more.
+    let room = p["numbers"]["allocatable_pages"].as_u64().unwrap();
+    let blocks = room / 512;
+    assert!(blocks > 0 && blocks < 256, "{room}");
+    assert_eq!(d["largest_step"].as_u64(), Some(blocks * (128 << 20)));
+    assert_eq!(d["next_stops"]["code"], "ENOMEM");
+    // A step of the target stops where the memmap runs out; what it plugged stands.
+    assert_eq!(d["target_plugged"], d["largest_step"]);
+    assert_eq!(d["target_stopped"]["code"], "ENOMEM");
+
+    // The answer, run as scenarios: the largest step plugs in full, 2 MiB more does not.
+    let largest = d["largest_step"].as_u64().unwrap();
+    for (size, want) in [(largest, "ok"), (largest + (2 << 20), "partial")] {
+        let text = format!("{VIRTIO_GUEST}[[step]]\nop = \"grow\"\ndevice = \"virtio0\"\nsize = \"{size:#x}\"\nexpect = \"{want}\"\n");
+        let config = hotplug_tests::write_config("plan_virtio_run", P, &text);
+        let r = run_host(P, &["--config", config.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "a grow of {size:#x} is not {want}:\n{}{}", r.stdout, r.stderr);
+    }
+
+    let text = run_host(P, &["plan", "--config", config.to_str().unwrap(), "--target", "32GiB"]).stdout;
+    assert!(
+        text.contains("virtio-mem virtio0 (node 0, region 0x100000000-0x10ffffffff, 64 GiB; 128 MiB plugged; 2 MiB sub-blocks):"),
+        "{text}"
+    );
+    assert!(text.contains("  largest requested-size step plugged in full: +"), "{text}");
+}

@@ -37,6 +37,10 @@ fn every_shipped_report_the_plan_and_a_sweep_validate_against_the_schema() {
     assert_eq!(checked, hotplug_host::shipped::CONFIGS.len());
     let plan = json_of(&["plan", "--config", "small-vm-plan.toml", "--format", "json"]);
     schemas.validate(&plan, index).unwrap_or_else(|e| panic!("plan: {e:#}"));
+    // A plan with a virtio-mem device's answer.
+    let plan = json_of(&["plan", "--config", "virtio-mem.toml", "--target", "4GiB", "--format", "json"]);
+    assert_eq!(plan["plan"]["virtio"][0]["device"], "virtio0");
+    schemas.validate(&plan, index).unwrap_or_else(|e| panic!("virtio plan: {e:#}"));
     // A sweep with failed and successful runs (the baseline's ENOMEM at 1 GiB).
     let sweep = json_of(&["sweep", "--config", "small-vm.toml", "--vary", "step.1.size=1GiB,8GiB", "--format", "json"]);
     assert_eq!(sweep["kind"], "sweep");

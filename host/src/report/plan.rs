@@ -68,5 +68,64 @@ pub fn text(config: &str, p: &Plan) -> String {
             }
         }
     }
+    for v in &p.virtio {
+        out.push('\n');
+        virtio_text(&mut out, v, p.target, page);
+    }
     out
+}
+
+/// A virtio-mem device's answer: what a requested-size step of the target does, and the
+/// largest step it plugs in full.
+fn virtio_text(out: &mut String, v: &crate::plan::VirtioPlan, target: u64, page: u64) {
+    let _ = writeln!(
+        out,
+        "virtio-mem {} (node {}, region {:#x}-{:#x}, {}{}; {} plugged; {} sub-blocks):",
+        v.device,
+        v.node,
+        v.region_start,
+        v.region_start + v.region_size - 1,
+        format_size(v.region_size),
+        if v.region_grows { ", growing with the requests" } else { "" },
+        format_size(v.plugged),
+        format_size(v.sb_size)
+    );
+    let cut = if v.target_step < target / v.sb_size * v.sb_size {
+        format!(" (the target cut to the {} the region has left)", format_size(v.target_step))
+    } else {
+        String::new()
+    };
+    match &v.target_stopped {
+        None => {
+            let _ = writeln!(out, "  requested-size +{}{cut}: plugged and online in full", format_size(v.target_step));
+        }
+        Some(e) if v.target_plugged > 0 => {
+            let _ = writeln!(
+                out,
+                "  requested-size +{}{cut}: stops after {}: {e}",
+                format_size(v.target_step),
+                format_pages(v.target_plugged / page, page)
+            );
+        }
+        Some(e) => {
+            let _ = writeln!(out, "  requested-size +{}{cut}: plugs nothing: {e}", format_size(v.target_step));
+        }
+    }
+    match &v.next_stops {
+        None if v.largest_step == v.target_step && v.target_stopped.is_none() => {
+            let _ =
+                writeln!(out, "  largest requested-size step plugged in full: +{} (the whole step asked for)", format_size(v.largest_step));
+        }
+        None => {
+            let _ = writeln!(out, "  largest requested-size step plugged in full: +{}", format_size(v.largest_step));
+        }
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "  largest requested-size step plugged in full: +{}; one {} sub-block more: {e}",
+                format_size(v.largest_step),
+                format_size(v.sb_size)
+            );
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::sweep::{Sweep, SweepRow};
 /// How a run ended, in a table cell: `ok`, or the first failed step and its errno.
 pub fn outcome_cell(r: &SweepRow) -> String {
     match (&r.failed_step, &r.error) {
+        (Some(step), Some(e)) if r.partial => format!("#{step} partial: {}", e.code),
         (Some(step), Some(e)) => format!("#{step} {}", e.code),
         _ => "ok".to_string(),
     }
@@ -76,7 +77,8 @@ pub fn text(config: &str, s: &Sweep) -> String {
 }
 
 /// The CSV file: a header, then one line per run with exact integers (bytes, pages) and
-/// the errno name of the first failed step (empty when none failed).
+/// the errno name of the first failed step (empty when none failed; `partial` true when
+/// that step is a virtio-mem request the device did part of).
 pub fn csv(s: &Sweep) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = s.varies.iter().map(|v| v.key.clone()).collect();
@@ -86,6 +88,7 @@ pub fn csv(s: &Sweep) -> Result<String, csv::Error> {
             "steps_ok",
             "steps",
             "failed_step",
+            "partial",
             "errno",
             "added_bytes",
             "online_bytes",
@@ -107,6 +110,7 @@ pub fn csv(s: &Sweep) -> Result<String, csv::Error> {
             r.steps_ok.to_string(),
             r.steps.to_string(),
             r.failed_step.map(|i| i.to_string()).unwrap_or_default(),
+            r.partial.to_string(),
             r.error.as_ref().map(|e| e.code.to_string()).unwrap_or_default(),
             m.added_bytes.to_string(),
             m.online_bytes.to_string(),

@@ -78,8 +78,11 @@ pub struct SweepRow {
     /// Steps that ended `ok`, of `steps`.
     pub steps_ok: usize,
     pub steps: usize,
-    /// The first step that failed, and why (`None`: every step succeeded).
+    /// The first step that failed, or that a virtio-mem device did only part of, and
+    /// why (`None`: every step succeeded in full).
     pub failed_step: Option<usize>,
+    /// That step is a virtio-mem request the device did part of (what it plugged stands).
+    pub partial: bool,
     #[serde(serialize_with = "crate::report::json::serialize_opt_error")]
     pub error: Option<StepError>,
     pub metrics: Metrics,
@@ -177,17 +180,20 @@ fn run_point(
     let mut rows = Vec::new();
     for name in &names {
         let run = runner::run(&scenario, &strategies, name.as_deref(), &options).map_err(|e| fail(e.to_string()))?;
+        // The first step that failed, or a virtio-mem request that got part of the way.
         let failed = run.steps.iter().find_map(|s| match &s.outcome {
-            Outcome::Failed(e) => Some((s.index, e.clone())),
+            Outcome::Failed(e) => Some((s.index, e.clone(), false)),
+            Outcome::Partial(out) => out.stopped.clone().map(|e| (s.index, e, true)),
             _ => None,
         });
         rows.push(SweepRow {
             values: values.to_vec(),
             strategy: name.clone(),
-            steps_ok: run.steps.iter().filter(|s| !matches!(s.outcome, Outcome::Failed(_))).count(),
+            steps_ok: run.steps.iter().filter(|s| !matches!(s.outcome, Outcome::Failed(_) | Outcome::Partial(_))).count(),
             steps: run.steps.len(),
-            failed_step: failed.as_ref().map(|(i, _)| *i),
-            error: failed.map(|(_, e)| e),
+            failed_step: failed.as_ref().map(|(i, _, _)| *i),
+            partial: failed.as_ref().is_some_and(|(_, _, partial)| *partial),
+            error: failed.map(|(_, e, _)| e),
             metrics: Metrics::of(&run.model),
         });
     }
