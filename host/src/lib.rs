@@ -7,6 +7,7 @@ pub mod config;
 pub mod conformance;
 pub mod files;
 pub mod loader;
+pub mod mount;
 pub mod new_plugin;
 pub mod output;
 pub mod plan;

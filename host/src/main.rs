@@ -202,6 +202,21 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         jobs: Option<u16>,
     },
+    /// Serve the model live as the kernel's memory sysfs over FUSE at MOUNTPOINT (after the
+    /// config's steps): sys/devices/system/{memory,node}, proc/{iomem,zoneinfo,meminfo},
+    /// hotplug-lab/{ctl,events,state.json}. Writes online, offline and probe as the kernel
+    /// does; lsmem --sysroot MOUNTPOINT works as it is. Until Ctrl-C or fusermount3 -u
+    /// (docs/mount.md).
+    Mount {
+        /// The config (a path, or a shipped config's name).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// An empty directory to mount on.
+        mountpoint: PathBuf,
+        /// Also append one line per memory-block uevent to FILE.
+        #[arg(long, value_name = "FILE")]
+        uevent_log: Option<PathBuf>,
+    },
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
     /// and `host --config scenario.toml`; an existing directory is never touched.
     NewPlugin {
@@ -320,7 +335,7 @@ fn restore_sigpipe() {
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error")).format_timestamp(None).init();
     let cli = Cli::parse();
     // From here on plugin code may run: the report's stdout is the host's alone, and a
     // plugin that ends the process or hangs is named in one line (exit 3).
@@ -354,6 +369,7 @@ fn main() -> ExitCode {
             };
             run_sweep(&cli, config, &args)
         }
+        Some(Command::Mount { config, mountpoint, uevent_log }) => run_mount(&cli, config, mountpoint, uevent_log.as_deref()),
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all, format }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
@@ -909,5 +925,45 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
         let text = hotplug_host::svg::chart::line_chart(&shown, &swept, args.metric.metric());
         std::fs::write(file, text).with_context(|| format!("cannot write the chart to {}", file.display()))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `host mount`: run the config's steps, then serve the model at the mount point until
+/// it is unmounted; one banner line on stderr says where and how to stop it.
+fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use hotplug_host::mount;
+    // The mount's own sockets (fusermount3's) may close first at unmount: an EPIPE there
+    // is an error value, not the end of the process (main restores SIGPIPE for reports).
+    #[cfg(unix)]
+    // SAFETY: SIG_IGN installs no handler; no other thread runs yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    // Everything that can be refused is refused before anything runs or mounts.
+    let mount_point = mount::check_mount_point(mount_point)?;
+    let log = uevent_log.map(mount::open_uevent_log).transpose()?;
+    let (path, loaded) = load_config(path)?;
+    let mut scenario = scenario::resolve(&loaded, None)?;
+    scenario.plugin_dirs.splice(0..0, loader::plugin_path(&cli.plugin_dirs));
+    // A System RAM strategy for `probe`: the config's first, else the built-in default.
+    scenario::default_plan_strategies(&mut scenario);
+    let probe_strategy = scenario.plan.strategies.first().cloned().context("no strategy can add System RAM")?;
+    let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
+    let strategies = Strategies::load(&scenario, &mut loader)?;
+    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: None };
+    let run = runner::run(&scenario, &strategies, None, &options).context("run failed")?;
+    let unexpected = run.steps.iter().filter(|s| !s.matched).count();
+    let live = mount::live::Live::new(run.model, strategies, path.clone(), loaded.text.clone(), probe_strategy);
+    let shown = mount_point.display().to_string();
+    let steps = run.steps.len();
+    mount::serve(live, &mount_point, log, || {
+        let verdict = if unexpected == 0 { "as expected".to_string() } else { format!("{unexpected} not as expected") };
+        eprintln!(
+            "host: {} ({steps} step{}, {verdict}) mounted at {shown}: lsmem --sysroot {shown}; stop with Ctrl-C or fusermount3 -u {shown}",
+            path.display(),
+            if steps == 1 { "" } else { "s" }
+        );
+    })?;
+    eprintln!("host: {shown} unmounted");
     Ok(ExitCode::SUCCESS)
 }

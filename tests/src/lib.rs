@@ -18,7 +18,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The target directory the running test binary was built into.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
         return if dir.is_absolute() { dir } else { workspace_root().join(dir) };

@@ -6,25 +6,50 @@
 use std::path::Path;
 
 use super::sysroot::Entry;
-use crate::model::{BlockState, Model};
+use crate::model::{BlockState, MemoryBlock, Model};
+
+/// The files of the memory directory itself, with their modes (sysfs's: 0644 for the
+/// writable ones).
+pub const ROOT_FILES: [(&str, u32); 2] = [("block_size_bytes", 0o444), ("auto_online_blocks", 0o644)];
+
+/// The files of each memoryN directory, with their modes.
+pub const BLOCK_FILES: [(&str, u32); 6] =
+    [("state", 0o644), ("online", 0o644), ("phys_index", 0o444), ("valid_zones", 0o444), ("phys_device", 0o444), ("removable", 0o444)];
+
+/// The text of a file of the memory directory itself.
+pub fn root_file(model: &Model, name: &str) -> Option<String> {
+    match name {
+        "block_size_bytes" => Some(format!("{:x}\n", model.geometry.g.memory_block_size)),
+        "auto_online_blocks" => Some(format!("{}\n", model.policy.auto_online_blocks.as_str())),
+        _ => None,
+    }
+}
+
+/// The text of file `name` of block `b`'s directory.
+pub fn block_file(model: &Model, b: &MemoryBlock, name: &str) -> Option<String> {
+    let online = b.state == BlockState::Online;
+    Some(match name {
+        "state" => format!("{}\n", b.state.as_str()),
+        "online" => format!("{}\n", u8::from(online)),
+        "phys_index" => format!("{:08x}\n", b.id * model.geometry.sections_per_block()),
+        "valid_zones" => format!("{}\n", model.valid_zones(b.id).unwrap_or_default()),
+        // x86 has no physical device numbers; every block is removable since 6.x.
+        "phys_device" => "0\n".to_string(),
+        "removable" => "1\n".to_string(),
+        _ => return None,
+    })
+}
 
 /// Every file of the tree, relative to the memory directory, with its text.
 pub fn files(model: &Model) -> Vec<(String, String)> {
-    let g = model.geometry;
-    let mut out = vec![
-        ("block_size_bytes".to_string(), format!("{:x}\n", g.g.memory_block_size)),
-        ("auto_online_blocks".to_string(), format!("{}\n", model.policy.auto_online_blocks.as_str())),
-    ];
+    let mut out: Vec<(String, String)> =
+        ROOT_FILES.iter().filter_map(|(name, _)| Some((name.to_string(), root_file(model, name)?))).collect();
     for b in model.blocks.values() {
-        let dir = format!("memory{}", b.id);
-        let online = b.state == BlockState::Online;
-        out.push((format!("{dir}/state"), format!("{}\n", b.state.as_str())));
-        out.push((format!("{dir}/online"), format!("{}\n", u8::from(online))));
-        out.push((format!("{dir}/phys_index"), format!("{:08x}\n", b.id * g.sections_per_block())));
-        out.push((format!("{dir}/valid_zones"), format!("{}\n", model.valid_zones(b.id).unwrap_or_default())));
-        // x86 has no physical device numbers; every block is removable since 6.x.
-        out.push((format!("{dir}/phys_device"), "0\n".to_string()));
-        out.push((format!("{dir}/removable"), "1\n".to_string()));
+        for (name, _) in BLOCK_FILES {
+            if let Some(text) = block_file(model, &b, name) {
+                out.push((format!("memory{}/{name}", b.id), text));
+            }
+        }
     }
     out
 }

@@ -37,36 +37,69 @@ pub fn entries(model: &Model) -> Vec<Entry> {
         out.push(Entry::Link(format!("{MEMORY}/memory{}/node{}", b.id, b.nid), format!("../../node/node{}", b.nid)));
         out.push(Entry::Link(format!("{NODE}/node{}/memory{}", b.nid, b.id), format!("../../memory/memory{}", b.id)));
     }
-    let all: Vec<u32> = model.nodes.values().map(|n| n.id).collect();
-    let online: Vec<u32> = model.nodes.values().filter(|n| n.online).map(|n| n.id).collect();
-    let with = |pred: &dyn Fn(ZoneType) -> bool| -> Vec<u32> {
-        model.nodes.values().filter(|n| ZoneType::ALL.iter().any(|&z| pred(z) && n.zone(z).present > 0)).map(|n| n.id).collect()
-    };
-    let memory = with(&|z| z != ZoneType::Device);
-    let normal = with(&|z| z.is_kernel());
-    let cpus: Vec<u32> = model.nodes.values().filter(|n| n.facts.has_cpus).map(|n| n.id).collect();
-    for (name, nodes) in
-        [("possible", &all), ("online", &online), ("has_memory", &memory), ("has_normal_memory", &normal), ("has_cpu", &cpus)]
-    {
-        out.push(Entry::File(format!("{NODE}/{name}"), format!("{}\n", node_list(nodes))));
-    }
-    let page_kb = model.geometry.page_size() / 1024;
-    for n in model.nodes.values().filter(|n| n.online) {
-        let dir = format!("{NODE}/node{}", n.id);
-        out.push(Entry::File(format!("{dir}/distance"), distance_line(model, n.id, &online)));
-        let (total, free) = (n.managed_pages() * page_kb, n.free_pages() * page_kb);
-        let mut meminfo = String::new();
-        for (label, kb) in [("MemTotal", total), ("MemFree", free), ("MemUsed", total.saturating_sub(free))] {
-            // node_read_meminfo: /proc/meminfo's line behind a "Node N " prefix.
-            let _ = write!(meminfo, "Node {} ", n.id);
-            super::meminfo::line(&mut meminfo, label, kb);
+    for (name, _) in NODE_ROOT_FILES {
+        if let Some(text) = node_root_file(model, name) {
+            out.push(Entry::File(format!("{NODE}/{name}"), text));
         }
-        out.push(Entry::File(format!("{dir}/meminfo"), meminfo));
+    }
+    for n in model.nodes.values().filter(|n| n.online) {
+        for (name, _) in NODE_FILES {
+            if let Some(text) = node_file(model, n.id, name) {
+                out.push(Entry::File(format!("{NODE}/node{}/{name}", n.id), text));
+            }
+        }
     }
     for view in View::ALL {
         out.push(Entry::File(format!("proc/{}", view.name()), view.render(model)));
     }
     out
+}
+
+/// The files of the node directory itself (node masks), all read-only.
+pub const NODE_ROOT_FILES: [(&str, u32); 5] =
+    [("possible", 0o444), ("online", 0o444), ("has_memory", 0o444), ("has_normal_memory", 0o444), ("has_cpu", 0o444)];
+
+/// The files of each online node's directory.
+pub const NODE_FILES: [(&str, u32); 2] = [("distance", 0o444), ("meminfo", 0o444)];
+
+/// The text of a file of the node directory itself.
+pub fn node_root_file(model: &Model, name: &str) -> Option<String> {
+    let nodes =
+        |pred: &dyn Fn(&crate::model::Node) -> bool| -> Vec<u32> { model.nodes.values().filter(|n| pred(n)).map(|n| n.id).collect() };
+    let with = |pred: &dyn Fn(ZoneType) -> bool| nodes(&|n| ZoneType::ALL.iter().any(|&z| pred(z) && n.zone(z).present > 0));
+    let list = match name {
+        "possible" => nodes(&|_| true),
+        "online" => nodes(&|n| n.online),
+        "has_memory" => with(&|z| z != ZoneType::Device),
+        "has_normal_memory" => with(&|z| z.is_kernel()),
+        "has_cpu" => nodes(&|n| n.facts.has_cpus),
+        _ => return None,
+    };
+    Some(format!("{}\n", node_list(&list)))
+}
+
+/// The text of file `name` of node `nid`'s directory (`None`: no such file, or the node
+/// is not online and so has no directory).
+pub fn node_file(model: &Model, nid: u32, name: &str) -> Option<String> {
+    let n = model.nodes.get(&nid).filter(|n| n.online)?;
+    match name {
+        "distance" => {
+            let online: Vec<u32> = model.nodes.values().filter(|n| n.online).map(|n| n.id).collect();
+            Some(distance_line(model, nid, &online))
+        }
+        "meminfo" => {
+            let page_kb = model.geometry.page_size() / 1024;
+            let (total, free) = (n.managed_pages() * page_kb, n.free_pages() * page_kb);
+            let mut meminfo = String::new();
+            for (label, kb) in [("MemTotal", total), ("MemFree", free), ("MemUsed", total.saturating_sub(free))] {
+                // node_read_meminfo: /proc/meminfo's line behind a "Node N " prefix.
+                let _ = write!(meminfo, "Node {} ", n.id);
+                super::meminfo::line(&mut meminfo, label, kb);
+            }
+            Some(meminfo)
+        }
+        _ => None,
+    }
 }
 
 /// A node mask as the kernel prints it (`%*pbl`): ranges and singles, `0-1,3`; empty: "".

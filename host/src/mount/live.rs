@@ -1,0 +1,276 @@
+//! The model behind a mount, and what a write to one of its files does: the kernel's
+//! store functions (state_store, online_store, auto_online_blocks_store, probe_store)
+//! with their parsing and their errno, and our `hotplug-lab/ctl`, which takes one config
+//! step. Every change runs through `Model::apply` as a step does, so it is a transaction:
+//! a write that fails leaves the model as it was.
+
+use std::path::PathBuf;
+
+use super::events::{Action, Event, EventLog};
+use super::tree::Node;
+use crate::model::error::ErrorCode;
+use crate::model::policy::{AutoOnline, OnlineType};
+use crate::model::step::{Outcome, Param, Step};
+use crate::model::{BlockState, Model};
+use crate::runner::Strategies;
+use hotplug_core::errno;
+
+/// The largest write a sysfs attribute takes (a page, as sysfs buffers it).
+pub const MAX_ATTR_WRITE: usize = 4096;
+/// The largest step `ctl` takes.
+pub const MAX_CTL_WRITE: usize = 64 * 1024;
+
+/// What a mount serves: the model, the strategies its writes call, and the events.
+pub struct Live {
+    pub model: Model,
+    strategies: Strategies,
+    /// The config, so a `ctl` step resolves with its strategies and names.
+    config_path: PathBuf,
+    config_text: String,
+    /// The strategy `probe` adds with (the config's first System RAM strategy).
+    probe_strategy: String,
+    pub events: EventLog,
+    /// What the last `ctl` write did, for a read of `ctl`.
+    pub last_ctl: String,
+}
+
+impl Live {
+    pub fn new(model: Model, strategies: Strategies, config_path: PathBuf, config_text: String, probe_strategy: String) -> Live {
+        Live { model, strategies, config_path, config_text, probe_strategy, events: EventLog::default(), last_ctl: String::new() }
+    }
+
+    /// A write of `data` to `node`: Ok, or the errno the writer gets. The events the
+    /// change caused are returned in order.
+    pub fn write(&mut self, node: Node, data: &[u8]) -> Result<Vec<Event>, i32> {
+        let limit = if node == Node::Ctl { MAX_CTL_WRITE } else { MAX_ATTR_WRITE };
+        if data.len() > limit {
+            return Err(errno::EINVAL);
+        }
+        let text = std::str::from_utf8(data).map_err(|_| errno::EINVAL)?;
+        match node {
+            Node::BlockFile(b, i) => match crate::views::sysfs::BLOCK_FILES[i].0 {
+                "state" => self.state_store(b, text),
+                "online" => self.online_store(b, text),
+                _ => Err(libc::EACCES),
+            },
+            Node::MemoryFile(i) if crate::views::sysfs::ROOT_FILES[i].0 == "auto_online_blocks" => {
+                let setting = AutoOnline::from_name(sysfs_value(text)).ok_or(errno::EINVAL)?;
+                self.apply(&Step::Set { params: vec![Param::AutoOnlineBlocks(setting)] })
+            }
+            Node::Probe => self.probe_store(text),
+            Node::Ctl => self.ctl(text),
+            _ => Err(libc::EACCES),
+        }
+    }
+
+    /// state_store: an online type or `offline`; a block already in that state is EINVAL
+    /// (device_online/device_offline return 1, which the store turns into EINVAL).
+    fn state_store(&mut self, block: u64, text: &str) -> Result<Vec<Event>, i32> {
+        let value = sysfs_value(text);
+        let state = self.model.blocks.get(&block).ok_or(errno::ENODEV)?.state;
+        let (start, size) = self.block_range(block);
+        if value == "offline" {
+            if state == BlockState::Offline {
+                return Err(errno::EINVAL);
+            }
+            return self.apply(&Step::Offline { start, size, unmovable: false });
+        }
+        let online_type = OnlineType::from_name(value).ok_or(errno::EINVAL)?;
+        if state == BlockState::Online {
+            return Err(errno::EINVAL);
+        }
+        self.apply(&Step::Online { start, size, online_type })
+    }
+
+    /// online_store: kstrtobool; device_online/device_offline of a block already in that
+    /// state do nothing and the write succeeds. Onlining this way uses MMOP_ONLINE
+    /// (memory_subsys_online's default).
+    fn online_store(&mut self, block: u64, text: &str) -> Result<Vec<Event>, i32> {
+        let on = kstrtobool(text).ok_or(errno::EINVAL)?;
+        let state = self.model.blocks.get(&block).ok_or(errno::ENODEV)?.state;
+        let (start, size) = self.block_range(block);
+        match (on, state) {
+            (true, BlockState::Online) | (false, BlockState::Offline) => Ok(Vec::new()),
+            (true, BlockState::Offline) => self.apply(&Step::Online { start, size, online_type: OnlineType::Online }),
+            (false, BlockState::Online) => self.apply(&Step::Offline { start, size, unmovable: false }),
+        }
+    }
+
+    /// probe_store: kstrtoull(buf, 0); an address not aligned to a memory block is EINVAL;
+    /// then __add_memory of one block on the node memory_add_physaddr_to_nid picks (the
+    /// node whose memory spans the address, else the first node, as x86's numa_meminfo
+    /// lookup falls back to its first entry).
+    fn probe_store(&mut self, text: &str) -> Result<Vec<Event>, i32> {
+        let addr = kstrtoull(text).ok_or(errno::EINVAL)?;
+        let block = self.model.geometry.g.memory_block_size;
+        if addr % block != 0 {
+            return Err(errno::EINVAL);
+        }
+        let page = self.model.geometry.page_size();
+        let pfn = addr / page;
+        let nid = self
+            .model
+            .nodes
+            .values()
+            .find(|n| n.span().is_some_and(|s| s.start() <= pfn && pfn < s.end()))
+            .or_else(|| self.model.nodes.values().next())
+            .map_or(0, |n| n.id);
+        let step = Step::Add {
+            start: addr,
+            size: block,
+            node: nid,
+            driver: hotplug_core::Driver::NONE,
+            device: None,
+            strategy: self.probe_strategy.clone(),
+        };
+        self.apply(&step)
+    }
+
+    /// `ctl`: one `[[step]]` table's keys, as a config writes them, run on the model.
+    /// Its result (or why it was refused) is what a read of `ctl` then returns.
+    fn ctl(&mut self, text: &str) -> Result<Vec<Event>, i32> {
+        let result = self.ctl_step(text);
+        self.last_ctl = match &result {
+            Ok((step, events)) => format!("ok: {step}: {} event{}\n", events.len(), if events.len() == 1 { "" } else { "s" }),
+            Err((code, why)) => format!("{}: {why}\n", crate::model::error::errno_name(*code)),
+        };
+        match result {
+            Ok((_, events)) => Ok(events),
+            Err((code, why)) => {
+                log::warn!("ctl: {why}");
+                Err(code)
+            }
+        }
+    }
+
+    fn ctl_step(&mut self, text: &str) -> Result<(String, Vec<Event>), (i32, String)> {
+        // The config with the written step last: it resolves with the config's own
+        // strategies, nodes and defaults, and its errors name the written text.
+        let full = format!("{}\n[[step]]\n{text}\n", self.config_text);
+        let loaded = crate::config::parse(&self.config_path, full).map_err(|e| (errno::EINVAL, e.to_string()))?;
+        let scenario = crate::scenario::resolve(&loaded, None).map_err(|e| (errno::EINVAL, e.to_string()))?;
+        let spec = scenario.steps.last().ok_or((errno::EINVAL, "no step".to_string()))?;
+        let op = spec.op().as_str();
+        match self.apply_outcome(&spec.step) {
+            Ok(events) => Ok((op.to_string(), events)),
+            Err(e) => Err((errno_of(&e), e.reason)),
+        }
+    }
+
+    fn block_range(&self, block: u64) -> (u64, u64) {
+        let size = self.model.geometry.g.memory_block_size;
+        (block * size, size)
+    }
+
+    fn apply(&mut self, step: &Step) -> Result<Vec<Event>, i32> {
+        self.apply_outcome(step).map_err(|e| {
+            log::info!("{}: {e}", step_name(step));
+            errno_of(&e)
+        })
+    }
+
+    /// Run `step` on the model; the uevents it caused, in the kernel's order.
+    fn apply_outcome(&mut self, step: &Step) -> Result<Vec<Event>, crate::model::StepError> {
+        let resolved = self.model.resolve_step(step).into_owned();
+        let outcome = self.model.apply(&resolved, &self.strategies);
+        let mut events = Vec::new();
+        let mut push = |action, ids: &mut dyn Iterator<Item = u64>| {
+            for id in ids {
+                events.push(self.events.push(action, id));
+            }
+        };
+        match outcome {
+            Outcome::Failed(e) => return Err(e),
+            Outcome::Added(a) => {
+                push(Action::Add, &mut a.blocks.ids());
+                push(Action::Online, &mut a.onlined.ids());
+            }
+            Outcome::Blocks(b) => {
+                let action = if matches!(resolved, Step::Offline { .. }) { Action::Offline } else { Action::Online };
+                push(action, &mut b.blocks.ids());
+            }
+            Outcome::Removed(r) => push(Action::Remove, &mut r.blocks.ids()),
+            Outcome::Resized(out) | Outcome::Partial(out) => {
+                let action = if matches!(resolved, Step::Shrink { .. }) { Action::Remove } else { Action::Add };
+                push(action, &mut out.blocks.ids());
+                push(Action::Online, &mut out.onlined.ids());
+            }
+            Outcome::Mapped(_) | Outcome::Unmapped(_) | Outcome::Set(_) => {}
+        }
+        Ok(events)
+    }
+}
+
+fn step_name(step: &Step) -> &'static str {
+    step.op().as_str()
+}
+
+/// The errno a writer gets for a failed step (a plugin's failure is EIO: it has none).
+fn errno_of(e: &crate::model::StepError) -> i32 {
+    match e.code {
+        ErrorCode::Errno(n) => n,
+        ErrorCode::Plugin => libc::EIO,
+    }
+}
+
+/// A sysfs value as sysfs_streq compares it: one trailing newline ignored.
+fn sysfs_value(text: &str) -> &str {
+    text.strip_suffix('\n').unwrap_or(text)
+}
+
+/// kstrtobool: the first character decides (`y`, `Y`, `1` true; `n`, `N`, `0` false),
+/// or `on`/`off` by the second.
+fn kstrtobool(text: &str) -> Option<bool> {
+    let b = text.as_bytes();
+    match b.first()? {
+        b'y' | b'Y' | b'1' => Some(true),
+        b'n' | b'N' | b'0' => Some(false),
+        b'o' | b'O' => match b.get(1)? {
+            b'n' | b'N' => Some(true),
+            b'f' | b'F' => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// kstrtoull with base 0: `0x` hex, a leading `0` octal, else decimal; one trailing
+/// newline allowed; nothing else (no sign, no spaces, no overflow).
+fn kstrtoull(text: &str) -> Option<u64> {
+    let t = sysfs_value(text);
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (h, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (&t[1..], 8)
+    } else {
+        (t, 10)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_parsers() {
+        assert_eq!(kstrtobool("1\n"), Some(true));
+        assert_eq!(kstrtobool("yes"), Some(true), "only the first character counts");
+        assert_eq!(kstrtobool("off"), Some(false));
+        assert_eq!(kstrtobool("o"), None);
+        assert_eq!(kstrtobool(""), None);
+        assert_eq!(kstrtobool("2"), None);
+        assert_eq!(kstrtoull("0x100000000\n"), Some(1 << 32));
+        assert_eq!(kstrtoull("4294967296"), Some(1 << 32));
+        assert_eq!(kstrtoull("010"), Some(8));
+        assert_eq!(kstrtoull("0"), Some(0));
+        for bad in ["", "\n", "0x", "-1", " 1", "1 ", "1\n\n", "0x1g", "18446744073709551616"] {
+            assert_eq!(kstrtoull(bad), None, "{bad:?}");
+        }
+        assert_eq!(sysfs_value("online\n"), "online");
+        assert_eq!(sysfs_value("online\n\n"), "online\n");
+    }
+}

@@ -1,0 +1,318 @@
+//! `host mount`: the model as a live sysfs, used by real clients: util-linux's lsmem and
+//! chmem (from Debian's packages), and a shell onlining agent (tests/agents/). Each test
+//! that mounts needs /dev/fuse and fusermount3 (Debian: fuse3); without them it fails
+//! with a message saying so, unless HOTPLUG_SKIP_FUSE_TESTS=1 says to skip it.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotplug_tests::{host_exe, run_host, scratch, workspace_root, write_config, Profile};
+
+const P: Profile = Profile::Debug;
+const MEMORY: &str = "sys/devices/system/memory";
+
+/// Whether this machine can mount FUSE; panics with what is missing unless told to skip.
+fn fuse_or_skip(test: &str) -> bool {
+    let fuse = Path::new("/dev/fuse").exists();
+    let fusermount = Command::new("fusermount3").arg("-V").output().is_ok_and(|o| o.status.success());
+    if fuse && fusermount {
+        return true;
+    }
+    let missing = if fuse { "fusermount3 (Debian package fuse3)" } else { "/dev/fuse" };
+    if std::env::var_os("HOTPLUG_SKIP_FUSE_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("{test}: skipped: no {missing} (HOTPLUG_SKIP_FUSE_TESTS=1)");
+        return false;
+    }
+    panic!("{test}: host mount needs {missing}; install it, or set HOTPLUG_SKIP_FUSE_TESTS=1 to skip the mount tests");
+}
+
+/// A running `host mount`, unmounted (SIGTERM) when dropped.
+struct Mounted {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Mounted {
+    /// Mount `config` at a fresh directory of `test`'s, once the banner says it is there.
+    fn start(test: &str, config: &str, extra: &[&str]) -> Mounted {
+        // A mount an earlier, killed run left behind would keep the directory busy.
+        let stale = hotplug_tests::target_dir().join("test-scratch").join(test).join("mnt");
+        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&stale).stderr(Stdio::null()).status();
+        let dir = scratch(test).join("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(host_exe(P))
+            .args(["mount", "--config", config])
+            .arg(&dir)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run host mount");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(" mounted at ") => {
+                    assert!(line.contains(&format!("stop with Ctrl-C or fusermount3 -u {}", dir.display())), "{line}");
+                    break;
+                }
+                Ok(line) => eprintln!("host mount: {line}"),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("host mount did not come up: {:?}", child.wait());
+                }
+            }
+        }
+        Mounted { dir, child }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Write `data` to `rel` in one write: Ok, or the errno.
+    fn write(&self, rel: &str, data: &[u8]) -> Result<(), i32> {
+        let mut f = std::fs::OpenOptions::new().write(true).open(self.path(rel)).map_err(|e| e.raw_os_error().unwrap_or(-1))?;
+        f.write_all(data).map_err(|e| e.raw_os_error().unwrap_or(-1))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.dir).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lsmem(root: &Path) -> String {
+    let out =
+        Command::new("lsmem").arg("--sysroot").arg(root).args(["-o", "RANGE,SIZE,STATE,BLOCK,NODE,ZONES"]).output().expect("run lsmem");
+    assert!(out.status.success(), "lsmem: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every entry under `root`, links not followed: (path, file text or link target).
+fn walk(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                out.push((rel, format!("-> {}", std::fs::read_link(&path).unwrap().display())));
+            } else if meta.is_dir() {
+                // Ours, not the kernel's (and `events` would wait for an event).
+                if rel != "hotplug-lab" {
+                    todo.push(path);
+                }
+            } else if !rel.ends_with("probe") {
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn lsmem_and_the_static_tree_agree_with_the_mount() {
+    if !fuse_or_skip("lsmem_and_the_static_tree_agree_with_the_mount") {
+        return;
+    }
+    let m = Mounted::start("mount_lsmem", "acpi-dimm.toml", &[]);
+    let stat = scratch("mount_lsmem_static").join("root");
+    let r = run_host(P, &["--config", "acpi-dimm.toml", "--sysroot-out", stat.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Every file and link of the static tree, with the same text, and nothing else but
+    // what is ours (hotplug-lab/) and the write-only probe.
+    assert_eq!(walk(&m.dir), walk(&stat));
+    // lsmem reads both alike. acpi-dimm.toml: 4 GiB at boot, two 8 GiB DIMMs from 8 GiB,
+    // all online: the first (blocks 64-127: 8 GiB / 128 MiB = 64) Movable, the second
+    // (128-191) over the auto-movable ratio, so Normal; 20 GiB online.
+    let listing = lsmem(&m.dir);
+    assert_eq!(listing, lsmem(&stat));
+    assert!(listing.contains("Total online memory:      20G"), "{listing}");
+    let row = |range: &str, rest: &str| {
+        listing.lines().any(|l| l.starts_with(range) && l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ") == rest)
+    };
+    assert!(row("0x0000000200000000-0x00000003ffffffff", "8G online 64-127 0 Movable"), "{listing}");
+    assert!(row("0x0000000400000000-0x00000005ffffffff", "8G online 128-191 0 Normal"), "{listing}");
+    // The kernel's modes: state writable by root, the rest read-only, probe write-only.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |rel: &str| std::fs::metadata(m.path(rel)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&format!("{MEMORY}/memory64/state")), 0o644);
+    assert_eq!(mode(&format!("{MEMORY}/memory64/phys_index")), 0o444);
+    assert_eq!(mode(&format!("{MEMORY}/probe")), 0o200);
+}
+
+#[test]
+fn writes_do_what_the_kernel_does_and_a_bad_one_changes_nothing() {
+    if !fuse_or_skip("writes_do_what_the_kernel_does_and_a_bad_one_changes_nothing") {
+        return;
+    }
+    let log = scratch("mount_writes_log").join("uevents.log");
+    let m = Mounted::start("mount_writes", "acpi-dimm.toml", &["--uevent-log", log.to_str().unwrap()]);
+    let state = format!("{MEMORY}/memory100/state");
+    assert_eq!(m.read(&state), "online\n");
+    let before = m.read("hotplug-lab/state.json");
+    // Bad writes: EINVAL (22), and the model exactly as it was.
+    for bad in [&b"bogus\n"[..], b"online\n\n", b" online", b"\xff\xfe", &[b'o'; 5000]] {
+        assert_eq!(m.write(&state, bad), Err(22), "{:?}", String::from_utf8_lossy(&bad[..bad.len().min(20)]));
+    }
+    // state_store of a block already online: device_online returns 1, the store EINVAL.
+    assert_eq!(m.write(&state, b"online_movable\n"), Err(22));
+    assert_eq!(m.write(&format!("{MEMORY}/probe"), b"0x800000001\n"), Err(22), "an unaligned probe");
+    assert_eq!(m.read("hotplug-lab/state.json"), before, "a refused write changed the model");
+
+    assert_eq!(m.write(&state, b"offline\n"), Ok(()));
+    assert_eq!(m.read(&state), "offline\n");
+    assert_eq!(m.read(&format!("{MEMORY}/memory100/online")), "0\n");
+    assert_eq!(m.write(&state, b"offline"), Err(22), "already offline");
+    // online_store: kstrtobool, and a block already in that state is no error.
+    assert_eq!(m.write(&format!("{MEMORY}/memory100/online"), b"1\n"), Ok(()));
+    assert_eq!(m.read(&state), "online\n");
+    assert_eq!(m.write(&format!("{MEMORY}/memory100/online"), b"y"), Ok(()));
+
+    // probe at 32 GiB (above the DIMMs, which end at 24 GiB): block 256 appears and,
+    // auto_online_blocks being online, is onlined.
+    assert_eq!(m.write(&format!("{MEMORY}/probe"), b"0x800000000\n"), Ok(()));
+    assert_eq!(m.read(&format!("{MEMORY}/memory256/state")), "online\n");
+    assert_eq!(m.write(&format!("{MEMORY}/auto_online_blocks"), b"offline\n"), Ok(()));
+    assert_eq!(m.read(&format!("{MEMORY}/auto_online_blocks")), "offline\n");
+
+    // ctl: the step runs when the descriptor closes; a read tells how it went.
+    m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"40GiB\"\n").unwrap();
+    assert!(m.read("hotplug-lab/ctl").starts_with("EINVAL: "), "{}", m.read("hotplug-lab/ctl"));
+    m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"40GiB\"\nsize = \"256MiB\"\n").unwrap();
+    // 256 MiB at 40 GiB: blocks 320 and 321, left offline now.
+    assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 2 events\n");
+    assert_eq!(m.read(&format!("{MEMORY}/memory321/state")), "offline\n");
+
+    // The uevent log: one line per event, in order.
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let events: Vec<&str> = lines.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(
+        events,
+        [
+            "offline /devices/system/memory/memory100 (memory)",
+            "online /devices/system/memory/memory100 (memory)",
+            "add /devices/system/memory/memory256 (memory)",
+            "online /devices/system/memory/memory256 (memory)",
+            "add /devices/system/memory/memory320 (memory)",
+            "add /devices/system/memory/memory321 (memory)",
+        ]
+    );
+}
+
+#[test]
+fn chmem_in_a_private_namespace_changes_the_model() {
+    if !fuse_or_skip("chmem_in_a_private_namespace_changes_the_model") {
+        return;
+    }
+    let m = Mounted::start("mount_chmem", "acpi-dimm.toml", &[]);
+    // chmem knows only /sys/devices/system/memory: bind the mount over it in a mount
+    // namespace of its own, so the machine's real sysfs is never touched.
+    let script = format!("mount --bind {0}/{MEMORY} /{MEMORY} && chmem --disable 1G && chmem --enable 512M", m.dir.display());
+    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().expect("run unshare");
+    assert!(out.status.success(), "unshare/chmem: {}", String::from_utf8_lossy(&out.stderr));
+    // chmem --disable 1G offlines the 8 highest online removable blocks (184-191, the
+    // top of the second DIMM), then --enable 512M onlines the 4 lowest offline ones:
+    // 188-191 stay offline.
+    let listing = lsmem(&m.dir);
+    assert!(
+        listing.lines().any(|l| l.starts_with("0x00000005e0000000-0x00000005ffffffff") && l.contains("offline") && l.contains("188-191")),
+        "{listing}"
+    );
+    let state: serde_json::Value = serde_json::from_str(&m.read("hotplug-lab/state.json")).unwrap();
+    let offline: Vec<u64> = state["block_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["state"] == "offline")
+        .flat_map(|b| b["first"].as_u64().unwrap()..=b["last"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offline, [188, 189, 190, 191]);
+}
+
+#[test]
+fn an_onlining_agent_onlines_hot_added_blocks_movable() {
+    if !fuse_or_skip("an_onlining_agent_onlines_hot_added_blocks_movable") {
+        return;
+    }
+    let config = write_config(
+        "mount_agent_config",
+        P,
+        "[machine]\nauto_online_blocks = \"offline\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n",
+    );
+    let m = Mounted::start("mount_agent", config.to_str().unwrap(), &[]);
+    let agent = workspace_root().join("tests/agents/online-movable.sh");
+    let mut child = Command::new("sh").arg(&agent).arg(&m.dir).spawn().expect("start the agent");
+    // Hot-add only once the agent listens (its shell holds the events file open).
+    let events = m.path("hotplug-lab/events");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .any(|fd| std::fs::read_link(fd.unwrap().path()).is_ok_and(|t| t == events))
+    {
+        assert!(Instant::now() < deadline, "the agent never opened {}", events.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"8GiB\"\nsize = \"1GiB\"\n").unwrap();
+    assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 8 events\n");
+    // 1 GiB at 8 GiB: blocks 64 to 71, added offline (auto_online_blocks = offline); the
+    // agent onlines each Movable, so each ends online with Movable as its zone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in 64..72 {
+        while m.read(&format!("{MEMORY}/memory{id}/state")) != "online\n" {
+            assert!(Instant::now() < deadline, "memory{id} never came online");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(m.read(&format!("{MEMORY}/memory{id}/valid_zones")), "Movable\n");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_mount_point_that_is_not_an_empty_directory_is_refused() {
+    // No FUSE needed: these are refused before anything mounts.
+    let dir = scratch("mount_refused");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let full = dir.join("full");
+    std::fs::create_dir_all(full.join("inside")).unwrap();
+    for (point, says) in [
+        (dir.join("missing"), "no such file"),
+        (file, "not a directory"),
+        (full, "not empty"),
+        (PathBuf::from("/sys/devices/system/memory"), "a system path: mount there only inside a private mount namespace"),
+    ] {
+        let r = run_host(P, &["mount", "--config", "acpi-dimm.toml", point.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{}: {}", point.display(), r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with("host: error: mount point ") && r.stderr.contains(says), "{}: {}", point.display(), r.stderr);
+    }
+}
