@@ -196,8 +196,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         chart: Option<PathBuf>,
         /// What --chart plots.
-        #[arg(long, value_enum, value_name = "METRIC", default_value_t = ChartArg::Share)]
-        chart_metric: ChartArg,
+        #[arg(long, value_enum, value_name = "METRIC", default_value_t = hotplug_host::svg::chart::ChartMetric::Share)]
+        chart_metric: hotplug_host::svg::chart::ChartMetric,
         /// Worker threads (default: one per core).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         jobs: Option<u16>,
@@ -244,37 +244,6 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-}
-
-/// What `host sweep --chart` plots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ChartArg {
-    /// Memmap over the hot-added and device memory, per cent.
-    Share,
-    /// Memmap of the hot-added and device memory.
-    Memmap,
-    /// The part of that memmap held in RAM.
-    MemmapInRam,
-    /// Hot-added memory present at the end: where larger adds stop succeeding.
-    Added,
-    /// Hot-added memory online at the end.
-    Online,
-    /// Free pages at the end.
-    Free,
-}
-
-impl ChartArg {
-    fn metric(self) -> hotplug_host::svg::chart::ChartMetric {
-        use hotplug_host::svg::chart::ChartMetric as M;
-        match self {
-            ChartArg::Share => M::Share,
-            ChartArg::Memmap => M::Memmap,
-            ChartArg::MemmapInRam => M::MemmapInRam,
-            ChartArg::Added => M::Added,
-            ChartArg::Online => M::Online,
-            ChartArg::Free => M::Free,
-        }
-    }
 }
 
 fn parse_vary_arg(text: &str) -> Result<hotplug_host::sweep::Vary, String> {
@@ -878,7 +847,7 @@ struct SweepArgs<'a> {
     format: Format,
     csv: Option<&'a Path>,
     chart: Option<&'a Path>,
-    metric: ChartArg,
+    metric: hotplug_host::svg::chart::ChartMetric,
     jobs: Option<u16>,
 }
 
@@ -922,7 +891,7 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
         std::fs::write(file, text).with_context(|| format!("cannot write the CSV to {}", file.display()))?;
     }
     if let Some(file) = args.chart {
-        let text = hotplug_host::svg::chart::line_chart(&shown, &swept, args.metric.metric());
+        let text = hotplug_host::svg::chart::line_chart(&shown, &swept, args.metric);
         std::fs::write(file, text).with_context(|| format!("cannot write the chart to {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -310,24 +310,9 @@ fn duration(millis: u64) -> String {
     }
 }
 
-/// `text` made safe inside an XML attribute or element: the five markup characters
-/// escaped, and the characters XML 1.0 cannot hold at all (most controls) as `?`, since a
-/// plugin's messages are untrusted.
+/// `text` made safe inside an XML attribute or element (what XML 1.0 cannot hold as `?`).
 fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::svg::xml_escape(text, '?')
 }
 
 /// Point each failure whose detail repeats an earlier failure's at that check.

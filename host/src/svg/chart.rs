@@ -12,14 +12,14 @@ use hotplug_core::size::{format_size, thousands};
 use super::Svg;
 use crate::sweep::{Sweep, SweepRow};
 
-/// What the chart plots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the chart plots (`host sweep --chart-metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ChartMetric {
     /// Memmap of the hot-added and device memory over that memory, per cent.
     Share,
     /// Memmap of the hot-added and device memory, bytes.
     Memmap,
-    /// ... of it in RAM, bytes.
+    /// The part of that memmap held in RAM, bytes.
     MemmapInRam,
     /// Hot-added memory present at the end, bytes: where a larger add stops succeeding.
     Added,

@@ -7,8 +7,11 @@ pub mod map;
 
 use std::fmt::Write as _;
 
-/// Text made safe for an SVG text node or a quoted attribute.
-pub fn escape(text: &str) -> String {
+/// `text` made safe inside an XML element or quoted attribute: the five markup
+/// characters escaped, and the characters XML 1.0 cannot hold at all (most controls)
+/// replaced by `replacement`, since the text may be untrusted (a config's names, a
+/// plugin's messages). One function for the SVG pictures and the JUnit report.
+pub fn xml_escape(text: &str, replacement: char) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -17,12 +20,18 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters, even escaped.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push(replacement),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Text made safe for an SVG text node or a quoted attribute (what XML cannot hold
+/// becomes U+FFFD, which a picture shows as a visible mark).
+pub fn escape(text: &str) -> String {
+    xml_escape(text, '\u{fffd}')
 }
 
 /// An SVG document under construction: elements appended in drawing order.
