@@ -922,7 +922,8 @@ fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Pat
     let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: None };
     let run = runner::run(&scenario, &strategies, None, &options).context("run failed")?;
     let unexpected = run.steps.iter().filter(|s| !s.matched).count();
-    let live = mount::live::Live::new(run.model, strategies, path.clone(), loaded.text.clone(), probe_strategy);
+    let plugins = (strategies, loader, scenario.plugin_dirs.clone());
+    let live = mount::live::Live::new(run.model, plugins, path.clone(), &loaded.text, probe_strategy);
     let shown = mount_point.display().to_string();
     let steps = run.steps.len();
     mount::serve(live, &mount_point, log, || {

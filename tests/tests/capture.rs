@@ -28,7 +28,7 @@ fn the_booted_model_reproduces_the_capture() {
     // sysfs: every file the model writes equals the captured one, and every captured
     // block file is written.
     let files = sysfs::files(m);
-    for (rel, text) in &files {
+    for (rel, text, _) in &files {
         assert_eq!(text, &read(&format!("sys/devices/system/memory/{rel}")), "{rel}");
     }
     let captured_blocks = std::fs::read_dir(capture().join("sys/devices/system/memory")).unwrap().count() - 2;

@@ -74,6 +74,21 @@ impl Mounted {
         Mounted { dir, child }
     }
 
+    /// Send SIG`signal` (`TERM`, `INT`) and wait (at most 10 s) for the exit.
+    fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        let mut status = None;
+        wait_until(
+            10,
+            || format!("host mount still running 10 s after SIG{signal}"),
+            || {
+                status = self.child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        status.unwrap()
+    }
+
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
@@ -105,6 +120,15 @@ impl Drop for Mounted {
     }
 }
 
+/// Wait until `done` holds, checking every 20 ms; panics saying `what` after `secs`.
+fn wait_until(secs: u64, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "{} (waited {secs} s)", what());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn lsmem(root: &Path) -> String {
     let out =
         Command::new("lsmem").arg("--sysroot").arg(root).args(["-o", "RANGE,SIZE,STATE,BLOCK,NODE,ZONES"]).output().expect("run lsmem");
@@ -112,8 +136,10 @@ fn lsmem(root: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Every entry under `root`, links not followed: (path, file text or link target).
+/// Every entry under `root`, links not followed: (path, file mode and text, or link
+/// target).
 fn walk(root: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt as _;
     let mut out = Vec::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -129,7 +155,8 @@ fn walk(root: &Path) -> Vec<(String, String)> {
                     todo.push(path);
                 }
             } else if !rel.ends_with("probe") {
-                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+                let mode = meta.permissions().mode() & 0o7777;
+                out.push((rel, format!("{mode:o} {}", std::fs::read_to_string(&path).unwrap())));
             }
         }
     }
@@ -146,8 +173,8 @@ fn lsmem_and_the_static_tree_agree_with_the_mount() {
     let stat = scratch("mount_lsmem_static").join("root");
     let r = run_host(P, &["--config", "acpi-dimm.toml", "--sysroot-out", stat.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // Every file and link of the static tree, with the same text, and nothing else but
-    // what is ours (hotplug-lab/) and the write-only probe.
+    // Every file and link of the static tree, with the same mode and text, and nothing
+    // else but what is ours (hotplug-lab/) and the write-only probe.
     assert_eq!(walk(&m.dir), walk(&stat));
     // lsmem reads both alike. acpi-dimm.toml: 4 GiB at boot, two 8 GiB DIMMs from 8 GiB,
     // all online: the first (blocks 64-127: 8 GiB / 128 MiB = 64) Movable, the second
@@ -166,6 +193,9 @@ fn lsmem_and_the_static_tree_agree_with_the_mount() {
     assert_eq!(mode(&format!("{MEMORY}/memory64/state")), 0o644);
     assert_eq!(mode(&format!("{MEMORY}/memory64/phys_index")), 0o444);
     assert_eq!(mode(&format!("{MEMORY}/probe")), 0o200);
+    // /proc files are read-only for all, iomem too (proc's default mode).
+    assert_eq!(mode("proc/iomem"), 0o444);
+    assert_eq!(mode("sys/devices/system/node/has_memory"), 0o444);
 }
 
 #[test]
@@ -204,8 +234,21 @@ fn writes_do_what_the_kernel_does_and_a_bad_one_changes_nothing() {
     assert_eq!(m.read(&format!("{MEMORY}/auto_online_blocks")), "offline\n");
 
     // ctl: the step runs when the descriptor closes; a read tells how it went.
+    // A bad step is EINVAL, located in what was written: `size` has an unknown unit,
+    // its value on line 3 at column 8; a step missing a key is about the step as a whole
+    // (line 1); two steps in one write are refused.
+    m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"40GiB\"\nsize = \"12XB\"\n").unwrap();
+    let said = m.read("hotplug-lab/ctl");
+    assert!(said.starts_with("EINVAL: hotplug-lab/ctl:3:8: "), "{said}");
     m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"40GiB\"\n").unwrap();
-    assert!(m.read("hotplug-lab/ctl").starts_with("EINVAL: "), "{}", m.read("hotplug-lab/ctl"));
+    let said = m.read("hotplug-lab/ctl");
+    assert!(said.starts_with("EINVAL: hotplug-lab/ctl:1:1: ") && said.contains("size"), "{said}");
+    m.write(
+        "hotplug-lab/ctl",
+        b"op = \"online\"\nstart = \"8GiB\"\nsize = \"128MiB\"\n[[step]]\nop = \"offline\"\nstart = \"8GiB\"\nsize = \"128MiB\"\n",
+    )
+    .unwrap();
+    assert_eq!(m.read("hotplug-lab/ctl"), "EINVAL: hotplug-lab/ctl: one step per write, not 2\n");
     m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"40GiB\"\nsize = \"256MiB\"\n").unwrap();
     // 256 MiB at 40 GiB: blocks 320 and 321, left offline now.
     assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 2 events\n");
@@ -272,24 +315,18 @@ fn an_onlining_agent_onlines_hot_added_blocks_movable() {
     let mut child = Command::new("sh").arg(&agent).arg(&m.dir).spawn().expect("start the agent");
     // Hot-add only once the agent listens (its shell holds the events file open).
     let events = m.path("hotplug-lab/events");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_dir(format!("/proc/{}/fd", child.id()))
-        .unwrap()
-        .any(|fd| std::fs::read_link(fd.unwrap().path()).is_ok_and(|t| t == events))
-    {
-        assert!(Instant::now() < deadline, "the agent never opened {}", events.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let fds = format!("/proc/{}/fd", child.id());
+    wait_until(
+        20,
+        || format!("the agent never opened {}", events.display()),
+        || std::fs::read_dir(&fds).unwrap().any(|fd| std::fs::read_link(fd.unwrap().path()).is_ok_and(|t| t == events)),
+    );
     m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"8GiB\"\nsize = \"1GiB\"\n").unwrap();
     assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 8 events\n");
     // 1 GiB at 8 GiB: blocks 64 to 71, added offline (auto_online_blocks = offline); the
     // agent onlines each Movable, so each ends online with Movable as its zone.
-    let deadline = Instant::now() + Duration::from_secs(20);
     for id in 64..72 {
-        while m.read(&format!("{MEMORY}/memory{id}/state")) != "online\n" {
-            assert!(Instant::now() < deadline, "memory{id} never came online");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(20, || format!("memory{id} never came online"), || m.read(&format!("{MEMORY}/memory{id}/state")) == "online\n");
         assert_eq!(m.read(&format!("{MEMORY}/memory{id}/valid_zones")), "Movable\n");
     }
     let _ = child.kill();
@@ -315,4 +352,161 @@ fn a_mount_point_that_is_not_an_empty_directory_is_refused() {
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(r.stderr.starts_with("host: error: mount point ") && r.stderr.contains(says), "{}: {}", point.display(), r.stderr);
     }
+}
+
+#[test]
+fn events_can_be_polled_and_a_killed_reader_is_let_go() {
+    use std::io::Read as _;
+    use std::os::unix::io::AsRawFd as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    if !fuse_or_skip("events_can_be_polled_and_a_killed_reader_is_let_go") {
+        return;
+    }
+    let m = Mounted::start("mount_events", "acpi-dimm.toml", &[]);
+    let events_path = m.path("hotplug-lab/events");
+    let mut events = std::fs::File::open(&events_path).unwrap();
+    let fd = events.as_raw_fd();
+    let poll = |timeout_ms: i32| {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        assert!(n >= 0, "poll: {}", std::io::Error::last_os_error());
+        p.revents & libc::POLLIN != 0
+    };
+    // Nothing has happened since the file was opened.
+    assert!(!poll(0), "readable with no event");
+    // A poll that waits is woken by the event a write causes.
+    let state = m.path(&format!("{MEMORY}/memory100/state"));
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::write(state, "offline\n")
+    });
+    assert!(poll(20_000), "poll was not woken by the offline event");
+    writer.join().unwrap().expect("offline memory100");
+    // memory100 online to offline: one event, the first of this mount.
+    let mut buf = [0u8; 4096];
+    let n = events.read(&mut buf).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        "ACTION=offline\nDEVPATH=/devices/system/memory/memory100\nSUBSYSTEM=memory\nSEQNUM=1\n\n"
+    );
+    assert!(!poll(0), "readable after the only event was read");
+
+    // A reader parked in read(2) on events is let go by a fatal signal, as in any
+    // interruptible wait (FUSE alone would keep it in D state until the next event).
+    for (signal, number) in [("KILL", libc::SIGKILL), ("TERM", libc::SIGTERM)] {
+        let mut cat = Command::new("cat").arg(&events_path).stdout(Stdio::null()).spawn().expect("run cat");
+        let syscall = format!("/proc/{}/syscall", cat.id());
+        // Parked: in read(2) (its syscall number first in /proc/PID/syscall).
+        let read = libc::SYS_read.to_string();
+        wait_until(
+            20,
+            || format!("cat never blocked in read: {:?}", std::fs::read_to_string(&syscall)),
+            || std::fs::read_to_string(&syscall).is_ok_and(|s| s.split_whitespace().next() == Some(read.as_str())),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(cat.try_wait().unwrap().is_none(), "cat returned with no event to read");
+        Command::new("kill").arg(format!("-{signal}")).arg(cat.id().to_string()).status().unwrap();
+        let mut status = None;
+        wait_until(
+            10,
+            || format!("cat still parked after SIG{signal}"),
+            || {
+                status = cat.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        let status = status.unwrap();
+        assert_eq!(status.signal(), Some(number), "cat after SIG{signal}: {status:?}");
+    }
+    // The mount goes on serving.
+    assert_eq!(m.read(&format!("{MEMORY}/memory100/state")), "offline\n");
+}
+
+#[test]
+fn ctl_steps_announce_blocks_in_the_kernels_order() {
+    if !fuse_or_skip("ctl_steps_announce_blocks_in_the_kernels_order") {
+        return;
+    }
+    // No [[strategy]]: an add gets system-ram; the memremap below needs device-pgmap,
+    // which the mount loads when a ctl step first asks for it.
+    let config = write_config(
+        "mount_ctl_order_config",
+        P,
+        "[machine]\nauto_online_blocks = \"online_movable\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n",
+    );
+    let log = scratch("mount_ctl_order_log").join("uevents.log");
+    let m = Mounted::start("mount_ctl_order", config.to_str().unwrap(), &["--uevent-log", log.to_str().unwrap()]);
+    let ctl = |step: &str| {
+        m.write("hotplug-lab/ctl", step.as_bytes()).unwrap();
+        m.read("hotplug-lab/ctl")
+    };
+    // virtio-mem plugs 512 MiB from 8 GiB: blocks 64-67 (8 GiB / 128 MiB = 64), each added
+    // and auto-onlined before the next is added (add_memory_driver_managed per block).
+    assert_eq!(ctl("op = \"grow\"\ndevice = \"virtio0\"\nstart = \"8GiB\"\nsize = \"512MiB\"\n"), "ok: grow: 8 events\n");
+    // Unplugging 256 MiB takes whole Movable blocks, highest first: 67, then 66; each
+    // is online, so offline_and_remove_memory offlines it before its device goes.
+    assert_eq!(ctl("op = \"shrink\"\ndevice = \"virtio0\"\nsize = \"256MiB\"\n"), "ok: shrink: 4 events\n");
+    // A device-dax device (ZONE_DEVICE: no memory blocks, no events), then dax/kmem
+    // takes it over (daxctl reconfigure-device --mode=system-ram): 1 GiB at 16 GiB is
+    // blocks 128-135, all added, then each onlined.
+    assert_eq!(ctl("op = \"memremap\"\nstart = \"16GiB\"\nsize = \"1GiB\"\nresource = \"dax0.0\"\n"), "ok: memremap: 0 events\n");
+    assert_eq!(ctl("op = \"add\"\ndriver = \"dax-kmem\"\ndevice = \"dax0.0\"\n"), "ok: add: 16 events\n");
+    assert_eq!(m.read(&format!("{MEMORY}/memory135/valid_zones")), "Movable\n");
+
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let got: Vec<String> = lines.lines().map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).collect();
+    let mut want = Vec::new();
+    let mut event = |seq: usize, action: &str, block: u64| {
+        want.push(format!("{seq} {action} /devices/system/memory/memory{block}"));
+    };
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    for b in 64..68 {
+        event(next(), "add", b);
+        event(next(), "online", b);
+    }
+    for b in [67, 66] {
+        event(next(), "offline", b);
+        event(next(), "remove", b);
+    }
+    for b in 128..136 {
+        event(next(), "add", b);
+    }
+    for b in 128..136 {
+        event(next(), "online", b);
+    }
+    assert_eq!(got, want);
+}
+
+/// Whether `dir` is a mount point in this mount namespace.
+fn mounted_at(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(dir.to_str().unwrap()))
+}
+
+#[test]
+fn a_signal_unmounts_and_leaves_no_stale_mount() {
+    use std::io::Read as _;
+    if !fuse_or_skip("a_signal_unmounts_and_leaves_no_stale_mount") {
+        return;
+    }
+    // Idle: SIGTERM unmounts, exit 0.
+    let mut m = Mounted::start("mount_signal_idle", "acpi-dimm.toml", &[]);
+    assert!(mounted_at(&m.dir));
+    let status = m.stop("TERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!mounted_at(&m.dir), "{} still mounted after SIGTERM", m.dir.display());
+    // Busy (a reader holds `events` open): SIGINT detaches the mount, exit 0; the
+    // reader's next call fails instead of waiting on a mount nobody serves.
+    let mut m = Mounted::start("mount_signal_busy", "acpi-dimm.toml", &[]);
+    let mut events = std::fs::File::open(m.path("hotplug-lab/events")).unwrap();
+    let status = m.stop("INT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!mounted_at(&m.dir), "{} still mounted after SIGINT", m.dir.display());
+    assert!(events.read(&mut [0u8; 64]).is_err(), "a read on a detached mount succeeded");
 }

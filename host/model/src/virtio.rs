@@ -118,8 +118,11 @@ enum MbState {
 #[derive(Debug, Clone)]
 pub struct ResizeOutcome {
     pub device: String,
-    /// Blocks added by a grow or removed by a shrink.
+    /// Blocks added by a grow or removed by a shrink, in the order the driver met them.
     pub blocks: BlockRuns,
+    /// Blocks a shrink offlined before it removed them (offline_and_remove_memory): they
+    /// were online, so user space heard `offline` before `remove`.
+    pub offlined: BlockRuns,
     /// Blocks onlined by a grow, with their zones.
     pub onlined: BlockRuns<ZoneType>,
     /// The plugged size the request asked for, before and after it (bytes).
@@ -138,6 +141,7 @@ impl ResizeOutcome {
         ResizeOutcome {
             device: device.to_string(),
             blocks: BlockRuns::default(),
+            offlined: BlockRuns::default(),
             onlined: BlockRuns::default(),
             requested,
             plugged_before,
@@ -637,6 +641,9 @@ impl Model {
         })?;
         if let Some(r) = removed {
             out.memmap_node_pages += r.memmap_freed_node_pages;
+            if online {
+                out.offlined.push(id, id + 1, ());
+            }
             out.blocks.push(id, id + 1, ());
         }
         Ok(n)

@@ -32,7 +32,8 @@ static WHO_LEN: AtomicUsize = AtomicUsize::new(0);
 /// The call in progress (`set_up`).
 static CALL: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
 static CALL_LEN: AtomicUsize = AtomicUsize::new(0);
-/// What the calls are part of (`step #3 (add)`), set once per step.
+/// What the call in progress is part of (`step #3 (add)`): its thread's context, copied
+/// in when the call starts.
 static CONTEXT: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
 static CONTEXT_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Whether a plugin call is in progress.
@@ -47,6 +48,10 @@ static ONE_CALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 thread_local! {
     /// This thread is inside a watched call (a nested call is part of it).
     static IN_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// What this thread's plugin calls are part of: per thread, so that among host
+    /// sweep's workers the line names the step of the call in progress, not the step
+    /// another worker began last.
+    static THREAD_CONTEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -205,7 +210,10 @@ pub fn install(timeout: Option<Duration>) {
 
 /// What the following plugin calls are part of, for the line (`"step #3"`).
 pub fn set_context(context: &str) {
-    store(&CONTEXT, &CONTEXT_LEN, context);
+    THREAD_CONTEXT.with_borrow_mut(|c| {
+        c.clear();
+        c.push_str(context);
+    });
 }
 
 /// Run `f`, a call `call` into plugin `plugin`, watched. Without [`install`] it only runs `f`.
@@ -220,6 +228,7 @@ pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
     IN_CALL.set(true);
     store(&WHO, &WHO_LEN, plugin);
     store(&CALL, &CALL_LEN, call);
+    THREAD_CONTEXT.with_borrow(|c| store(&CONTEXT, &CONTEXT_LEN, c));
     ACTIVE.store(true, Ordering::Release);
     let timeout = TIMEOUT_MS.load(Ordering::Acquire);
     if timeout > 0 {

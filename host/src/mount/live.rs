@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use super::events::{Action, Event, EventLog};
 use super::tree::Node;
+use crate::config::ConfigError;
+use crate::loader::Loader;
 use crate::model::error::ErrorCode;
 use crate::model::policy::{AutoOnline, OnlineType};
 use crate::model::step::{Outcome, Param, Step};
@@ -24,9 +26,16 @@ pub const MAX_CTL_WRITE: usize = 64 * 1024;
 pub struct Live {
     pub model: Model,
     strategies: Strategies,
+    /// Loads a strategy a `ctl` step needs that the config's steps did not (a config's
+    /// implicit device-pgmap, say), from the directories the mount was started with.
+    loader: Loader,
+    plugin_dirs: Vec<PathBuf>,
     /// The config, so a `ctl` step resolves with its strategies and names.
     config_path: PathBuf,
-    config_text: String,
+    /// The config without its steps: a `ctl` step is resolved as its only step, so a
+    /// write costs the size of the machine and strategies, not of the config's steps,
+    /// and an error in it is located in what was written.
+    ctl_base: String,
     /// The strategy `probe` adds with (the config's first System RAM strategy).
     probe_strategy: String,
     pub events: EventLog,
@@ -35,8 +44,26 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(model: Model, strategies: Strategies, config_path: PathBuf, config_text: String, probe_strategy: String) -> Live {
-        Live { model, strategies, config_path, config_text, probe_strategy, events: EventLog::default(), last_ctl: String::new() }
+    /// `strategies` were loaded by `loader` from `plugin_dirs` for the config at
+    /// `config_path`, whose text is `config_text`.
+    pub fn new(
+        model: Model,
+        (strategies, loader, plugin_dirs): (Strategies, Loader, Vec<PathBuf>),
+        config_path: PathBuf,
+        config_text: &str,
+        probe_strategy: String,
+    ) -> Live {
+        Live {
+            model,
+            strategies,
+            loader,
+            plugin_dirs,
+            config_path,
+            ctl_base: without_steps(config_text),
+            probe_strategy,
+            events: EventLog::default(),
+            last_ctl: String::new(),
+        }
     }
 
     /// A write of `data` to `node`: Ok, or the errno the writer gets. The events the
@@ -144,17 +171,37 @@ impl Live {
     }
 
     fn ctl_step(&mut self, text: &str) -> Result<(String, Vec<Event>), (i32, String)> {
-        // The config with the written step last: it resolves with the config's own
-        // strategies, nodes and defaults, and its errors name the written text.
-        let full = format!("{}\n[[step]]\n{text}\n", self.config_text);
-        let loaded = crate::config::parse(&self.config_path, full).map_err(|e| (errno::EINVAL, e.to_string()))?;
-        let scenario = crate::scenario::resolve(&loaded, None).map_err(|e| (errno::EINVAL, e.to_string()))?;
-        let spec = scenario.steps.last().ok_or((errno::EINVAL, "no step".to_string()))?;
+        // The config's machine, strategies and defaults with the written step as its one
+        // step; an error in the step names `hotplug-lab/ctl` and the line written.
+        let head = format!("{}\n[[step]]\n", self.ctl_base);
+        let header_line = head.matches('\n').count();
+        let invalid = |e: ConfigError| (errno::EINVAL, ctl_located(e, header_line).to_string());
+        let loaded = crate::config::parse(&self.config_path, format!("{head}{text}\n")).map_err(invalid)?;
+        let mut scenario = crate::scenario::resolve(&loaded, None).map_err(invalid)?;
+        if scenario.steps.len() != 1 {
+            return Err((errno::EINVAL, format!("hotplug-lab/ctl: one step per write, not {}", scenario.steps.len())));
+        }
+        let spec = scenario.steps.pop().ok_or((errno::EINVAL, "no step".to_string()))?;
+        self.load_missing(scenario)?;
         let op = spec.op().as_str();
         match self.apply_outcome(&spec.step) {
             Ok(events) => Ok((op.to_string(), events)),
             Err(e) => Err((errno_of(&e), e.reason)),
         }
+    }
+
+    /// Load the strategies `scenario` defines that are not loaded yet (an implicit
+    /// default of a kind the config's steps never used); a plugin that cannot be loaded
+    /// fails the write, as a step naming it would fail a run.
+    fn load_missing(&mut self, mut scenario: crate::scenario::Scenario) -> Result<(), (i32, String)> {
+        scenario.strategies.retain(|s| self.strategies.get(&s.name).is_none());
+        if scenario.strategies.is_empty() {
+            return Ok(());
+        }
+        scenario.plugin_dirs = self.plugin_dirs.clone();
+        let more = Strategies::load(&scenario, &mut self.loader).map_err(|e| (errno::EINVAL, e.to_string()))?;
+        self.strategies.instances.extend(more.instances);
+        Ok(())
     }
 
     fn block_range(&self, block: u64) -> (u64, u64) {
@@ -172,32 +219,74 @@ impl Live {
     /// Run `step` on the model; the uevents it caused, in the kernel's order.
     fn apply_outcome(&mut self, step: &Step) -> Result<Vec<Event>, crate::model::StepError> {
         let resolved = self.model.resolve_step(step).into_owned();
+        // A plugin that hangs or exits in this step is named with what caused it.
+        crate::loader::watch::set_context(&format!("a write to the mount ({})", step_name(&resolved)));
         let outcome = self.model.apply(&resolved, &self.strategies);
         let mut events = Vec::new();
-        let mut push = |action, ids: &mut dyn Iterator<Item = u64>| {
-            for id in ids {
-                events.push(self.events.push(action, id));
-            }
-        };
+        let mut emit = |action, id| events.push(self.events.push(action, id));
         match outcome {
             Outcome::Failed(e) => return Err(e),
+            // add_memory_resource: every block's device is created, then each is onlined.
             Outcome::Added(a) => {
-                push(Action::Add, &mut a.blocks.ids());
-                push(Action::Online, &mut a.onlined.ids());
+                a.blocks.ids().for_each(|id| emit(Action::Add, id));
+                a.onlined.ids().for_each(|id| emit(Action::Online, id));
             }
             Outcome::Blocks(b) => {
                 let action = if matches!(resolved, Step::Offline { .. }) { Action::Offline } else { Action::Online };
-                push(action, &mut b.blocks.ids());
+                b.blocks.ids().for_each(|id| emit(action, id));
             }
-            Outcome::Removed(r) => push(Action::Remove, &mut r.blocks.ids()),
+            Outcome::Removed(r) => r.blocks.ids().for_each(|id| emit(Action::Remove, id)),
             Outcome::Resized(out) | Outcome::Partial(out) => {
-                let action = if matches!(resolved, Step::Shrink { .. }) { Action::Remove } else { Action::Add };
-                push(action, &mut out.blocks.ids());
-                push(Action::Online, &mut out.onlined.ids());
+                if matches!(resolved, Step::Shrink { .. }) {
+                    // offline_and_remove_memory, one block at a time: an online block is
+                    // offlined (device_offline) before its device goes.
+                    let offlined: std::collections::HashSet<u64> = out.offlined.ids().collect();
+                    for id in out.blocks.ids() {
+                        if offlined.contains(&id) {
+                            emit(Action::Offline, id);
+                        }
+                        emit(Action::Remove, id);
+                    }
+                } else {
+                    // virtio-mem adds one block at a time (add_memory_driver_managed) and
+                    // each is auto-onlined before the next is added.
+                    let onlined: std::collections::HashSet<u64> = out.onlined.ids().collect();
+                    for id in out.blocks.ids() {
+                        emit(Action::Add, id);
+                        if onlined.contains(&id) {
+                            emit(Action::Online, id);
+                        }
+                    }
+                }
             }
             Outcome::Mapped(_) | Outcome::Unmapped(_) | Outcome::Set(_) => {}
         }
         Ok(events)
+    }
+}
+
+/// A config error in the text `ctl` appended after line `header_line` (its `[[step]]`):
+/// located in the written text, as `hotplug-lab/ctl:LINE:COL` (an error about the step as
+/// a whole, at its header, is at line 1). Others are the config's own.
+fn ctl_located(e: ConfigError, header_line: usize) -> ConfigError {
+    match e.line_col {
+        Some((line, col)) if line >= header_line => ConfigError {
+            path: PathBuf::from("hotplug-lab/ctl"),
+            line_col: Some(if line == header_line { (1, 1) } else { (line - header_line, col) }),
+            message: e.message,
+        },
+        _ => e,
+    }
+}
+
+/// `text` (a config that parsed) without its `step` array.
+fn without_steps(text: &str) -> String {
+    match text.parse::<toml_edit::DocumentMut>() {
+        Ok(mut doc) => {
+            doc.remove("step");
+            doc.to_string()
+        }
+        Err(_) => text.to_string(),
     }
 }
 

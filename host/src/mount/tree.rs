@@ -140,8 +140,7 @@ impl Node {
             Node::BlockFile(_, i) => BLOCK_FILES[i].1,
             Node::NodeRootFile(i) => NODE_ROOT_FILES[i].1,
             Node::NodeFile(_, i) => NODE_FILES[i].1,
-            Node::ProcFile(View::Iomem) => 0o400,
-            Node::ProcFile(_) => 0o444,
+            Node::ProcFile(_) => View::PROC_MODE,
             Node::Ctl | Node::Events | Node::StateJson => LAB_FILES.iter().find(|f| f.1 == self).map_or(0o444, |f| f.2),
             _ => 0o444,
         }

@@ -37,6 +37,11 @@ impl View {
         }
     }
 
+    /// The mode of every view's file under /proc: read-only for all (iomem is created
+    /// with proc's default mode and hides its addresses from readers without
+    /// CAP_SYS_ADMIN rather than refusing them; the model shows them to every reader).
+    pub const PROC_MODE: u32 = 0o444;
+
     /// The view called `name`, if any.
     pub fn from_name(name: &str) -> Option<View> {
         View::ALL.into_iter().find(|v| v.name() == name)

@@ -40,14 +40,14 @@ pub fn block_file(model: &Model, b: &MemoryBlock, name: &str) -> Option<String> 
     })
 }
 
-/// Every file of the tree, relative to the memory directory, with its text.
-pub fn files(model: &Model) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> =
-        ROOT_FILES.iter().filter_map(|(name, _)| Some((name.to_string(), root_file(model, name)?))).collect();
+/// Every file of the tree, relative to the memory directory, with its text and mode.
+pub fn files(model: &Model) -> Vec<(String, String, u32)> {
+    let mut out: Vec<(String, String, u32)> =
+        ROOT_FILES.iter().filter_map(|&(name, mode)| Some((name.to_string(), root_file(model, name)?, mode))).collect();
     for b in model.blocks.values() {
-        for (name, _) in BLOCK_FILES {
+        for (name, mode) in BLOCK_FILES {
             if let Some(text) = block_file(model, &b, name) {
-                out.push((format!("memory{}/{name}", b.id), text));
+                out.push((format!("memory{}/{name}", b.id), text, mode));
             }
         }
     }
@@ -57,6 +57,6 @@ pub fn files(model: &Model) -> Vec<(String, String)> {
 /// Write the tree under `dir` (created if missing; an existing directory must be empty).
 /// Returns the number of files written.
 pub fn write(model: &Model, dir: &Path) -> Result<usize, String> {
-    let entries: Vec<Entry> = files(model).into_iter().map(|(rel, text)| Entry::File(rel, text)).collect();
+    let entries: Vec<Entry> = files(model).into_iter().map(|(rel, text, mode)| Entry::File(rel, text, mode)).collect();
     super::sysroot::write_entries(dir, "--sysfs-out", &entries)
 }

@@ -19,8 +19,8 @@ use crate::model::{Model, ZoneType};
 /// One entry of the tree, relative to its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    /// A file and its text.
-    File(String, String),
+    /// A file, its text and its mode (the kernel's: 0444, or 0644 where it takes writes).
+    File(String, String, u32),
     /// A symbolic link and its (relative) target, as sysfs makes them.
     Link(String, String),
 }
@@ -31,26 +31,26 @@ const NODE: &str = "sys/devices/system/node";
 /// Every entry of the tree.
 pub fn entries(model: &Model) -> Vec<Entry> {
     let mut out: Vec<Entry> =
-        super::sysfs::files(model).into_iter().map(|(rel, text)| Entry::File(format!("{MEMORY}/{rel}"), text)).collect();
+        super::sysfs::files(model).into_iter().map(|(rel, text, mode)| Entry::File(format!("{MEMORY}/{rel}"), text, mode)).collect();
     // register_memory_block_under_node(): a link each way between a block and its node.
     for b in model.blocks.values() {
         out.push(Entry::Link(format!("{MEMORY}/memory{}/node{}", b.id, b.nid), format!("../../node/node{}", b.nid)));
         out.push(Entry::Link(format!("{NODE}/node{}/memory{}", b.nid, b.id), format!("../../memory/memory{}", b.id)));
     }
-    for (name, _) in NODE_ROOT_FILES {
+    for (name, mode) in NODE_ROOT_FILES {
         if let Some(text) = node_root_file(model, name) {
-            out.push(Entry::File(format!("{NODE}/{name}"), text));
+            out.push(Entry::File(format!("{NODE}/{name}"), text, mode));
         }
     }
     for n in model.nodes.values().filter(|n| n.online) {
-        for (name, _) in NODE_FILES {
+        for (name, mode) in NODE_FILES {
             if let Some(text) = node_file(model, n.id, name) {
-                out.push(Entry::File(format!("{NODE}/node{}/{name}", n.id), text));
+                out.push(Entry::File(format!("{NODE}/node{}/{name}", n.id), text, mode));
             }
         }
     }
     for view in View::ALL {
-        out.push(Entry::File(format!("proc/{}", view.name()), view.render(model)));
+        out.push(Entry::File(format!("proc/{}", view.name()), view.render(model), View::PROC_MODE));
     }
     out
 }
@@ -144,20 +144,33 @@ pub(super) fn write_entries(dir: &Path, flag: &str, entries: &[Entry]) -> Result
     crate::files::write_tree(dir, flag, |temp| {
         for entry in entries {
             let rel = match entry {
-                Entry::File(rel, _) | Entry::Link(rel, _) => rel,
+                Entry::File(rel, ..) | Entry::Link(rel, _) => rel,
             };
             let path = temp.join(rel);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("{flag} {}: {}", dir.display(), reason(&e)))?;
             }
             let written = match entry {
-                Entry::File(_, text) => std::fs::write(&path, text),
+                Entry::File(_, text, mode) => std::fs::write(&path, text).and_then(|()| set_mode(&path, *mode)),
                 Entry::Link(_, target) => symlink(target, &path),
             };
             written.map_err(|e| format!("{flag} {}: cannot write {rel}: {}", dir.display(), reason(&e)))?;
         }
         Ok(entries.len())
     })
+}
+
+/// Give the file at `path` the kernel's mode for it (files are written 0644 less the
+/// umask; sysfs attributes are 0444 unless they take writes).
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Make the link `link -> target`, as sysfs has it (shared with `host snapshot`).
