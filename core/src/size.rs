@@ -70,6 +70,16 @@ pub fn thousands(value: u64) -> String {
     out
 }
 
+/// `"1 block"`, `"1,024 blocks"`: a count with its noun, singular only for one, in the
+/// style of [`thousands`] (nouns that take a plain `s`).
+pub fn count_of(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// `"16 GiB (4,194,304 pages)"`: a size where the page count matters too (memmap,
 /// device pages), in one style. The size saturates at 2^64 - 1 bytes.
 pub fn format_pages(pages: u64, page_size: u64) -> String {
@@ -93,6 +103,9 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(4_194_304), "4,194,304");
+        assert_eq!(count_of(0, "block"), "0 blocks");
+        assert_eq!(count_of(1, "block"), "1 block");
+        assert_eq!(count_of(1024, "event"), "1,024 events");
         // 16 GiB of 4 KiB pages is 2^34 / 2^12 = 4,194,304 pages.
         assert_eq!(format_pages(4_194_304, 4096), "16 GiB (4,194,304 pages)");
         assert_eq!(format_pages(1, 4096), "4 KiB (1 page)");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use hotplug_core::size::count_of;
 use hotplug_host::loader::{self, Loader};
 use hotplug_host::runner::{self, RunOptions, Strategies};
 use hotplug_host::views::View;
@@ -506,7 +507,7 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     if cli.check_invariants {
         // Said once, on stderr, so the report stays what it is without the flag.
         let steps: usize = runs.iter().map(|r| r.steps.len()).sum();
-        eprintln!("host: invariants held after every step ({steps} checked in {})", plural(runs.len(), "run"));
+        eprintln!("host: invariants held after every step ({steps} checked in {})", count_of(runs.len() as u64, "run"));
     }
     if cli.timings {
         eprint!("{}", hotplug_host::timings::text(prepared, &runs, hotplug_host::timings::peak_rss_bytes()));
@@ -619,7 +620,7 @@ fn plugin_details(lib: &loader::LoadedLibrary) -> String {
     } else {
         out.push_str("\n    layout: contract 1.1");
         let declared = match schema {
-            Some(s) => format!("options_schema ({} option{})", s.len(), if s.len() == 1 { "" } else { "s" }),
+            Some(s) => format!("options_schema ({})", count_of(s.len() as u64, "option")),
             None => "no options_schema (its options reach its constructor unchecked)".to_string(),
         };
         out.push_str(&format!("\n    provides: {declared}"));
@@ -742,14 +743,6 @@ fn plugin_json(loader: &mut Loader, file: &Path, geometry: hotplug_core::Geometr
 }
 
 /// "1 run", "3 runs".
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// A size on the command line, in the config's syntax (`12GiB`, `0x100000000`).
 fn parse_size_arg(text: &str) -> Result<u64, String> {
     config::parse_size(text)
@@ -834,8 +827,8 @@ fn check_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     output::println(&format!(
         "{}: ok: {}, {strategies}, {}; the machine boots",
         path.display(),
-        plural(scenario.steps.len(), "step"),
-        plural(scenario.machine.nodes.len(), "node")
+        count_of(scenario.steps.len() as u64, "step"),
+        count_of(scenario.machine.nodes.len() as u64, "node")
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -925,13 +918,12 @@ fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Pat
     let plugins = (strategies, loader, scenario.plugin_dirs.clone());
     let live = mount::live::Live::new(run.model, plugins, path.clone(), &loaded.text, probe_strategy);
     let shown = mount_point.display().to_string();
-    let steps = run.steps.len();
+    let steps = count_of(run.steps.len() as u64, "step");
     mount::serve(live, &mount_point, log, || {
         let verdict = if unexpected == 0 { "as expected".to_string() } else { format!("{unexpected} not as expected") };
         eprintln!(
-            "host: {} ({steps} step{}, {verdict}) mounted at {shown}: lsmem --sysroot {shown}; stop with Ctrl-C or fusermount3 -u {shown}",
-            path.display(),
-            if steps == 1 { "" } else { "s" }
+            "host: {} ({steps}, {verdict}) mounted at {shown}: lsmem --sysroot {shown}; stop with Ctrl-C or fusermount3 -u {shown}",
+            path.display()
         );
     })?;
     eprintln!("host: {shown} unmounted");

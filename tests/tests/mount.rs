@@ -154,7 +154,7 @@ fn walk(root: &Path) -> Vec<(String, String)> {
                 if rel != "hotplug-lab" {
                     todo.push(path);
                 }
-            } else if !rel.ends_with("probe") {
+            } else if !rel.ends_with("/probe") && !rel.ends_with("/uevent") {
                 let mode = meta.permissions().mode() & 0o7777;
                 out.push((rel, format!("{mode:o} {}", std::fs::read_to_string(&path).unwrap())));
             }
@@ -174,7 +174,8 @@ fn lsmem_and_the_static_tree_agree_with_the_mount() {
     let r = run_host(P, &["--config", "acpi-dimm.toml", "--sysroot-out", stat.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Every file and link of the static tree, with the same mode and text, and nothing
-    // else but what is ours (hotplug-lab/) and the write-only probe.
+    // else but what is ours (hotplug-lab/) and the files that only act when written
+    // (probe, each block's uevent).
     assert_eq!(walk(&m.dir), walk(&stat));
     // lsmem reads both alike. acpi-dimm.toml: 4 GiB at boot, two 8 GiB DIMMs from 8 GiB,
     // all online: the first (blocks 64-127: 8 GiB / 128 MiB = 64) Movable, the second
@@ -300,37 +301,50 @@ fn chmem_in_a_private_namespace_changes_the_model() {
     assert_eq!(offline, [188, 189, 190, 191]);
 }
 
-#[test]
-fn an_onlining_agent_onlines_hot_added_blocks_movable() {
-    if !fuse_or_skip("an_onlining_agent_onlines_hot_added_blocks_movable") {
-        return;
-    }
-    let config = write_config(
-        "mount_agent_config",
-        P,
-        "[machine]\nauto_online_blocks = \"offline\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n",
-    );
-    let m = Mounted::start("mount_agent", config.to_str().unwrap(), &[]);
-    let agent = workspace_root().join("tests/agents/online-movable.sh");
-    let mut child = Command::new("sh").arg(&agent).arg(&m.dir).spawn().expect("start the agent");
-    // Hot-add only once the agent listens (its shell holds the events file open).
+/// A 4 GiB machine (blocks 0-31) whose hot-added memory stays offline until user space
+/// onlines it.
+const SMALL_VM_OFFLINE: &str =
+    "[machine]\nauto_online_blocks = \"offline\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n";
+
+/// Start tests/agents/online-movable.sh on `m`; returns once it listens (its shell holds
+/// the events file open).
+fn start_agent(m: &Mounted) -> Child {
+    let script = workspace_root().join("tests/agents/online-movable.sh");
+    let agent = Command::new("sh").arg(&script).arg(&m.dir).spawn().expect("start the agent");
     let events = m.path("hotplug-lab/events");
-    let fds = format!("/proc/{}/fd", child.id());
+    let fds = format!("/proc/{}/fd", agent.id());
     wait_until(
         20,
         || format!("the agent never opened {}", events.display()),
         || std::fs::read_dir(&fds).unwrap().any(|fd| std::fs::read_link(fd.unwrap().path()).is_ok_and(|t| t == events)),
     );
+    agent
+}
+
+/// Wait until each of `blocks` is online, and check it went to ZONE_MOVABLE.
+fn wait_online_movable(m: &Mounted, blocks: std::ops::Range<u64>) {
+    for id in blocks {
+        wait_until(20, || format!("memory{id} never came online"), || m.read(&format!("{MEMORY}/memory{id}/state")) == "online\n");
+        assert_eq!(m.read(&format!("{MEMORY}/memory{id}/valid_zones")), "Movable\n");
+    }
+}
+
+#[test]
+fn an_onlining_agent_onlines_hot_added_blocks_movable() {
+    if !fuse_or_skip("an_onlining_agent_onlines_hot_added_blocks_movable") {
+        return;
+    }
+    let config = write_config("mount_agent_config", P, SMALL_VM_OFFLINE);
+    let m = Mounted::start("mount_agent", config.to_str().unwrap(), &[]);
+    // Hot-add only once the agent listens.
+    let mut agent = start_agent(&m);
     m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"8GiB\"\nsize = \"1GiB\"\n").unwrap();
     assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 8 events\n");
     // 1 GiB at 8 GiB: blocks 64 to 71, added offline (auto_online_blocks = offline); the
     // agent onlines each Movable, so each ends online with Movable as its zone.
-    for id in 64..72 {
-        wait_until(20, || format!("memory{id} never came online"), || m.read(&format!("{MEMORY}/memory{id}/state")) == "online\n");
-        assert_eq!(m.read(&format!("{MEMORY}/memory{id}/valid_zones")), "Movable\n");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    wait_online_movable(&m, 64..72);
+    let _ = agent.kill();
+    let _ = agent.wait();
 }
 
 #[test]
@@ -509,4 +523,41 @@ fn a_signal_unmounts_and_leaves_no_stale_mount() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(!mounted_at(&m.dir), "{} still mounted after SIGINT", m.dir.display());
     assert!(events.read(&mut [0u8; 64]).is_err(), "a read on a detached mount succeeded");
+}
+
+#[test]
+fn a_coldplug_trigger_replays_add_and_the_agent_onlines_what_was_there() {
+    if !fuse_or_skip("a_coldplug_trigger_replays_add_and_the_agent_onlines_what_was_there") {
+        return;
+    }
+    let config = write_config("mount_coldplug_config", P, SMALL_VM_OFFLINE);
+    let log = scratch("mount_coldplug_log").join("uevents.log");
+    let m = Mounted::start("mount_coldplug", config.to_str().unwrap(), &["--uevent-log", log.to_str().unwrap()]);
+    // 1 GiB hot-added before any agent runs: blocks 64-71, left offline, their `add`
+    // events gone by.
+    m.write("hotplug-lab/ctl", b"op = \"add\"\nstart = \"8GiB\"\nsize = \"1GiB\"\n").unwrap();
+    assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 8 events\n");
+    // A block's uevent reads empty, takes writes (0644), and refuses what
+    // kobject_synth_uevent refuses.
+    let uevent = format!("{MEMORY}/memory64/uevent");
+    assert_eq!(m.read(&uevent), "");
+    assert_eq!(m.write(&uevent, b"bogus\n"), Err(22));
+    assert_eq!(m.write(&uevent, b"add 1234\n"), Err(22), "a bad UUID");
+
+    let mut agent = start_agent(&m);
+    // What `udevadm trigger --action=add --subsystem-match=memory` does: `add` into every
+    // block's uevent. The agent sees 40 synthetic adds (32 boot blocks, all online, and
+    // the 8 offline ones) and onlines the offline ones Movable.
+    let trigger = format!("for u in {}/{MEMORY}/memory*/uevent; do echo add > \"$u\" || exit 1; done", m.dir.display());
+    let out = Command::new("sh").arg("-c").arg(&trigger).output().unwrap();
+    assert!(out.status.success(), "trigger: {}", String::from_utf8_lossy(&out.stderr));
+    wait_online_movable(&m, 64..72);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // The log: the ctl add's 8 adds, the trigger's 40 and the agent's 8 onlines (the
+    // agent's may come between the trigger's).
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let actions: Vec<&str> = lines.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    let count = |a: &str| actions.iter().filter(|&&x| x == a).count();
+    assert_eq!((actions.len(), count("add"), count("online")), (56, 48, 8), "{lines}");
 }

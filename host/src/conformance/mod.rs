@@ -207,9 +207,9 @@ impl Report {
             let causes = self.failed() - shared;
             let _ = writeln!(
                 out,
-                "{} failures have {causes} cause{}: fix the first failing line of each and rerun",
+                "{} failures have {}: fix the first failing line of each and rerun",
                 self.failed(),
-                if causes == 1 { "" } else { "s" }
+                hotplug_core::size::count_of(causes as u64, "cause")
             );
         }
         let _ = writeln!(out, "{} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped());

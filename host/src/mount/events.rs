@@ -1,50 +1,70 @@
 //! Memory-block uevents, as the kernel sends them to udev: `add` and `remove` when a
 //! block device is created or goes (create_memory_block_devices, remove_memory_block_devices),
-//! `online` and `offline` when device_online/device_offline change its state. FUSE sends
-//! no inotify events for changes a filesystem makes itself, so readers of
+//! `online` and `offline` when device_online/device_offline change its state, and any
+//! action user space asks for by writing it to the block's `uevent` file (a synthetic
+//! uevent: how `udevadm trigger` replays `add` for devices that exist already). FUSE
+//! sends no inotify events for changes a filesystem makes itself, so readers of
 //! `hotplug-lab/events` get them instead, each with its sequence number.
 
 use std::collections::VecDeque;
 
-/// What happened to a memory block.
+/// What happened to a memory block (enum kobject_action: the model causes the first
+/// four; the others come only from writes to `uevent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Add,
     Remove,
+    Change,
+    Move,
     Online,
     Offline,
+    Bind,
+    Unbind,
 }
 
 impl Action {
+    /// Every action, in kobject_actions[] order.
+    pub const ALL: [Action; 8] =
+        [Action::Add, Action::Remove, Action::Change, Action::Move, Action::Online, Action::Offline, Action::Bind, Action::Unbind];
+
     /// The uevent's ACTION value (kobject_actions[]).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Add => "add",
             Action::Remove => "remove",
+            Action::Change => "change",
+            Action::Move => "move",
             Action::Online => "online",
             Action::Offline => "offline",
+            Action::Bind => "bind",
+            Action::Unbind => "unbind",
         }
     }
 }
 
 /// One uevent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub seqnum: u64,
     pub action: Action,
     pub block: u64,
+    /// Variables after SUBSYSTEM: a synthetic event's `SYNTH_UUID=...` and
+    /// `SYNTH_ARG_KEY=VALUE`s; none for the model's own events.
+    pub env: Vec<String>,
 }
 
 impl Event {
-    /// The event as a reader gets it: the uevent's environment, one `KEY=value` per line,
-    /// ending with an empty line (what `udevadm monitor --kernel --property` shows).
+    /// The event as a reader gets it: the uevent's environment, one `KEY=value` per line
+    /// in kobject_uevent_env's order (SEQNUM last), ending with an empty line (what
+    /// `udevadm monitor --kernel --property` shows).
     pub fn text(&self) -> String {
-        format!(
-            "ACTION={}\nDEVPATH=/devices/system/memory/memory{}\nSUBSYSTEM=memory\nSEQNUM={}\n\n",
-            self.action.as_str(),
-            self.block,
-            self.seqnum
-        )
+        let mut text = format!("ACTION={}\nDEVPATH=/devices/system/memory/memory{}\nSUBSYSTEM=memory\n", self.action.as_str(), self.block);
+        for var in &self.env {
+            text.push_str(var);
+            text.push('\n');
+        }
+        text.push_str(&format!("SEQNUM={}\n\n", self.seqnum));
+        text
     }
 
     /// The event as one line of `--uevent-log`.
@@ -66,14 +86,19 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Record an event; returns it.
+    /// Record an event of the model's; returns it.
     pub fn push(&mut self, action: Action, block: u64) -> Event {
+        self.push_with(action, block, Vec::new())
+    }
+
+    /// Record an event with variables of its own (a synthetic one); returns it.
+    pub fn push_with(&mut self, action: Action, block: u64, env: Vec<String>) -> Event {
         self.next_seqnum += 1;
-        let e = Event { seqnum: self.next_seqnum, action, block };
+        let e = Event { seqnum: self.next_seqnum, action, block, env };
         if self.events.len() == KEPT {
             self.events.pop_front();
         }
-        self.events.push_back(e);
+        self.events.push_back(e.clone());
         e
     }
 
@@ -83,11 +108,52 @@ impl EventLog {
     }
 
     /// The first event with sequence number `from` or later.
-    pub fn from(&self, from: u64) -> Option<Event> {
+    pub fn from(&self, from: u64) -> Option<&Event> {
         let first = self.events.front()?.seqnum;
         let i = from.saturating_sub(first) as usize;
-        self.events.get(i).copied()
+        self.events.get(i)
     }
+}
+
+/// kobject_synth_uevent's reading of a write to a device's `uevent`: an action name
+/// alone (the event gets `SYNTH_UUID=0`), or followed by one space, a UUID and any
+/// number of ` KEY=VALUE` pairs, keys and values alphanumeric (`SYNTH_UUID=<uuid>`,
+/// `SYNTH_ARG_KEY=VALUE`); one trailing newline or NUL is ignored. `None`: the kernel's
+/// EINVAL.
+pub fn parse_synthetic(text: &[u8]) -> Option<(Action, Vec<String>)> {
+    let text = text.strip_suffix(b"\n").or_else(|| text.strip_suffix(b"\0")).unwrap_or(text);
+    let (name, args) = match text.iter().position(|&c| c == b' ') {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let action = Action::ALL.into_iter().find(|a| a.as_str().as_bytes() == name)?;
+    let Some(args) = args else { return Some((action, vec!["SYNTH_UUID=0".to_string()])) };
+    let (uuid, mut rest) = (args.get(..UUID_LEN)?, &args[UUID_LEN..]);
+    if !uuid_is_valid(uuid) {
+        return None;
+    }
+    let word = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_alphanumeric);
+    let mut env = vec![format!("SYNTH_UUID={}", String::from_utf8_lossy(uuid))];
+    while !rest.is_empty() {
+        rest = rest.strip_prefix(b" ")?;
+        let eq = rest.iter().position(|&c| c == b'=')?;
+        let (key, after) = (&rest[..eq], &rest[eq + 1..]);
+        let end = after.iter().position(|&c| c == b' ').unwrap_or(after.len());
+        let value = &after[..end];
+        if !word(key) || !word(value) {
+            return None;
+        }
+        env.push(format!("SYNTH_ARG_{}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(value)));
+        rest = &after[end..];
+    }
+    Some((action, env))
+}
+
+/// A UUID's text: 36 characters, hex digits with hyphens at 8, 13, 18 and 23.
+const UUID_LEN: usize = 36;
+
+fn uuid_is_valid(s: &[u8]) -> bool {
+    s.len() == UUID_LEN && s.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
 #[cfg(test)]
@@ -102,8 +168,48 @@ mod tests {
         log.push(Action::Add, 32);
         log.push(Action::Online, 32);
         assert_eq!(log.from(start).map(|e| (e.action, e.block)), Some((Action::Add, 32)));
+        assert_eq!(log.from(start).map(|e| e.seqnum), Some(1));
         assert_eq!(log.from(start + 1).map(|e| e.action), Some(Action::Online));
         assert_eq!(log.from(start + 2), None);
         assert_eq!(log.from(start).unwrap().text(), "ACTION=add\nDEVPATH=/devices/system/memory/memory32\nSUBSYSTEM=memory\nSEQNUM=1\n\n");
+    }
+
+    #[test]
+    fn synthetic_uevents_are_read_as_the_kernel_reads_them() {
+        let parse = |t: &str| parse_synthetic(t.as_bytes());
+        assert_eq!(parse("add\n"), Some((Action::Add, vec!["SYNTH_UUID=0".to_string()])));
+        assert_eq!(parse("unbind").map(|p| p.0), Some(Action::Unbind));
+        let uuid = "fe4d7c9d-b8c6-4a70-9ef1-3d8a58d18eed";
+        assert_eq!(
+            parse(&format!("change {uuid} A=1 key2=Val\n")),
+            Some((Action::Change, vec![format!("SYNTH_UUID={uuid}"), "SYNTH_ARG_A=1".to_string(), "SYNTH_ARG_key2=Val".to_string()]))
+        );
+        assert_eq!(parse(&format!("add {uuid}")).map(|p| p.1.len()), Some(1));
+        // EINVAL: no action, an unknown or padded one, a second newline, a bad UUID,
+        // keys and values that are empty or not alphanumeric, doubled or trailing spaces.
+        for bad in [
+            "",
+            "\n",
+            "ad",
+            "adds",
+            " add",
+            "add\n\n",
+            "add ",
+            "add 0",
+            "add fe4d7c9d-b8c6-4a70-9ef1-3d8a58d18eeg",
+            "add fe4d7c9db8c64a709ef13d8a58d18eed0000",
+            &format!("add {uuid}x"),
+            &format!("add {uuid} "),
+            &format!("add {uuid} A"),
+            &format!("add {uuid} A="),
+            &format!("add {uuid} =1"),
+            &format!("add {uuid} A=1  B=2"),
+            &format!("add {uuid} A-B=1"),
+            &format!("add {uuid} A=1/2"),
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        let e = Event { seqnum: 7, action: Action::Add, block: 3, env: vec!["SYNTH_UUID=0".to_string()] };
+        assert_eq!(e.text(), "ACTION=add\nDEVPATH=/devices/system/memory/memory3\nSUBSYSTEM=memory\nSYNTH_UUID=0\nSEQNUM=7\n\n");
     }
 }

@@ -16,6 +16,7 @@ use crate::model::step::{Outcome, Param, Step};
 use crate::model::{BlockState, Model};
 use crate::runner::Strategies;
 use hotplug_core::errno;
+use hotplug_core::size::count_of;
 
 /// The largest write a sysfs attribute takes (a page, as sysfs buffers it).
 pub const MAX_ATTR_WRITE: usize = 4096;
@@ -85,6 +86,11 @@ impl Live {
                 self.apply(&Step::Set { params: vec![Param::AutoOnlineBlocks(setting)] })
             }
             Node::Probe => self.probe_store(text),
+            Node::BlockUevent(b) => {
+                // uevent_store: kobject_synth_uevent, or EINVAL.
+                let (action, env) = super::events::parse_synthetic(data).ok_or(errno::EINVAL)?;
+                Ok(vec![self.events.push_with(action, b, env)])
+            }
             Node::Ctl => self.ctl(text),
             _ => Err(libc::EACCES),
         }
@@ -158,7 +164,7 @@ impl Live {
     fn ctl(&mut self, text: &str) -> Result<Vec<Event>, i32> {
         let result = self.ctl_step(text);
         self.last_ctl = match &result {
-            Ok((step, events)) => format!("ok: {step}: {} event{}\n", events.len(), if events.len() == 1 { "" } else { "s" }),
+            Ok((step, events)) => format!("ok: {step}: {}\n", count_of(events.len() as u64, "event")),
             Err((code, why)) => format!("{}: {why}\n", crate::model::error::errno_name(*code)),
         };
         match result {

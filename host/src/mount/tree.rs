@@ -34,6 +34,9 @@ pub enum Node {
     BlockFile(u64, usize),
     /// memoryN/nodeK, to the block's node.
     BlockNodeLink(u64),
+    /// memoryN/uevent: reads empty (memory blocks add no variables); a write sends a
+    /// synthetic uevent (kobject_synth_uevent), as `udevadm trigger` does.
+    BlockUevent(u64),
     /// node/possible ... (index into `NODE_ROOT_FILES`).
     NodeRootFile(usize),
     NodeDir(u32),
@@ -78,6 +81,7 @@ impl Node {
             Node::BlockDir(b) => (24, b),
             Node::BlockFile(b, i) => (32 + i as u64, b),
             Node::BlockNodeLink(b) => (40, b),
+            Node::BlockUevent(b) => (41, b),
             Node::NodeRootFile(i) => (48 + i as u64, 0),
             Node::NodeDir(n) => (56, u64::from(n)),
             Node::NodeFile(n, i) => (64 + i as u64, u64::from(n)),
@@ -109,6 +113,7 @@ impl Node {
             24 => Some(Node::BlockDir(id)),
             k @ 32..=39 if ((k - 32) as usize) < BLOCK_FILES.len() => Some(Node::BlockFile(id, (k - 32) as usize)),
             40 => Some(Node::BlockNodeLink(id)),
+            41 => Some(Node::BlockUevent(id)),
             k @ 48..=55 if ((k - 48) as usize) < NODE_ROOT_FILES.len() => fixed(Node::NodeRootFile((k - 48) as usize)),
             56 => u32::try_from(id).ok().map(Node::NodeDir),
             k @ 64..=71 if ((k - 64) as usize) < NODE_FILES.len() => u32::try_from(id).ok().map(|n| Node::NodeFile(n, (k - 64) as usize)),
@@ -137,6 +142,7 @@ impl Node {
             Node::BlockNodeLink(_) | Node::NodeMemoryLink(_) => 0o777,
             Node::MemoryFile(i) => ROOT_FILES[i].1,
             Node::Probe => 0o200,
+            Node::BlockUevent(_) => 0o644,
             Node::BlockFile(_, i) => BLOCK_FILES[i].1,
             Node::NodeRootFile(i) => NODE_ROOT_FILES[i].1,
             Node::NodeFile(_, i) => NODE_FILES[i].1,
@@ -162,7 +168,7 @@ fn has_probe(model: &Model) -> bool {
 pub fn exists(model: &Model, node: Node) -> bool {
     match node {
         Node::Probe => has_probe(model),
-        Node::BlockDir(b) | Node::BlockFile(b, _) | Node::BlockNodeLink(b) => model.blocks.contains(b),
+        Node::BlockDir(b) | Node::BlockFile(b, _) | Node::BlockNodeLink(b) | Node::BlockUevent(b) => model.blocks.contains(b),
         Node::NodeDir(n) | Node::NodeFile(n, _) => model.nodes.get(&n).is_some_and(|n| n.online),
         Node::NodeMemoryLink(b) => model.blocks.get(&b).is_some_and(|blk| model.nodes.get(&blk.nid).is_some_and(|n| n.online)),
         _ => true,
@@ -199,6 +205,7 @@ pub fn lookup(model: &Model, dir: Node, name: &str) -> Option<Node> {
         }
         Node::BlockDir(b) => match BLOCK_FILES.iter().position(|f| f.0 == name) {
             Some(i) => Node::BlockFile(b, i),
+            None if name == "uevent" => Node::BlockUevent(b),
             None => {
                 let nid = model.blocks.get(&b)?.nid;
                 (numbered("node")? == u64::from(nid)).then_some(Node::BlockNodeLink(b))?
@@ -245,6 +252,7 @@ pub fn entries(model: &Model, dir: Node, offset: u64, limit: usize) -> Vec<(u64,
         }
         Node::BlockDir(b) => {
             fixed.extend(BLOCK_FILES.iter().enumerate().map(|(i, f)| (Node::BlockFile(b, i), f.0.to_string())));
+            fixed.push((Node::BlockUevent(b), "uevent".into()));
             if let Some(blk) = model.blocks.get(&b) {
                 fixed.push((Node::BlockNodeLink(b), format!("node{}", blk.nid)));
             }
@@ -318,6 +326,7 @@ pub fn content(model: &Model, node: Node) -> Option<String> {
         Node::NodeRootFile(i) => crate::views::sysroot::node_root_file(model, NODE_ROOT_FILES[i].0),
         Node::NodeFile(n, i) => crate::views::sysroot::node_file(model, n, NODE_FILES[i].0),
         Node::ProcFile(v) => Some(v.render(model)),
+        Node::BlockUevent(_) => Some(String::new()),
         Node::StateJson => serde_json::to_string_pretty(&crate::report::state(model)).ok().map(|s| s + "\n"),
         _ => None,
     }
@@ -337,6 +346,7 @@ mod tests {
             Node::BlockDir(524_287),
             Node::BlockFile(7, 5),
             Node::BlockNodeLink(3),
+            Node::BlockUevent(1 << 40),
             Node::NodeRootFile(4),
             Node::NodeDir(1023),
             Node::NodeFile(2, 1),

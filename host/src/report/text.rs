@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::table::{Align, Table};
 use super::{state, StateReport};
 use crate::model::account::NodeMemmap;
-use crate::model::units::{format_pages, format_size, thousands};
+use crate::model::units::{count_of, format_pages, format_size, thousands};
 use crate::model::ZoneType;
 use crate::runner::{Outcome, RunReport, StepResult};
 
@@ -38,14 +38,6 @@ impl Paint {
 }
 
 /// "1 block", "4,096 blocks".
-fn count_of(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", thousands(n))
-    }
-}
-
 fn signed(v: i64) -> String {
     if v < 0 {
         format!("-{}", thousands(v.unsigned_abs()))

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use hotplug_core::size::{format_pages, format_size, thousands};
+use hotplug_core::size::{count_of, format_pages, format_size, thousands};
 
 use super::Svg;
 use crate::model::address_map::{MapRange, Owner};
@@ -238,7 +238,7 @@ fn labels(r: &MapRange, page: u64) -> (String, String) {
     }
     let mut detail = format!("{:#x}-{:#x}, {} pages", r.start, r.end - 1, thousands(r.size() / page));
     if r.blocks > 0 {
-        let _ = write!(detail, ", {} block{}", thousands(r.blocks), if r.blocks == 1 { "" } else { "s" });
+        let _ = write!(detail, ", {}", count_of(r.blocks, "block"));
     }
     if r.per_block && r.set_aside > 0 {
         let _ = write!(detail, "; memmap on memory: {} at the start of each block", format_pages(r.set_aside, page));
