@@ -78,11 +78,22 @@ impl Event {
 /// would miss events).
 pub const KEPT: usize = 1 << 20;
 
+/// The most bytes of synthetic events' own variables kept (each event's are bounded by
+/// [`UEVENT_BUFFER_SIZE`]), so a flood of `uevent` writes costs bounded memory.
+pub const KEPT_ENV_BYTES: usize = 64 << 20;
+
+/// A uevent's environment, at most: UEVENT_NUM_ENVP variables in UEVENT_BUFFER_SIZE bytes
+/// (each with its NUL); add_uevent_var refuses more with ENOMEM.
+pub const UEVENT_NUM_ENVP: usize = 64;
+pub const UEVENT_BUFFER_SIZE: usize = 2048;
+
 /// The events so far, by sequence number.
 #[derive(Debug, Default)]
 pub struct EventLog {
     events: VecDeque<Event>,
     next_seqnum: u64,
+    /// The bytes of the kept events' own variables.
+    env_bytes: usize,
 }
 
 impl EventLog {
@@ -95,10 +106,12 @@ impl EventLog {
     pub fn push_with(&mut self, action: Action, block: u64, env: Vec<String>) -> Event {
         self.next_seqnum += 1;
         let e = Event { seqnum: self.next_seqnum, action, block, env };
-        if self.events.len() == KEPT {
-            self.events.pop_front();
-        }
+        self.env_bytes += env_bytes(&e);
         self.events.push_back(e.clone());
+        while self.events.len() > KEPT || self.env_bytes > KEPT_ENV_BYTES {
+            let Some(old) = self.events.pop_front() else { break };
+            self.env_bytes -= env_bytes(&old);
+        }
         e
     }
 
@@ -113,6 +126,26 @@ impl EventLog {
         let i = from.saturating_sub(first) as usize;
         self.events.get(i)
     }
+}
+
+fn env_bytes(e: &Event) -> usize {
+    e.env.iter().map(String::len).sum()
+}
+
+/// The event a write of `text` to block `block`'s `uevent` sends as event `seqnum`
+/// (kobject_synth_uevent), or the writer's errno: EINVAL for what [`parse_synthetic`]
+/// refuses, ENOMEM for an environment past [`UEVENT_NUM_ENVP`] variables or
+/// [`UEVENT_BUFFER_SIZE`] bytes.
+pub fn synthetic(text: &[u8], block: u64, seqnum: u64) -> Result<(Action, Vec<String>), i32> {
+    let (action, env) = parse_synthetic(text).ok_or(hotplug_core::errno::EINVAL)?;
+    let e = Event { seqnum, action, block, env };
+    // Each variable with its NUL: the text's lines, without the empty line that ends it.
+    let lines = e.text();
+    let (vars, bytes) = (lines.lines().filter(|l| !l.is_empty()).count(), lines.len() - 1);
+    if vars > UEVENT_NUM_ENVP || bytes > UEVENT_BUFFER_SIZE {
+        return Err(hotplug_core::errno::ENOMEM);
+    }
+    Ok((e.action, e.env))
 }
 
 /// kobject_synth_uevent's reading of a write to a device's `uevent`: an action name
@@ -209,7 +242,33 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+        // The environment's bounds: ACTION=add, DEVPATH=/devices/system/memory/memory3,
+        // SUBSYSTEM=memory, SYNTH_UUID=<36 characters>, SEQNUM=7 are 5 variables of
+        // 11 + 39 + 17 + 48 + 9 = 124 bytes with their NULs; 59 args SYNTH_ARG_A=1 (14
+        // bytes each, 950 in all) fill the 64 variables, a 60th is ENOMEM.
+        let args = |n: usize| (0..n).map(|_| " A=1").collect::<String>();
+        assert_eq!(synthetic(format!("add {uuid}{}", args(59)).as_bytes(), 3, 7).map(|p| p.1.len()), Ok(60));
+        assert_eq!(synthetic(format!("add {uuid}{}", args(60)).as_bytes(), 3, 7), Err(hotplug_core::errno::ENOMEM));
+        // One long value: 124 + "SYNTH_ARG_A=" (12) + v + NUL <= 2048: v up to 1,911.
+        let long = |n: usize| format!("add {uuid} A={}", "v".repeat(n));
+        assert!(synthetic(long(1911).as_bytes(), 3, 7).is_ok());
+        assert_eq!(synthetic(long(1912).as_bytes(), 3, 7), Err(hotplug_core::errno::ENOMEM));
+        assert_eq!(synthetic(b"nope", 3, 7), Err(hotplug_core::errno::EINVAL));
         let e = Event { seqnum: 7, action: Action::Add, block: 3, env: vec!["SYNTH_UUID=0".to_string()] };
         assert_eq!(e.text(), "ACTION=add\nDEVPATH=/devices/system/memory/memory3\nSUBSYSTEM=memory\nSYNTH_UUID=0\nSEQNUM=7\n\n");
+    }
+
+    #[test]
+    fn a_flood_of_long_synthetic_events_keeps_bounded_memory() {
+        let mut log = EventLog::default();
+        // 40,000 events of 2,000 bytes each are 80,000,000 bytes, past the 64 MiB
+        // (67,108,864) kept: the oldest go, 33,554 stay (67,108,000 bytes).
+        let var = "X".repeat(2000);
+        for i in 0..40_000 {
+            log.push_with(Action::Change, i, vec![var.clone()]);
+        }
+        assert_eq!(log.events.len(), 33_554);
+        assert_eq!(log.env_bytes, 33_554 * 2000);
+        assert_eq!(log.from(1).map(|e| e.seqnum), Some(40_000 - 33_554 + 1), "a reader that fell behind skips ahead");
     }
 }

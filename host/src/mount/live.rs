@@ -88,7 +88,7 @@ impl Live {
             Node::Probe => self.probe_store(text),
             Node::BlockUevent(b) => {
                 // uevent_store: kobject_synth_uevent, or EINVAL.
-                let (action, env) = super::events::parse_synthetic(data).ok_or(errno::EINVAL)?;
+                let (action, env) = super::events::synthetic(data, b, self.events.next_seqnum())?;
                 Ok(vec![self.events.push_with(action, b, env)])
             }
             Node::Ctl => self.ctl(text),
