@@ -205,9 +205,9 @@ enum Command {
     },
     /// Serve the model live as the kernel's memory sysfs over FUSE at MOUNTPOINT (after the
     /// config's steps): sys/devices/system/{memory,node}, proc/{iomem,zoneinfo,meminfo},
-    /// hotplug-lab/{ctl,events,state.json}. Writes online, offline and probe as the kernel
-    /// does; lsmem --sysroot MOUNTPOINT works as it is. Until Ctrl-C or fusermount3 -u
-    /// (docs/mount.md).
+    /// hotplug-lab/{ctl,events,state.json}. Writes online, offline, probe and uevent as the
+    /// kernel does; lsmem --sysroot MOUNTPOINT works as it is. Until Ctrl-C or fusermount3
+    /// -u (docs/mount.md).
     Mount {
         /// The config (a path, or a shipped config's name).
         #[arg(long, value_name = "FILE")]
@@ -217,6 +217,11 @@ enum Command {
         /// Also append one line per memory-block uevent to FILE.
         #[arg(long, value_name = "FILE")]
         uevent_log: Option<PathBuf>,
+        /// Run every strategy's plugin in a child process of its own (as `host --isolate`;
+        /// `isolate = true` in the config does it for one): a crash, exit or hang of the
+        /// plugin fails only the write that called it (EIO), and the mount goes on.
+        #[arg(long)]
+        isolate: bool,
     },
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
     /// and `host --config scenario.toml`; an existing directory is never touched.
@@ -339,7 +344,9 @@ fn main() -> ExitCode {
             };
             run_sweep(&cli, config, &args)
         }
-        Some(Command::Mount { config, mountpoint, uevent_log }) => run_mount(&cli, config, mountpoint, uevent_log.as_deref()),
+        Some(Command::Mount { config, mountpoint, uevent_log, isolate }) => {
+            run_mount(&cli, config, mountpoint, uevent_log.as_deref(), *isolate)
+        }
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all, format }) => {
             let dirs = [loader::plugin_path(&cli.plugin_dirs), dirs.clone()].concat();
@@ -443,6 +450,17 @@ fn load_config(path: &Path) -> anyhow::Result<(PathBuf, config::Loaded)> {
     }
 }
 
+/// How isolated plugins run (`--isolate`, `isolate = true`): in a child process of this
+/// binary, watched with the run's `--plugin-timeout`.
+fn isolation_options(cli: &Cli) -> anyhow::Result<hotplug_host::loader::isolated::IsolationOptions> {
+    let exe = std::env::current_exe().context("cannot find the host binary to run isolated plugins in")?;
+    Ok(hotplug_host::loader::isolated::IsolationOptions {
+        exe,
+        timeout: (cli.plugin_timeout > 0).then(|| std::time::Duration::from_secs(cli.plugin_timeout)),
+        allow_unsafe_path: cli.allow_unsafe_plugin_path,
+    })
+}
+
 fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (path, loaded) = load_config(path)?;
@@ -454,12 +472,7 @@ fn run_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
     drop(loaded);
     let resolved = started.elapsed();
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
-    let exe = std::env::current_exe().context("cannot find the host binary to run isolated plugins in")?;
-    let isolation = hotplug_host::loader::isolated::IsolationOptions {
-        exe,
-        timeout: (cli.plugin_timeout > 0).then(|| std::time::Duration::from_secs(cli.plugin_timeout)),
-        allow_unsafe_path: cli.allow_unsafe_plugin_path,
-    };
+    let isolation = isolation_options(cli)?;
     let strategies = Strategies::load_isolating(&scenario, &mut loader, Some((&isolation, cli.isolate)))?;
     if let Some(n) = cli.view_after {
         if n > scenario.steps.len() {
@@ -892,7 +905,7 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
 
 /// `host mount`: run the config's steps, then serve the model at the mount point until
 /// it is unmounted; one banner line on stderr says where and how to stop it.
-fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Path>, isolate: bool) -> anyhow::Result<ExitCode> {
     use hotplug_host::mount;
     // The mount's own sockets (fusermount3's) may close first at unmount: an EPIPE there
     // is an error value, not the end of the process (main restores SIGPIPE for reports).
@@ -911,11 +924,12 @@ fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Pat
     scenario::default_plan_strategies(&mut scenario);
     let probe_strategy = scenario.plan.strategies.first().cloned().context("no strategy can add System RAM")?;
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
-    let strategies = Strategies::load(&scenario, &mut loader)?;
+    let isolation = (isolation_options(cli)?, isolate);
+    let strategies = Strategies::load_isolating(&scenario, &mut loader, Some((&isolation.0, isolation.1)))?;
     let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: None };
     let run = runner::run(&scenario, &strategies, None, &options).context("run failed")?;
     let unexpected = run.steps.iter().filter(|s| !s.matched).count();
-    let plugins = (strategies, loader, scenario.plugin_dirs.clone());
+    let plugins = mount::live::Plugins { strategies, loader, plugin_dirs: scenario.plugin_dirs.clone(), isolation };
     let live = mount::live::Live::new(run.model, plugins, path.clone(), &loaded.text, probe_strategy);
     let shown = mount_point.display().to_string();
     let steps = count_of(run.steps.len() as u64, "step");

@@ -74,6 +74,19 @@ impl Mounted {
         Mounted { dir, child }
     }
 
+    /// Write `data` to `rel` in one write, then close it: Ok, or the errno of the write or
+    /// of close(2) (which carries a `ctl` step's).
+    fn write_and_close(&self, rel: &str, data: &[u8]) -> Result<(), i32> {
+        use std::os::fd::IntoRawFd as _;
+        let mut f = std::fs::OpenOptions::new().write(true).open(self.path(rel)).map_err(|e| e.raw_os_error().unwrap_or(-1))?;
+        f.write_all(data).map_err(|e| e.raw_os_error().unwrap_or(-1))?;
+        // SAFETY: the descriptor is ours alone (into_raw_fd gave it up), closed once.
+        match unsafe { libc::close(f.into_raw_fd()) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)),
+        }
+    }
+
     /// Send SIG`signal` (`TERM`, `INT`) and wait (at most 10 s) for the exit.
     fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
@@ -560,4 +573,65 @@ fn a_coldplug_trigger_replays_add_and_the_agent_onlines_what_was_there() {
     let actions: Vec<&str> = lines.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
     let count = |a: &str| actions.iter().filter(|&&x| x == a).count();
     assert_eq!((actions.len(), count("add"), count("online")), (56, 48, 8), "{lines}");
+}
+
+/// A 4 GiB machine with the fixture plugin broken-hostile as strategy `evil` doing
+/// `behaviour` (`isolate` as given) beside the baseline `base`; no steps.
+fn hostile_config(test: &str, behaviour: &str, isolate: bool) -> PathBuf {
+    write_config(
+        test,
+        P,
+        &format!(
+            "[machine]\nplugin_dirs = [\"@PLUGINS@\"]\n[[machine.node]]\nid = 0\nboot = [{{ start = \"0\", size = \"4GiB\" }}]\n\
+             [[strategy]]\nname = \"evil\"\nplugin = \"broken-hostile\"\nisolate = {isolate}\noptions = {{ behaviour = \"{behaviour}\" }}\n\
+             [[strategy]]\nname = \"base\"\nplugin = \"system-ram\"\n"
+        ),
+    )
+}
+
+#[test]
+fn an_isolated_plugin_that_crashes_fails_only_its_write() {
+    if !fuse_or_skip("an_isolated_plugin_that_crashes_fails_only_its_write") {
+        return;
+    }
+    let config = hostile_config("mount_isolated_config", "abort", true);
+    let m = Mounted::start("mount_isolated", config.to_str().unwrap(), &[]);
+    let before = m.read("hotplug-lab/state.json");
+    // The isolated plugin aborts in set_up: the step fails, close(2) says EIO, ctl says
+    // how the plugin's process ended, and the model is as it was.
+    let add = |strategy: &str| format!("op = \"add\"\nstart = \"8GiB\"\nsize = \"128MiB\"\nstrategy = \"{strategy}\"\n");
+    assert_eq!(m.write_and_close("hotplug-lab/ctl", add("evil").as_bytes()), Err(libc::EIO));
+    let said = m.read("hotplug-lab/ctl");
+    assert!(said.starts_with("EPLUGIN: plugin broken-hostile set_up: its isolated process crashed (SIGABRT)"), "{said}");
+    assert_eq!(m.read("hotplug-lab/state.json"), before, "a failed step changed the model");
+    // The mount goes on: the same range adds with the baseline (8 GiB / 128 MiB = block 64).
+    assert_eq!(m.write_and_close("hotplug-lab/ctl", add("base").as_bytes()), Ok(()));
+    // auto_online_blocks is the kernel's default, offline: one `add` event.
+    assert_eq!(m.read("hotplug-lab/ctl"), "ok: add: 1 event\n");
+    assert_eq!(m.read(&format!("{MEMORY}/memory64/state")), "offline\n");
+}
+
+#[test]
+fn a_plugin_that_ends_the_host_takes_the_mount_with_it() {
+    if !fuse_or_skip("a_plugin_that_ends_the_host_takes_the_mount_with_it") {
+        return;
+    }
+    // In the host's own process, the plugin calls exit(0) in set_up: the host ends with
+    // exit 3 (docs/reliability.md), and fusermount3's auto_unmount takes the mount down
+    // instead of leaving one nobody serves.
+    let config = hostile_config("mount_exit_config", "exit0", false);
+    let mut m = Mounted::start("mount_exit", config.to_str().unwrap(), &[]);
+    let step = b"op = \"add\"\nstart = \"8GiB\"\nsize = \"128MiB\"\nstrategy = \"evil\"\n";
+    assert!(m.write_and_close("hotplug-lab/ctl", step).is_err(), "the step's close succeeded");
+    let mut status = None;
+    wait_until(
+        10,
+        || "the host did not end".to_string(),
+        || {
+            status = m.child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert_eq!(status.unwrap().code(), Some(3));
+    wait_until(10, || format!("{} still mounted after the host ended", m.dir.display()), || !mounted_at(&m.dir));
 }

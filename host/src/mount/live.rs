@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::events::{Action, Event, EventLog};
 use super::tree::Node;
 use crate::config::ConfigError;
+use crate::loader::isolated::IsolationOptions;
 use crate::loader::Loader;
 use crate::model::error::ErrorCode;
 use crate::model::policy::{AutoOnline, OnlineType};
@@ -23,14 +24,21 @@ pub const MAX_ATTR_WRITE: usize = 4096;
 /// The largest step `ctl` takes.
 pub const MAX_CTL_WRITE: usize = 64 * 1024;
 
+/// The plugins behind a mount: the strategies loaded, and what loads one a `ctl` step
+/// needs that the config's steps did not (a config's implicit device-pgmap, say): the
+/// loader, the directories and the isolation the mount was started with.
+pub struct Plugins {
+    pub strategies: Strategies,
+    pub loader: Loader,
+    pub plugin_dirs: Vec<PathBuf>,
+    /// How isolated plugins run, and whether every one is (`--isolate`).
+    pub isolation: (IsolationOptions, bool),
+}
+
 /// What a mount serves: the model, the strategies its writes call, and the events.
 pub struct Live {
     pub model: Model,
-    strategies: Strategies,
-    /// Loads a strategy a `ctl` step needs that the config's steps did not (a config's
-    /// implicit device-pgmap, say), from the directories the mount was started with.
-    loader: Loader,
-    plugin_dirs: Vec<PathBuf>,
+    plugins: Plugins,
     /// The config, so a `ctl` step resolves with its strategies and names.
     config_path: PathBuf,
     /// The config without its steps: a `ctl` step is resolved as its only step, so a
@@ -45,20 +53,11 @@ pub struct Live {
 }
 
 impl Live {
-    /// `strategies` were loaded by `loader` from `plugin_dirs` for the config at
-    /// `config_path`, whose text is `config_text`.
-    pub fn new(
-        model: Model,
-        (strategies, loader, plugin_dirs): (Strategies, Loader, Vec<PathBuf>),
-        config_path: PathBuf,
-        config_text: &str,
-        probe_strategy: String,
-    ) -> Live {
+    /// `plugins` were loaded for the config at `config_path`, whose text is `config_text`.
+    pub fn new(model: Model, plugins: Plugins, config_path: PathBuf, config_text: &str, probe_strategy: String) -> Live {
         Live {
             model,
-            strategies,
-            loader,
-            plugin_dirs,
+            plugins,
             config_path,
             ctl_base: without_steps(config_text),
             probe_strategy,
@@ -165,48 +164,53 @@ impl Live {
         let result = self.ctl_step(text);
         self.last_ctl = match &result {
             Ok((step, events)) => format!("ok: {step}: {}\n", count_of(events.len() as u64, "event")),
-            Err((code, why)) => format!("{}: {why}\n", crate::model::error::errno_name(*code)),
+            Err((code, why)) => format!("{}: {why}\n", code.name()),
         };
         match result {
             Ok((_, events)) => Ok(events),
             Err((code, why)) => {
                 log::warn!("ctl: {why}");
-                Err(code)
+                Err(errno_of_code(code))
             }
         }
     }
 
-    fn ctl_step(&mut self, text: &str) -> Result<(String, Vec<Event>), (i32, String)> {
+    /// The step written to `ctl` run: its name and events, or its error code (a plugin's
+    /// failure is EPLUGIN here, EIO to close(2)) and why.
+    fn ctl_step(&mut self, text: &str) -> Result<(String, Vec<Event>), (ErrorCode, String)> {
         // The config's machine, strategies and defaults with the written step as its one
         // step; an error in the step names `hotplug-lab/ctl` and the line written.
         let head = format!("{}\n[[step]]\n", self.ctl_base);
         let header_line = head.matches('\n').count();
-        let invalid = |e: ConfigError| (errno::EINVAL, ctl_located(e, header_line).to_string());
+        let invalid = |e: ConfigError| (ErrorCode::Errno(errno::EINVAL), ctl_located(e, header_line).to_string());
         let loaded = crate::config::parse(&self.config_path, format!("{head}{text}\n")).map_err(invalid)?;
         let mut scenario = crate::scenario::resolve(&loaded, None).map_err(invalid)?;
         if scenario.steps.len() != 1 {
-            return Err((errno::EINVAL, format!("hotplug-lab/ctl: one step per write, not {}", scenario.steps.len())));
+            let why = format!("hotplug-lab/ctl: one step per write, not {}", scenario.steps.len());
+            return Err((ErrorCode::Errno(errno::EINVAL), why));
         }
-        let spec = scenario.steps.pop().ok_or((errno::EINVAL, "no step".to_string()))?;
+        let spec = scenario.steps.pop().ok_or((ErrorCode::Errno(errno::EINVAL), "no step".to_string()))?;
         self.load_missing(scenario)?;
         let op = spec.op().as_str();
         match self.apply_outcome(&spec.step) {
             Ok(events) => Ok((op.to_string(), events)),
-            Err(e) => Err((errno_of(&e), e.reason)),
+            Err(e) => Err((e.code, e.reason)),
         }
     }
 
     /// Load the strategies `scenario` defines that are not loaded yet (an implicit
     /// default of a kind the config's steps never used); a plugin that cannot be loaded
     /// fails the write, as a step naming it would fail a run.
-    fn load_missing(&mut self, mut scenario: crate::scenario::Scenario) -> Result<(), (i32, String)> {
-        scenario.strategies.retain(|s| self.strategies.get(&s.name).is_none());
+    fn load_missing(&mut self, mut scenario: crate::scenario::Scenario) -> Result<(), (ErrorCode, String)> {
+        let p = &mut self.plugins;
+        scenario.strategies.retain(|s| p.strategies.get(&s.name).is_none());
         if scenario.strategies.is_empty() {
             return Ok(());
         }
-        scenario.plugin_dirs = self.plugin_dirs.clone();
-        let more = Strategies::load(&scenario, &mut self.loader).map_err(|e| (errno::EINVAL, e.to_string()))?;
-        self.strategies.instances.extend(more.instances);
+        scenario.plugin_dirs = p.plugin_dirs.clone();
+        let more = Strategies::load_isolating(&scenario, &mut p.loader, Some((&p.isolation.0, p.isolation.1)))
+            .map_err(|e| (ErrorCode::Errno(errno::EINVAL), e.to_string()))?;
+        p.strategies.instances.extend(more.instances);
         Ok(())
     }
 
@@ -227,7 +231,7 @@ impl Live {
         let resolved = self.model.resolve_step(step).into_owned();
         // A plugin that hangs or exits in this step is named with what caused it.
         crate::loader::watch::set_context(&format!("a write to the mount ({})", step_name(&resolved)));
-        let outcome = self.model.apply(&resolved, &self.strategies);
+        let outcome = self.model.apply(&resolved, &self.plugins.strategies);
         let mut events = Vec::new();
         let mut emit = |action, id| events.push(self.events.push(action, id));
         match outcome {
@@ -302,7 +306,11 @@ fn step_name(step: &Step) -> &'static str {
 
 /// The errno a writer gets for a failed step (a plugin's failure is EIO: it has none).
 fn errno_of(e: &crate::model::StepError) -> i32 {
-    match e.code {
+    errno_of_code(e.code)
+}
+
+fn errno_of_code(code: ErrorCode) -> i32 {
+    match code {
         ErrorCode::Errno(n) => n,
         ErrorCode::Plugin => libc::EIO,
     }

@@ -5,7 +5,8 @@
 //!
 //! Safety first: the mount point must be an empty directory we may write, never a real
 //! /sys or /proc path outside a private mount namespace; SIGINT and SIGTERM unmount before
-//! the process ends, so no stale mount is left.
+//! the process ends, and fusermount3's auto_unmount takes the mount down when the process
+//! ends any other way (a plugin's exit or crash, SIGKILL), so no stale mount is left.
 
 pub mod events;
 pub mod fs;
@@ -69,6 +70,14 @@ fn in_private_mount_namespace() -> bool {
     }
 }
 
+/// Whether fusermount3 will mount with allow_root (which auto_unmount needs): for root,
+/// or when /etc/fuse.conf says `user_allow_other`.
+fn may_auto_unmount() -> bool {
+    // SAFETY: geteuid only reads the process's id.
+    let root = unsafe { libc::geteuid() } == 0;
+    root || std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|t| t.lines().any(|l| l.trim() == "user_allow_other"))
+}
+
 /// Open the `--uevent-log` file for appending: a regular file or a new one (a FIFO or a
 /// device would block or swallow the log).
 pub fn open_uevent_log(path: &Path) -> Result<std::fs::File, MountError> {
@@ -95,7 +104,19 @@ pub fn serve(live: live::Live, mount_point: &Path, uevent_log: Option<std::fs::F
         fuser::MountOption::NoAtime,
     ];
     config.n_threads = Some(1);
-    let mut session = fuser::Session::new(fs::LiveFs::new(live, uevent_log), mount_point, &config).map_err(|e| MountError::Mount {
+    if may_auto_unmount() {
+        // fusermount3 stays behind and unmounts when this process ends, however it ends
+        // (a plugin's exit, abort or crash ends it with exit 3): no stale mount. It needs
+        // allow_root, which fusermount3 grants to root or under user_allow_other.
+        config.mount_options.push(fuser::MountOption::AutoUnmount);
+        config.acl = fuser::SessionACL::RootAndOwner;
+    } else {
+        log::warn!(
+            "no user_allow_other in /etc/fuse.conf: if this process is killed or a plugin ends it, run fusermount3 -u {shown} \
+             (--isolate keeps plugins out of it)"
+        );
+    }
+    let session = fuser::Session::new(fs::LiveFs::new(live, uevent_log), mount_point, &config).map_err(|e| MountError::Mount {
         path: shown.clone(),
         why: if std::path::Path::new("/dev/fuse").exists() {
             e.to_string()
@@ -103,24 +124,36 @@ pub fn serve(live: live::Live, mount_point: &Path, uevent_log: Option<std::fs::F
             format!("{e} (no /dev/fuse: this machine or container has no FUSE)")
         },
     })?;
-    let mut unmount = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| MountError::Mount { path: shown.clone(), why: format!("cannot watch for signals: {e}") })?;
     let handle = signals.handle();
-    let detach_point = mount_point.to_path_buf();
+    let point = mount_point.to_path_buf();
     let watcher = std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            if let Err(e) = unmount.unmount() {
+            // Unmount by the mount point, not through fuser: with auto_unmount, fuser's
+            // unmount only lets go of fusermount3's socket, and fusermount3 unmounts
+            // only a filesystem whose server is gone. Once unmounted, the session ends.
+            let fusermount = |lazy: bool| {
+                let mut c = std::process::Command::new("fusermount3");
+                c.arg("-u").args(lazy.then_some("-z")).arg("--").arg(&point).stderr(std::process::Stdio::piped());
+                c.output()
+            };
+            match fusermount(false) {
+                Ok(out) if out.status.success() => {}
                 // Busy (a reader still has a file open): detach it now, as umount -l
                 // does, and end; the readers' next calls fail instead of hanging on a
                 // mount nobody serves.
-                log::info!("unmount: {e}; detaching");
-                let detached = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&detach_point).status();
-                match detached {
-                    Ok(s) if s.success() => eprintln!("host: {} unmounted (detached: files were still open)", detach_point.display()),
-                    _ => eprintln!("host: error: cannot unmount {}: {e}", detach_point.display()),
+                busy => {
+                    let why = busy.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).trim().to_string());
+                    log::info!("unmount: {why}; detaching");
+                    match fusermount(true) {
+                        Ok(out) if out.status.success() => {
+                            eprintln!("host: {} unmounted (detached: files were still open)", point.display());
+                        }
+                        _ => eprintln!("host: error: cannot unmount {}: {why}", point.display()),
+                    }
+                    std::process::exit(0);
                 }
-                std::process::exit(0);
             }
         }
     });
