@@ -201,6 +201,11 @@ fn lsmem_and_the_static_tree_agree_with_the_mount() {
     };
     assert!(row("0x0000000200000000-0x00000003ffffffff", "8G online 64-127 0 Movable"), "{listing}");
     assert!(row("0x0000000400000000-0x00000005ffffffff", "8G online 128-191 0 Normal"), "{listing}");
+    // The memory bus lists its blocks, and each block names its bus, as bus_add_device
+    // links them: scripts that walk /sys/bus/memory/devices reach the same files.
+    assert_eq!(m.read("sys/bus/memory/devices/memory64/state"), "online\n");
+    assert_eq!(std::fs::read_link(m.path(&format!("{MEMORY}/memory64/subsystem"))).unwrap(), Path::new("../../../../bus/memory"));
+    assert!(m.path(&format!("{MEMORY}/memory64/subsystem/devices/memory64")).exists());
     // The kernel's modes: state writable by root, the rest read-only, probe write-only.
     use std::os::unix::fs::PermissionsExt as _;
     let mode = |rel: &str| std::fs::metadata(m.path(rel)).unwrap().permissions().mode() & 0o777;

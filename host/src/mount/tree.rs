@@ -8,7 +8,7 @@
 
 use crate::model::Model;
 use crate::views::sysfs::{BLOCK_FILES, ROOT_FILES};
-use crate::views::sysroot::{NODE_FILES, NODE_ROOT_FILES};
+use crate::views::sysroot::{self, NODE_FILES, NODE_ROOT_FILES};
 use crate::views::View;
 
 /// A directory, file or link of the tree.
@@ -25,6 +25,12 @@ pub enum Node {
     Proc,
     /// hotplug-lab/: what is ours.
     Lab,
+    /// sys/bus, sys/bus/memory, sys/bus/memory/devices
+    Bus,
+    BusMemory,
+    BusDevices,
+    /// sys/bus/memory/devices/memoryN, to the block.
+    BusDeviceLink(u64),
     /// memory/block_size_bytes, memory/auto_online_blocks (index into `ROOT_FILES`).
     MemoryFile(usize),
     /// memory/probe (x86: CONFIG_ARCH_MEMORY_PROBE), write-only.
@@ -37,6 +43,8 @@ pub enum Node {
     /// memoryN/uevent: reads empty (memory blocks add no variables); a write sends a
     /// synthetic uevent (kobject_synth_uevent), as `udevadm trigger` does.
     BlockUevent(u64),
+    /// memoryN/subsystem, to the memory bus.
+    BlockSubsystemLink(u64),
     /// node/possible ... (index into `NODE_ROOT_FILES`).
     NodeRootFile(usize),
     NodeDir(u32),
@@ -76,12 +84,17 @@ impl Node {
             Node::NodeTop => (6, 0),
             Node::Proc => (7, 0),
             Node::Lab => (8, 0),
+            Node::Bus => (9, 0),
+            Node::BusMemory => (10, 0),
+            Node::BusDevices => (11, 0),
             Node::MemoryFile(i) => (16 + i as u64, 0),
             Node::Probe => (23, 0),
             Node::BlockDir(b) => (24, b),
             Node::BlockFile(b, i) => (32 + i as u64, b),
             Node::BlockNodeLink(b) => (40, b),
             Node::BlockUevent(b) => (41, b),
+            Node::BlockSubsystemLink(b) => (42, b),
+            Node::BusDeviceLink(b) => (43, b),
             Node::NodeRootFile(i) => (48 + i as u64, 0),
             Node::NodeDir(n) => (56, u64::from(n)),
             Node::NodeFile(n, i) => (64 + i as u64, u64::from(n)),
@@ -108,12 +121,17 @@ impl Node {
             6 => fixed(Node::NodeTop),
             7 => fixed(Node::Proc),
             8 => fixed(Node::Lab),
+            9 => fixed(Node::Bus),
+            10 => fixed(Node::BusMemory),
+            11 => fixed(Node::BusDevices),
             k @ 16..=22 if ((k - 16) as usize) < ROOT_FILES.len() => fixed(Node::MemoryFile((k - 16) as usize)),
             23 => fixed(Node::Probe),
             24 => Some(Node::BlockDir(id)),
             k @ 32..=39 if ((k - 32) as usize) < BLOCK_FILES.len() => Some(Node::BlockFile(id, (k - 32) as usize)),
             40 => Some(Node::BlockNodeLink(id)),
             41 => Some(Node::BlockUevent(id)),
+            42 => Some(Node::BlockSubsystemLink(id)),
+            43 => Some(Node::BusDeviceLink(id)),
             k @ 48..=55 if ((k - 48) as usize) < NODE_ROOT_FILES.len() => fixed(Node::NodeRootFile((k - 48) as usize)),
             56 => u32::try_from(id).ok().map(Node::NodeDir),
             k @ 64..=71 if ((k - 64) as usize) < NODE_FILES.len() => u32::try_from(id).ok().map(|n| Node::NodeFile(n, (k - 64) as usize)),
@@ -129,8 +147,9 @@ impl Node {
     pub fn kind(self) -> Kind {
         match self {
             Node::Root | Node::Sys | Node::Devices | Node::System | Node::Memory | Node::NodeTop | Node::Proc | Node::Lab => Kind::Dir,
+            Node::Bus | Node::BusMemory | Node::BusDevices => Kind::Dir,
             Node::BlockDir(_) | Node::NodeDir(_) => Kind::Dir,
-            Node::BlockNodeLink(_) | Node::NodeMemoryLink(_) => Kind::Link,
+            Node::BlockNodeLink(_) | Node::NodeMemoryLink(_) | Node::BlockSubsystemLink(_) | Node::BusDeviceLink(_) => Kind::Link,
             _ => Kind::File,
         }
     }
@@ -139,7 +158,7 @@ impl Node {
     pub fn mode(self) -> u32 {
         match self {
             n if n.kind() == Kind::Dir => 0o755,
-            Node::BlockNodeLink(_) | Node::NodeMemoryLink(_) => 0o777,
+            n if n.kind() == Kind::Link => 0o777,
             Node::MemoryFile(i) => ROOT_FILES[i].1,
             Node::Probe => 0o200,
             Node::BlockUevent(_) => 0o644,
@@ -168,7 +187,12 @@ fn has_probe(model: &Model) -> bool {
 pub fn exists(model: &Model, node: Node) -> bool {
     match node {
         Node::Probe => has_probe(model),
-        Node::BlockDir(b) | Node::BlockFile(b, _) | Node::BlockNodeLink(b) | Node::BlockUevent(b) => model.blocks.contains(b),
+        Node::BlockDir(b)
+        | Node::BlockFile(b, _)
+        | Node::BlockNodeLink(b)
+        | Node::BlockUevent(b)
+        | Node::BlockSubsystemLink(b)
+        | Node::BusDeviceLink(b) => model.blocks.contains(b),
         Node::NodeDir(n) | Node::NodeFile(n, _) => model.nodes.get(&n).is_some_and(|n| n.online),
         Node::NodeMemoryLink(b) => model.blocks.get(&b).is_some_and(|blk| model.nodes.get(&blk.nid).is_some_and(|n| n.online)),
         _ => true,
@@ -191,6 +215,10 @@ pub fn lookup(model: &Model, dir: Node, name: &str) -> Option<Node> {
             _ => return None,
         },
         Node::Sys if name == "devices" => Node::Devices,
+        Node::Sys if name == "bus" => Node::Bus,
+        Node::Bus if name == "memory" => Node::BusMemory,
+        Node::BusMemory if name == "devices" => Node::BusDevices,
+        Node::BusDevices => Node::BusDeviceLink(numbered("memory")?),
         Node::Devices if name == "system" => Node::System,
         Node::System if name == "memory" => Node::Memory,
         Node::System if name == "node" => Node::NodeTop,
@@ -206,6 +234,7 @@ pub fn lookup(model: &Model, dir: Node, name: &str) -> Option<Node> {
         Node::BlockDir(b) => match BLOCK_FILES.iter().position(|f| f.0 == name) {
             Some(i) => Node::BlockFile(b, i),
             None if name == "uevent" => Node::BlockUevent(b),
+            None if name == "subsystem" => Node::BlockSubsystemLink(b),
             None => {
                 let nid = model.blocks.get(&b)?.nid;
                 (numbered("node")? == u64::from(nid)).then_some(Node::BlockNodeLink(b))?
@@ -241,7 +270,9 @@ pub fn entries(model: &Model, dir: Node, offset: u64, limit: usize) -> Vec<(u64,
     let mut fixed: Vec<(Node, String)> = Vec::new();
     match dir {
         Node::Root => fixed.extend([(Node::Sys, "sys".into()), (Node::Proc, "proc".into()), (Node::Lab, "hotplug-lab".into())]),
-        Node::Sys => fixed.push((Node::Devices, "devices".into())),
+        Node::Sys => fixed.extend([(Node::Devices, "devices".into()), (Node::Bus, "bus".into())]),
+        Node::Bus => fixed.push((Node::BusMemory, "memory".into())),
+        Node::BusMemory => fixed.push((Node::BusDevices, "devices".into())),
         Node::Devices => fixed.push((Node::System, "system".into())),
         Node::System => fixed.extend([(Node::Memory, "memory".into()), (Node::NodeTop, "node".into())]),
         Node::Memory => {
@@ -253,6 +284,7 @@ pub fn entries(model: &Model, dir: Node, offset: u64, limit: usize) -> Vec<(u64,
         Node::BlockDir(b) => {
             fixed.extend(BLOCK_FILES.iter().enumerate().map(|(i, f)| (Node::BlockFile(b, i), f.0.to_string())));
             fixed.push((Node::BlockUevent(b), "uevent".into()));
+            fixed.push((Node::BlockSubsystemLink(b), "subsystem".into()));
             if let Some(blk) = model.blocks.get(&b) {
                 fixed.push((Node::BlockNodeLink(b), format!("node{}", blk.nid)));
             }
@@ -272,13 +304,14 @@ pub fn entries(model: &Model, dir: Node, offset: u64, limit: usize) -> Vec<(u64,
     }
     let from_id = offset.saturating_sub(FIRST_ID_OFFSET);
     match dir {
-        Node::Memory => {
+        Node::Memory | Node::BusDevices => {
+            let entry = if dir == Node::Memory { Node::BlockDir } else { Node::BusDeviceLink };
             for (first, end, _) in model.blocks.runs_in(from_id, u64::MAX) {
                 for id in first.max(from_id)..end {
                     if out.len() >= limit {
                         return out;
                     }
-                    out.push((FIRST_ID_OFFSET + id + 1, Node::BlockDir(id), format!("memory{id}")));
+                    out.push((FIRST_ID_OFFSET + id + 1, entry(id), format!("memory{id}")));
                 }
             }
         }
@@ -311,8 +344,10 @@ pub fn entries(model: &Model, dir: Node, offset: u64, limit: usize) -> Vec<(u64,
 /// Where a link points, as sysfs makes it (relative).
 pub fn link_target(model: &Model, node: Node) -> Option<String> {
     match node {
-        Node::BlockNodeLink(b) => Some(format!("../../node/node{}", model.blocks.get(&b)?.nid)),
-        Node::NodeMemoryLink(b) => Some(format!("../../memory/memory{b}")),
+        Node::BlockNodeLink(b) => Some(sysroot::block_node_target(model.blocks.get(&b)?.nid)),
+        Node::NodeMemoryLink(b) => Some(sysroot::node_block_target(b)),
+        Node::BlockSubsystemLink(_) => Some(sysroot::SUBSYSTEM_TARGET.to_string()),
+        Node::BusDeviceLink(b) => Some(sysroot::bus_device_target(b)),
         _ => None,
     }
 }
@@ -347,6 +382,11 @@ mod tests {
             Node::BlockFile(7, 5),
             Node::BlockNodeLink(3),
             Node::BlockUevent(1 << 40),
+            Node::BlockSubsystemLink(5),
+            Node::Bus,
+            Node::BusMemory,
+            Node::BusDevices,
+            Node::BusDeviceLink(524_288),
             Node::NodeRootFile(4),
             Node::NodeDir(1023),
             Node::NodeFile(2, 1),

@@ -1,7 +1,8 @@
 //! A whole system root as tools read it: `sys/devices/system/memory` (sysfs.rs) with each
-//! block's `nodeN` link, `sys/devices/system/node` (drivers/base/node.c), and
-//! `proc/{iomem,zoneinfo,meminfo}`, so `lsmem --sysroot DIR` or `numactl`-style scripts
-//! run on the model as on a real machine.
+//! block's `nodeN` and `subsystem` links, `sys/devices/system/node` (drivers/base/node.c),
+//! `sys/bus/memory/devices` (the bus's links to its blocks), and
+//! `proc/{iomem,zoneinfo,meminfo}`, so `lsmem --sysroot DIR`, `udevadm trigger` (in a
+//! mount namespace) or `numactl`-style scripts run on the model as on a real machine.
 //!
 //! Node facts follow the kernel's node states: a node directory exists for each online node
 //! (`register_one_node()`: a node is online with CPUs or once memory was added to it);
@@ -27,15 +28,39 @@ pub enum Entry {
 
 const MEMORY: &str = "sys/devices/system/memory";
 const NODE: &str = "sys/devices/system/node";
+const BUS_DEVICES: &str = "sys/bus/memory/devices";
+
+/// `memoryN/nodeK`: the block's node (register_memory_block_under_node).
+pub fn block_node_target(nid: u32) -> String {
+    format!("../../node/node{nid}")
+}
+
+/// `nodeK/memoryN`: the node's block.
+pub fn node_block_target(block: u64) -> String {
+    format!("../../memory/memory{block}")
+}
+
+/// `memoryN/subsystem`: the memory bus (bus_add_device links it), by which tools such as
+/// udevadm tell a device's subsystem.
+pub const SUBSYSTEM_TARGET: &str = "../../../../bus/memory";
+
+/// `sys/bus/memory/devices/memoryN`: the bus's link to each of its devices (bus_add_device
+/// too), how udevadm and libudev enumerate the memory subsystem.
+pub fn bus_device_target(block: u64) -> String {
+    format!("../../../devices/system/memory/memory{block}")
+}
 
 /// Every entry of the tree.
 pub fn entries(model: &Model) -> Vec<Entry> {
     let mut out: Vec<Entry> =
         super::sysfs::files(model).into_iter().map(|(rel, text, mode)| Entry::File(format!("{MEMORY}/{rel}"), text, mode)).collect();
-    // register_memory_block_under_node(): a link each way between a block and its node.
+    // register_memory_block_under_node(): a link each way between a block and its node;
+    // the driver core's links between the device and its bus (bus_add_device).
     for b in model.blocks.values() {
-        out.push(Entry::Link(format!("{MEMORY}/memory{}/node{}", b.id, b.nid), format!("../../node/node{}", b.nid)));
-        out.push(Entry::Link(format!("{NODE}/node{}/memory{}", b.nid, b.id), format!("../../memory/memory{}", b.id)));
+        out.push(Entry::Link(format!("{MEMORY}/memory{}/node{}", b.id, b.nid), block_node_target(b.nid)));
+        out.push(Entry::Link(format!("{NODE}/node{}/memory{}", b.nid, b.id), node_block_target(b.id)));
+        out.push(Entry::Link(format!("{MEMORY}/memory{}/subsystem", b.id), SUBSYSTEM_TARGET.to_string()));
+        out.push(Entry::Link(format!("{BUS_DEVICES}/memory{}", b.id), bus_device_target(b.id)));
     }
     for (name, mode) in NODE_ROOT_FILES {
         if let Some(text) = node_root_file(model, name) {
