@@ -202,6 +202,10 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         jobs: Option<u16>,
+        /// A point whose config is invalid at its values (or whose plugins do not load)
+        /// becomes a row saying why, instead of ending the sweep with exit 2.
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Serve the model live as the kernel's memory sysfs over FUSE at MOUNTPOINT (after the
     /// config's steps): sys/devices/system/{memory,node}, proc/{iomem,zoneinfo,meminfo},
@@ -332,10 +336,11 @@ fn main() -> ExitCode {
             let args = PlanArgs { target: *target, start: *start, strategies, format: *format, write_scenario: write_scenario.as_deref() };
             run_plan(&cli, config, &args)
         }
-        Some(Command::Sweep { config, varies, strategies, format, csv, chart, chart_metric, jobs }) => {
+        Some(Command::Sweep { config, varies, strategies, format, csv, chart, chart_metric, jobs, keep_going }) => {
             let args = SweepArgs {
                 varies,
                 strategies,
+                keep_going: *keep_going,
                 format: *format,
                 csv: csv.as_deref(),
                 chart: chart.as_deref(),
@@ -850,6 +855,7 @@ fn check_config(cli: &Cli, path: &Path) -> anyhow::Result<ExitCode> {
 struct SweepArgs<'a> {
     varies: &'a [hotplug_host::sweep::Vary],
     strategies: &'a [String],
+    keep_going: bool,
     format: Format,
     csv: Option<&'a Path>,
     chart: Option<&'a Path>,
@@ -866,6 +872,7 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
         varies: args.varies.to_vec(),
         strategies: args.strategies.to_vec(),
         plugin_dirs: loader::plugin_path(&cli.plugin_dirs),
+        keep_going: args.keep_going,
     };
     let points = hotplug_host::sweep::vary::grid(args.varies).map_err(anyhow::Error::msg)?.len();
     // A bar only for a person watching: none in pipes, files and CI logs.

@@ -46,6 +46,27 @@ fn every_shipped_report_the_plan_and_a_sweep_validate_against_the_schema() {
     assert_eq!(sweep["kind"], "sweep");
     assert_eq!(sweep["sweep"]["rows"][0]["error"]["code"], "ENOMEM");
     schemas.validate(&sweep, index).unwrap_or_else(|e| panic!("sweep: {e:#}"));
+    // A --keep-going sweep with a point that did not run (96 MiB: no power of two): its
+    // rows have null metrics and say why; a row that says why and has metrics, or has
+    // neither, is refused.
+    let mut kept = json_of(&[
+        "sweep",
+        "--config",
+        "small-vm.toml",
+        "--vary",
+        "machine.memory_block_size=96MiB,128MiB",
+        "--keep-going",
+        "--format",
+        "json",
+    ]);
+    assert!(kept["sweep"]["rows"][0]["invalid"].is_string());
+    schemas.validate(&kept, index).unwrap_or_else(|e| panic!("keep-going sweep: {e:#}"));
+    let ran = kept["sweep"]["rows"][2]["metrics"].clone();
+    kept["sweep"]["rows"][0]["metrics"] = ran;
+    assert!(schemas.validate(&kept, index).is_err(), "an invalid row with metrics must not validate");
+    kept["sweep"]["rows"][2]["metrics"] = serde_json::Value::Null;
+    kept["sweep"]["rows"][0]["metrics"] = serde_json::Value::Null;
+    assert!(schemas.validate(&kept, index).is_err(), "a row that ran with null metrics must not validate");
 }
 
 #[test]

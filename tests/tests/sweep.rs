@@ -117,3 +117,67 @@ fn a_bad_vary_or_point_is_one_located_line_and_exit_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("factor of 2 or more"), "{}", run.stderr);
 }
+
+#[test]
+fn keep_going_turns_an_invalid_point_into_a_row_that_says_why() {
+    let dir = scratch("sweep_keep_going");
+    let (csv, chart) = (dir.join("k.csv"), dir.join("k.svg"));
+    // 96 MiB is no power of two (invalid geometry); 128 MiB is small-vm.toml's own block
+    // size. small-vm.toml compares base and mom: 4 rows, 2 of them for the invalid point.
+    let args = [
+        "sweep",
+        "--config",
+        "small-vm.toml",
+        "--vary",
+        "machine.memory_block_size=96MiB,128MiB",
+        "--keep-going",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--chart",
+        chart.to_str().unwrap(),
+        "--chart-metric",
+        "added",
+    ];
+    let run = run_host(P, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let cells = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let invalid: Vec<&&str> = lines.iter().filter(|l| l.trim_start().starts_with("96MiB")).collect();
+    assert_eq!(invalid.len(), 2, "{}", run.stdout);
+    for l in &invalid {
+        let c = cells(l);
+        // value, strategy, outcome, then eight metric cells of "-".
+        assert_eq!(&c[2..], ["invalid", "-", "-", "-", "-", "-", "-", "-", "-"], "{l}");
+    }
+    // Why, once, under the table, naming the point and the config's line.
+    let why: Vec<&&str> = lines.iter().filter(|l| l.starts_with("invalid at ")).collect();
+    assert_eq!(why.len(), 1, "{}", run.stdout);
+    assert!(why[0].starts_with("invalid at machine.memory_block_size=96MiB: ") && why[0].contains("power of two"), "{}", why[0]);
+    // The valid point ran as without --keep-going: its rows end ok or with the errno.
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("128MiB")).count(), 2, "{}", run.stdout);
+
+    // The CSV: empty metrics and the reason for the invalid point's rows, none for the others.
+    let rows = csv_rows(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        let bad = r["machine.memory_block_size"] == "96MiB";
+        assert_eq!(r["added_bytes"].is_empty(), bad, "{r:?}");
+        assert_eq!(r["steps"] == "0", bad, "{r:?}");
+        assert_eq!(r["invalid"].contains("power of two"), bad, "{r:?}");
+    }
+    // The chart draws only what ran: no point at all for 96 MiB (it is neither filled
+    // nor hollow), so each strategy's line has one point, at 128 MiB.
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+
+    // The JSON: null metrics and the reason, and it validates (report_schema.rs checks
+    // the schema itself).
+    let run = run_host(P, &[&args[..5], &["--keep-going", "--format", "json"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let rows = json["sweep"]["rows"].as_array().unwrap();
+    let bad: Vec<_> = rows.iter().filter(|r| r["values"][0] == "96MiB").collect();
+    assert_eq!(bad.len(), 2);
+    assert!(bad.iter().all(|r| r["metrics"].is_null() && r["invalid"].as_str().unwrap().contains("power of two")));
+    assert!(rows.iter().filter(|r| r["values"][0] == "128MiB").all(|r| r["metrics"].is_object() && r.get("invalid").is_none()));
+}

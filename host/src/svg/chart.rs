@@ -30,8 +30,9 @@ pub enum ChartMetric {
 }
 
 impl ChartMetric {
+    /// The row's value (`None`: a share with nothing added, or a point that did not run).
     fn value(self, r: &SweepRow) -> Option<f64> {
-        let m = &r.metrics;
+        let m = r.metrics.as_ref()?;
         match self {
             ChartMetric::Share => m.memmap_share_percent,
             ChartMetric::Memmap => Some(m.memmap_bytes as f64),

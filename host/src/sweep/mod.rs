@@ -25,6 +25,9 @@ pub struct SweepRequest {
     pub strategies: Vec<String>,
     /// Searched for plugins before the config's own `plugin_dirs` (`--plugin-dir`).
     pub plugin_dirs: Vec<PathBuf>,
+    /// A point whose config is invalid (or whose plugins do not load) becomes a row
+    /// saying why, instead of ending the sweep (`--keep-going`).
+    pub keep_going: bool,
 }
 
 /// What one run ended with, machine-wide, in bytes and pages.
@@ -85,7 +88,29 @@ pub struct SweepRow {
     pub partial: bool,
     #[serde(serialize_with = "crate::report::json::serialize_opt_error")]
     pub error: Option<StepError>,
-    pub metrics: Metrics,
+    /// What the run ended with (`None`: the point did not run).
+    pub metrics: Option<Metrics>,
+    /// Why the point did not run: its config is invalid at these values, or a plugin
+    /// did not load (only with `keep_going`; such a point has no steps and no metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
+impl SweepRow {
+    /// The row of a point that did not run, for `strategy`.
+    fn invalid(values: &[String], strategy: Option<String>, why: &str) -> SweepRow {
+        SweepRow {
+            values: values.to_vec(),
+            strategy,
+            steps_ok: 0,
+            steps: 0,
+            failed_step: None,
+            partial: false,
+            error: None,
+            metrics: None,
+            invalid: Some(why.to_string()),
+        }
+    }
 }
 
 /// A whole sweep, rows in grid order (the first vary slowest), strategies in turn.
@@ -112,7 +137,7 @@ pub enum SweepError {
     Toml(String),
     /// A point's config or run failed before its steps could answer.
     #[error("at {point}: {message}")]
-    Point { point: String, message: String },
+    Point { point: String, values: Vec<String>, message: String },
 }
 
 /// Run the config `text` (read from `path`) at every point of the grid, each point
@@ -133,14 +158,22 @@ pub fn sweep(path: &Path, text: &str, request: &SweepRequest, loader: &Loader, p
             out
         })
         .collect();
+    // The strategies every point runs with: the first point that ran says which (the
+    // same config gives the same list); with none, those asked for, or the steps as written.
+    let strategies = match results.iter().find_map(|r| r.as_ref().ok()) {
+        Some(point) => point.strategies.clone(),
+        None if request.strategies.is_empty() => vec![None],
+        None => request.strategies.iter().cloned().map(Some).collect(),
+    };
     let mut rows = Vec::new();
-    let mut strategies = Vec::new();
     for r in results {
-        let point = r?;
-        if strategies.is_empty() {
-            strategies = point.strategies;
+        match r {
+            Ok(point) => rows.extend(point.rows),
+            Err(SweepError::Point { values, message, .. }) if request.keep_going => {
+                rows.extend(strategies.iter().map(|s| SweepRow::invalid(&values, s.clone(), &message)));
+            }
+            Err(e) => return Err(e),
         }
-        rows.extend(point.rows);
     }
     let varies = request.varies.iter().map(|v| VaryReport { key: v.key.clone(), values: v.values.clone() }).collect();
     Ok(Sweep { varies, strategies, rows })
@@ -161,7 +194,7 @@ fn run_point(
     loader: &Loader,
 ) -> Result<PointRuns, SweepError> {
     let point = request.varies.iter().zip(values).map(|(v, x)| format!("{}={x}", v.key)).collect::<Vec<_>>().join(" ");
-    let fail = |message: String| SweepError::Point { point: point.clone(), message };
+    let fail = |message: String| SweepError::Point { point: point.clone(), values: values.to_vec(), message };
     let mut doc = doc.clone();
     for (v, x) in request.varies.iter().zip(values) {
         v.apply(&mut doc, x).map_err(&fail)?;
@@ -194,7 +227,8 @@ fn run_point(
             failed_step: failed.as_ref().map(|(i, _, _)| *i),
             partial: failed.as_ref().is_some_and(|(_, _, partial)| *partial),
             error: failed.map(|(_, e, _)| e),
-            metrics: Metrics::of(&run.model),
+            metrics: Some(Metrics::of(&run.model)),
+            invalid: None,
         });
     }
     Ok(PointRuns { rows, strategies: names })
