@@ -32,17 +32,34 @@ fn fuse_or_skip(test: &str) -> bool {
 struct Mounted {
     dir: PathBuf,
     child: Child,
+    /// What it said on stderr before its banner.
+    said: Vec<String>,
 }
 
 impl Mounted {
     /// Mount `config` at a fresh directory of `test`'s, once the banner says it is there.
     fn start(test: &str, config: &str, extra: &[&str]) -> Mounted {
+        Mounted::start_as(test, config, extra, None)
+    }
+
+    /// ... as user `uid` (with its group of the same number) when given: the mount point
+    /// is theirs, and `setpriv` (util-linux) runs the host as them.
+    fn start_as(test: &str, config: &str, extra: &[&str], uid: Option<u32>) -> Mounted {
         // A mount an earlier, killed run left behind would keep the directory busy.
         let stale = hotplug_tests::target_dir().join("test-scratch").join(test).join("mnt");
         let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&stale).stderr(Stdio::null()).status();
         let dir = scratch(test).join("mnt");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(host_exe(P))
+        let mut command = match uid {
+            None => Command::new(host_exe(P)),
+            Some(uid) => {
+                std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}")).arg(format!("--regid={uid}")).arg("--clear-groups").arg(host_exe(P));
+                c
+            }
+        };
+        let mut child = command
             .args(["mount", "--config", config])
             .arg(&dir)
             .args(extra)
@@ -58,20 +75,24 @@ impl Mounted {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut said = Vec::new();
         loop {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) if line.contains(" mounted at ") => {
                     assert!(line.contains(&format!("stop with Ctrl-C or fusermount3 -u {}", dir.display())), "{line}");
                     break;
                 }
-                Ok(line) => eprintln!("host mount: {line}"),
+                Ok(line) => {
+                    eprintln!("host mount: {line}");
+                    said.push(line);
+                }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("host mount did not come up: {:?}", child.wait());
+                    panic!("host mount did not come up: {:?}\n{}", child.wait(), said.join("\n"));
                 }
             }
         }
-        Mounted { dir, child }
+        Mounted { dir, child, said }
     }
 
     /// Write `data` to `rel` in one write, then close it: Ok, or the errno of the write or
@@ -639,4 +660,39 @@ fn a_plugin_that_ends_the_host_takes_the_mount_with_it() {
     );
     assert_eq!(status.unwrap().code(), Some(3));
     wait_until(10, || format!("{} still mounted after the host ended", m.dir.display()), || !mounted_at(&m.dir));
+}
+
+#[test]
+fn a_user_mounts_a_machine_of_their_own() {
+    if !fuse_or_skip("a_user_mounts_a_machine_of_their_own") {
+        return;
+    }
+    // SAFETY: geteuid only reads the process's id.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test becomes nobody with setpriv: run the tests as root (README)");
+    const NOBODY: u32 = 65534;
+    let m = Mounted::start_as("mount_user", "acpi-dimm.toml", &[], Some(NOBODY));
+    // fusermount3 grants auto_unmount's allow_root to a user only under
+    // user_allow_other; without it the host mounts without and says what to do.
+    let allow_other = std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|t| t.lines().any(|l| l.trim() == "user_allow_other"));
+    let warned = m.said.iter().any(|l| l.contains("no user_allow_other in /etc/fuse.conf") && l.contains("fusermount3 -u"));
+    assert_eq!(warned, !allow_other, "{:?}", m.said);
+    // The user reads it as root reads a root mount (acpi-dimm.toml: 20 GiB online) ...
+    let as_user = Command::new("setpriv")
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .args(["lsmem", "--sysroot"])
+        .arg(&m.dir)
+        .output()
+        .unwrap();
+    assert!(as_user.status.success(), "{}", String::from_utf8_lossy(&as_user.stderr));
+    assert!(String::from_utf8_lossy(&as_user.stdout).contains("Total online memory:      20G"));
+    // ... and it is theirs alone (FUSE's default), but for root under allow_root.
+    let as_root = Command::new("lsmem").arg("--sysroot").arg(&m.dir).output().unwrap();
+    assert_eq!(as_root.status.success(), allow_other, "{}", String::from_utf8_lossy(&as_root.stderr));
+    // SIGTERM unmounts through the setuid fusermount3 as for root.
+    let mut m = m;
+    let status = m.stop("TERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!mounted_at(&m.dir), "{} still mounted after SIGTERM", m.dir.display());
 }
