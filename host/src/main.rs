@@ -226,6 +226,11 @@ enum Command {
         /// plugin fails only the write that called it (EIO), and the mount goes on.
         #[arg(long)]
         isolate: bool,
+        /// Check the model's invariants after the config's steps and after every write,
+        /// and that a refused write left it as it was (a copy of the model per write): a
+        /// broken one is undone and the write fails with EIO.
+        #[arg(long)]
+        check_invariants: bool,
     },
     /// Write a new strategy plugin crate, ready for `cargo test` (the conformance suite)
     /// and `host --config scenario.toml`; an existing directory is never touched.
@@ -349,8 +354,9 @@ fn main() -> ExitCode {
             };
             run_sweep(&cli, config, &args)
         }
-        Some(Command::Mount { config, mountpoint, uevent_log, isolate }) => {
-            run_mount(&cli, config, mountpoint, uevent_log.as_deref(), *isolate)
+        Some(Command::Mount { config, mountpoint, uevent_log, isolate, check_invariants }) => {
+            let args = MountArgs { uevent_log: uevent_log.as_deref(), isolate: *isolate, check_invariants: *check_invariants };
+            run_mount(&cli, config, mountpoint, &args)
         }
         Some(Command::PluginServer) => loader::server::serve().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::msg),
         Some(Command::Plugins { dirs, verbose, all, format }) => {
@@ -912,7 +918,14 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
 
 /// `host mount`: run the config's steps, then serve the model at the mount point until
 /// it is unmounted; one banner line on stderr says where and how to stop it.
-fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Path>, isolate: bool) -> anyhow::Result<ExitCode> {
+/// `host mount`'s own options.
+struct MountArgs<'a> {
+    uevent_log: Option<&'a Path>,
+    isolate: bool,
+    check_invariants: bool,
+}
+
+fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, args: &MountArgs) -> anyhow::Result<ExitCode> {
     use hotplug_host::mount;
     // The mount's own sockets (fusermount3's) may close first at unmount: an EPIPE there
     // is an error value, not the end of the process (main restores SIGPIPE for reports).
@@ -923,7 +936,7 @@ fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Pat
     }
     // Everything that can be refused is refused before anything runs or mounts.
     let mount_point = mount::check_mount_point(mount_point)?;
-    let log = uevent_log.map(mount::open_uevent_log).transpose()?;
+    let log = args.uevent_log.map(mount::open_uevent_log).transpose()?;
     let (path, loaded) = load_config(path)?;
     let mut scenario = scenario::resolve(&loaded, None)?;
     scenario.plugin_dirs.splice(0..0, loader::plugin_path(&cli.plugin_dirs));
@@ -931,13 +944,14 @@ fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, uevent_log: Option<&Pat
     scenario::default_plan_strategies(&mut scenario);
     let probe_strategy = scenario.plan.strategies.first().cloned().context("no strategy can add System RAM")?;
     let mut loader = Loader::new(cli.allow_unsafe_plugin_path);
-    let isolation = (isolation_options(cli)?, isolate);
+    let isolation = (isolation_options(cli)?, args.isolate);
     let strategies = Strategies::load_isolating(&scenario, &mut loader, Some((&isolation.0, isolation.1)))?;
-    let options = RunOptions { check_invariants: cli.check_invariants, keep_history: false, stop_after: None };
+    let options = RunOptions { check_invariants: args.check_invariants, keep_history: false, stop_after: None };
     let run = runner::run(&scenario, &strategies, None, &options).context("run failed")?;
     let unexpected = run.steps.iter().filter(|s| !s.matched).count();
     let plugins = mount::live::Plugins { strategies, loader, plugin_dirs: scenario.plugin_dirs.clone(), isolation };
-    let live = mount::live::Live::new(run.model, plugins, path.clone(), &loaded.text, probe_strategy);
+    let mut live = mount::live::Live::new(run.model, plugins, path.clone(), &loaded.text, probe_strategy);
+    live.check_invariants = args.check_invariants;
     let shown = mount_point.display().to_string();
     let steps = count_of(run.steps.len() as u64, "step");
     mount::serve(live, &mount_point, log, || {

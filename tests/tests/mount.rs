@@ -42,6 +42,12 @@ impl Mounted {
         Mounted::start_as(test, config, extra, None)
     }
 
+    /// ... with `--check-invariants`: after every write, the model's invariants, and that
+    /// a refused write changed nothing (a broken one fails the write with EIO).
+    fn start_checked(test: &str, config: &str, extra: &[&str]) -> Mounted {
+        Mounted::start_as(test, config, &[extra, &["--check-invariants"]].concat(), None)
+    }
+
     /// ... as user `uid` (with its group of the same number) when given: the mount point
     /// is theirs, and `setpriv` (util-linux) runs the host as them.
     fn start_as(test: &str, config: &str, extra: &[&str], uid: Option<u32>) -> Mounted {
@@ -244,7 +250,7 @@ fn writes_do_what_the_kernel_does_and_a_bad_one_changes_nothing() {
         return;
     }
     let log = scratch("mount_writes_log").join("uevents.log");
-    let m = Mounted::start("mount_writes", "acpi-dimm.toml", &["--uevent-log", log.to_str().unwrap()]);
+    let m = Mounted::start_checked("mount_writes", "acpi-dimm.toml", &["--uevent-log", log.to_str().unwrap()]);
     let state = format!("{MEMORY}/memory100/state");
     assert_eq!(m.read(&state), "online\n");
     let before = m.read("hotplug-lab/state.json");
@@ -489,7 +495,7 @@ fn ctl_steps_announce_blocks_in_the_kernels_order() {
         "[machine]\nauto_online_blocks = \"online_movable\"\n[[machine.node]]\nid = 0\nboot = [{ start = \"0\", size = \"4GiB\" }]\n",
     );
     let log = scratch("mount_ctl_order_log").join("uevents.log");
-    let m = Mounted::start("mount_ctl_order", config.to_str().unwrap(), &["--uevent-log", log.to_str().unwrap()]);
+    let m = Mounted::start_checked("mount_ctl_order", config.to_str().unwrap(), &["--uevent-log", log.to_str().unwrap()]);
     let ctl = |step: &str| {
         m.write("hotplug-lab/ctl", step.as_bytes()).unwrap();
         m.read("hotplug-lab/ctl")
@@ -621,7 +627,7 @@ fn an_isolated_plugin_that_crashes_fails_only_its_write() {
         return;
     }
     let config = hostile_config("mount_isolated_config", "abort", true);
-    let m = Mounted::start("mount_isolated", config.to_str().unwrap(), &[]);
+    let m = Mounted::start_checked("mount_isolated", config.to_str().unwrap(), &[]);
     let before = m.read("hotplug-lab/state.json");
     // The isolated plugin aborts in set_up: the step fails, close(2) says EIO, ctl says
     // how the plugin's process ended, and the model is as it was.

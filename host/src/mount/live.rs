@@ -50,6 +50,9 @@ pub struct Live {
     pub events: EventLog,
     /// What the last `ctl` write did, for a read of `ctl`.
     pub last_ctl: String,
+    /// `--check-invariants`: after every change, the model's invariants, and that a
+    /// failed one changed nothing (a copy of the model per write).
+    pub check_invariants: bool,
 }
 
 impl Live {
@@ -63,6 +66,7 @@ impl Live {
             probe_strategy,
             events: EventLog::default(),
             last_ctl: String::new(),
+            check_invariants: false,
         }
     }
 
@@ -231,7 +235,23 @@ impl Live {
         let resolved = self.model.resolve_step(step).into_owned();
         // A plugin that hangs or exits in this step is named with what caused it.
         crate::loader::watch::set_context(&format!("a write to the mount ({})", step_name(&resolved)));
+        let before = self.check_invariants.then(|| self.model.clone());
         let outcome = self.model.apply(&resolved, &self.plugins.strategies);
+        if let Some(before) = before {
+            // A model bug, not the writer's: the change is undone and the write fails.
+            let broken = match &outcome {
+                Outcome::Failed(e) => {
+                    let changed = self.model.differences(&before);
+                    (!changed.is_empty()).then(|| format!("it failed ({}) but changed {}", e.code, changed.join(", ")))
+                }
+                _ => self.model.check_invariants().err(),
+            };
+            if let Some(why) = broken {
+                log::error!("invariant broken by a write to the mount ({}): {why}; the change is undone", step_name(&resolved));
+                self.model = before;
+                return Err(crate::model::StepError::kernel(libc::EIO, format!("invariant broken: {why}")));
+            }
+        }
         let mut events = Vec::new();
         let mut emit = |action, id| events.push(self.events.push(action, id));
         match outcome {
