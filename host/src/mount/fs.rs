@@ -376,6 +376,14 @@ impl Filesystem for LiveFs {
         }
     }
 
+    /// Directories keep no state per open: ENOSYS tells the kernel (5.1 and later:
+    /// FUSE_NO_OPENDIR_SUPPORT) to stop sending OPENDIR and RELEASEDIR, a round trip and
+    /// a release saved per listing (lsmem lists every block's directory: 17 requests a
+    /// block become 16).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
+    }
+
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let s = self.lock();
         let Some(dir) = s.node(ino) else { return reply.error(Errno::ENOENT) };
