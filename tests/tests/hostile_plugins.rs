@@ -69,6 +69,24 @@ fn a_hang_is_cut_by_the_per_call_timeout() {
 }
 
 #[test]
+fn a_hang_in_a_sweep_names_its_point() {
+    // The sweep's workers take turns at plugin calls; the line names the step and the
+    // point of the call that hung, not whichever point a worker began last.
+    let cfg = config("hostile-sweep-sleep", "sleep", "ok");
+    let run =
+        host(&["sweep", "--config", cfg.to_str().unwrap(), "--vary", "step.1.size=128MiB,256MiB", "--plugin-timeout", "1", "--jobs", "2"]);
+    assert_eq!(run.code, 3, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let line = run.stderr.lines().next().unwrap_or_default();
+    let said = |size: &str| {
+        format!(
+            "host: error: plugin broken-hostile did not return within 1 s (--plugin-timeout) in set_up during step #1 (add) at \
+             step.1.size={size}; the run was abandoned (exit 3)"
+        )
+    };
+    assert!(line == said("128MiB") || line == said("256MiB"), "{}", run.stderr);
+}
+
+#[test]
 fn plugin_prints_never_reach_the_report() {
     let cfg = config("hostile-stdout", "stdout", "ok");
     let run = host(&["--config", cfg.to_str().unwrap(), "--format", "json"]);

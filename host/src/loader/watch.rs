@@ -52,6 +52,8 @@ thread_local! {
     /// sweep's workers the line names the step of the call in progress, not the step
     /// another worker began last.
     static THREAD_CONTEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// What this thread's steps are part of (a sweep's point), after the context.
+    static THREAD_SCOPE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -67,10 +69,16 @@ fn now_ms() -> u64 {
 /// Keep `text` in `buf` (cut at CAP bytes, control characters as `?`): no allocation,
 /// so watching a call costs a few stores.
 fn store(buf: &[AtomicU8; CAP], len: &AtomicUsize, text: &str) {
-    let bytes = text.as_bytes();
-    let n = bytes.len().min(CAP);
-    for (slot, &b) in buf.iter().zip(&bytes[..n]) {
+    store_parts(buf, len, &[text]);
+}
+
+/// Keep `parts` one after another in `buf`, as [`store`] keeps one text.
+fn store_parts(buf: &[AtomicU8; CAP], len: &AtomicUsize, parts: &[&str]) {
+    let bytes = parts.iter().flat_map(|p| p.bytes()).take(CAP);
+    let mut n = 0;
+    for (slot, b) in buf.iter().zip(bytes) {
         slot.store(if b.is_ascii_control() { b'?' } else { b }, Ordering::Relaxed);
+        n += 1;
     }
     len.store(n, Ordering::Release);
 }
@@ -216,6 +224,15 @@ pub fn set_context(context: &str) {
     });
 }
 
+/// What this thread's steps are part of, after the step in the line (`"at
+/// step.1.size=8GiB"`, a sweep's point); empty: nothing.
+pub fn set_scope(scope: &str) {
+    THREAD_SCOPE.with_borrow_mut(|s| {
+        s.clear();
+        s.push_str(scope);
+    });
+}
+
 /// Run `f`, a call `call` into plugin `plugin`, watched. Without [`install`] it only runs `f`.
 pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
     if !INSTALLED.load(Ordering::Acquire) || IN_CALL.get() {
@@ -228,7 +245,12 @@ pub fn call<R>(plugin: &str, call: &str, f: impl FnOnce() -> R) -> R {
     IN_CALL.set(true);
     store(&WHO, &WHO_LEN, plugin);
     store(&CALL, &CALL_LEN, call);
-    THREAD_CONTEXT.with_borrow(|c| store(&CONTEXT, &CONTEXT_LEN, c));
+    THREAD_CONTEXT.with_borrow(|c| {
+        THREAD_SCOPE.with_borrow(|s| {
+            let gap = if s.is_empty() || c.is_empty() { "" } else { " " };
+            store_parts(&CONTEXT, &CONTEXT_LEN, &[c, gap, s]);
+        })
+    });
     ACTIVE.store(true, Ordering::Release);
     let timeout = TIMEOUT_MS.load(Ordering::Acquire);
     if timeout > 0 {

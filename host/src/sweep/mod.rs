@@ -154,6 +154,7 @@ pub fn sweep(path: &Path, text: &str, request: &SweepRequest, loader: &Loader, p
         .par_iter()
         .map(|values| {
             let out = run_point(path, &doc, values, request, loader);
+            crate::loader::watch::set_scope("");
             progress();
             out
         })
@@ -194,6 +195,9 @@ fn run_point(
     loader: &Loader,
 ) -> Result<PointRuns, SweepError> {
     let point = request.varies.iter().zip(values).map(|(v, x)| format!("{}={x}", v.key)).collect::<Vec<_>>().join(" ");
+    // A plugin that hangs or ends the process is named with the point it ran for; the
+    // worker thread's next point says its own.
+    crate::loader::watch::set_scope(&format!("at {point}"));
     let fail = |message: String| SweepError::Point { point: point.clone(), values: values.to_vec(), message };
     let mut doc = doc.clone();
     for (v, x) in request.varies.iter().zip(values) {
