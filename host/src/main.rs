@@ -766,7 +766,6 @@ fn plugin_json(loader: &mut Loader, file: &Path, geometry: hotplug_core::Geometr
     entry
 }
 
-/// "1 run", "3 runs".
 /// A size on the command line, in the config's syntax (`12GiB`, `0x100000000`).
 fn parse_size_arg(text: &str) -> Result<u64, String> {
     config::parse_size(text)
@@ -916,8 +915,6 @@ fn run_sweep(cli: &Cli, path: &Path, args: &SweepArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// `host mount`: run the config's steps, then serve the model at the mount point until
-/// it is unmounted; one banner line on stderr says where and how to stop it.
 /// `host mount`'s own options.
 struct MountArgs<'a> {
     uevent_log: Option<&'a Path>,
@@ -925,6 +922,8 @@ struct MountArgs<'a> {
     check_invariants: bool,
 }
 
+/// `host mount`: run the config's steps, then serve the model at the mount point until
+/// it is unmounted; one banner line on stderr says where and how to stop it.
 fn run_mount(cli: &Cli, path: &Path, mount_point: &Path, args: &MountArgs) -> anyhow::Result<ExitCode> {
     use hotplug_host::mount;
     // The mount's own sockets (fusermount3's) may close first at unmount: an EPIPE there

@@ -225,6 +225,19 @@ impl StrategyLookup for Strategies {
     }
 }
 
+/// What a step that ended with `outcome` broke, with `before` the model as it was: a
+/// failed step must leave it exactly as it was, and every step its invariants (the
+/// runner's `check_invariants`, and `host mount --check-invariants` after each write).
+pub fn broken_invariant(model: &Model, before: &Model, outcome: &Outcome) -> Option<String> {
+    if let Outcome::Failed(e) = outcome {
+        let changed = model.differences(before);
+        if !changed.is_empty() {
+            return Some(format!("the step failed ({}) but changed {}", e.code, changed.join(", ")));
+        }
+    }
+    model.check_invariants().err()
+}
+
 /// Run the scenario's steps; `strategy` forces the strategy of every add step. The
 /// strategies are looked up by instance name: loaded plugins ([`Strategies`]) or, in
 /// tests, strategies linked in-process.
@@ -259,21 +272,12 @@ pub fn run(
         let step_start = std::time::Instant::now();
         let outcome = model.apply(&to_run, strategies);
         let elapsed = step_start.elapsed();
-        if let (Some(before), Outcome::Failed(e)) = (&before, &outcome) {
-            let changed = model.differences(before);
-            if !changed.is_empty() {
-                return Err(RunError::Invariant {
-                    step: spec.index,
-                    message: format!("the step failed ({}) but changed {}", e.code, changed.join(", ")),
-                });
-            }
-        }
         match &outcome {
             Outcome::Failed(e) => log::debug!("step {} failed: {e}", spec.index),
             _ => log::debug!("step {} ok", spec.index),
         }
-        if check {
-            model.check_invariants().map_err(|message| RunError::Invariant { step: spec.index, message })?;
+        if let Some(message) = before.as_ref().and_then(|before| broken_invariant(&model, before, &outcome)) {
+            return Err(RunError::Invariant { step: spec.index, message });
         }
         let expect = spec.expect_for(strategy);
         let matched = expect.matches(&outcome);

@@ -189,11 +189,10 @@ impl Live {
         let invalid = |e: ConfigError| (ErrorCode::Errno(errno::EINVAL), ctl_located(e, header_line).to_string());
         let loaded = crate::config::parse(&self.config_path, format!("{head}{text}\n")).map_err(invalid)?;
         let mut scenario = crate::scenario::resolve(&loaded, None).map_err(invalid)?;
-        if scenario.steps.len() != 1 {
-            let why = format!("hotplug-lab/ctl: one step per write, not {}", scenario.steps.len());
-            return Err((ErrorCode::Errno(errno::EINVAL), why));
-        }
-        let spec = scenario.steps.pop().ok_or((ErrorCode::Errno(errno::EINVAL), "no step".to_string()))?;
+        let spec = match scenario.steps.len() {
+            1 => scenario.steps.remove(0),
+            n => return Err((ErrorCode::Errno(errno::EINVAL), format!("hotplug-lab/ctl: one step per write, not {n}"))),
+        };
         self.load_missing(scenario)?;
         let op = spec.op().as_str();
         match self.apply_outcome(&spec.step) {
@@ -239,14 +238,7 @@ impl Live {
         let outcome = self.model.apply(&resolved, &self.plugins.strategies);
         if let Some(before) = before {
             // A model bug, not the writer's: the change is undone and the write fails.
-            let broken = match &outcome {
-                Outcome::Failed(e) => {
-                    let changed = self.model.differences(&before);
-                    (!changed.is_empty()).then(|| format!("it failed ({}) but changed {}", e.code, changed.join(", ")))
-                }
-                _ => self.model.check_invariants().err(),
-            };
-            if let Some(why) = broken {
+            if let Some(why) = crate::runner::broken_invariant(&self.model, &before, &outcome) {
                 log::error!("invariant broken by a write to the mount ({}): {why}; the change is undone", step_name(&resolved));
                 self.model = before;
                 return Err(crate::model::StepError::kernel(libc::EIO, format!("invariant broken: {why}")));

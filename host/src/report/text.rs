@@ -37,7 +37,6 @@ impl Paint {
     }
 }
 
-/// "1 block", "4,096 blocks".
 fn signed(v: i64) -> String {
     if v < 0 {
         format!("-{}", thousands(v.unsigned_abs()))

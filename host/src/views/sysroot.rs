@@ -1,8 +1,8 @@
 //! A whole system root as tools read it: `sys/devices/system/memory` (sysfs.rs) with each
 //! block's `nodeN` and `subsystem` links, `sys/devices/system/node` (drivers/base/node.c),
 //! `sys/bus/memory/devices` (the bus's links to its blocks), and
-//! `proc/{iomem,zoneinfo,meminfo}`, so `lsmem --sysroot DIR`, `udevadm trigger` (in a
-//! mount namespace) or `numactl`-style scripts run on the model as on a real machine.
+//! `proc/{iomem,zoneinfo,meminfo}`, so `lsmem --sysroot DIR` or scripts that walk sysfs
+//! (by device or by bus) run on the model as on a real machine.
 //!
 //! Node facts follow the kernel's node states: a node directory exists for each online node
 //! (`register_one_node()`: a node is online with CPUs or once memory was added to it);
